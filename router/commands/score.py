@@ -1,0 +1,58 @@
+"""Score questions with a checkpoint: P(correct) per slot for every row.
+
+    python -m router score --checkpoint assets/checkpoint --input questions.jsonl --output preds.jsonl
+
+Input rows are {"id": ..., "question": ...}; output rows are {"id": ..., "p": {slot: probability}}.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def configure(p):
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory")
+    p.add_argument("--input", required=True, help="JSONL with id and question per line")
+    p.add_argument("--output", required=True, help="JSONL to write")
+    p.add_argument("--batch-size", type=int, default=32)
+
+
+def read_questions(path: Path) -> tuple[list[str], list[str]]:
+    from router.data import iter_rows, question_id
+    from router.errors import InputError
+
+    ids, qs = [], []
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    for where, row in iter_rows(path):
+        q = row.get("question")
+        if not isinstance(q, str) or not q.strip():
+            raise InputError(f"{path}: {where}: field 'question' must be a non-empty string")
+        ids.append(str(row.get("id") or question_id(q)))
+        qs.append(q)
+    return ids, qs
+
+
+def run(args) -> int:
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from router.encoder import get_encoder
+    from router.head import load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    ids, qs = read_questions(Path(args.input))
+    enc = get_encoder(ckpt.encoder_spec)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh, tqdm(total=len(qs), desc="scoring", unit="q") as bar:
+        for s in range(0, len(qs), args.batch_size):
+            P = ckpt.head.predict(enc.features(qs[s: s + args.batch_size], batch_size=args.batch_size))
+            for qid, row in zip(ids[s: s + args.batch_size], P):
+                fh.write(json.dumps({"id": qid, "p": {m: round(float(v), 6) for m, v in zip(ckpt.slots, row)}}) + "\n")
+            bar.update(len(P))
+    tmp.replace(out)
+    print(f"wrote {len(qs)} rows to {out}")
+    return 0
