@@ -1,0 +1,179 @@
+"""A real OpenAI-compatible upstream on 127.0.0.1 that tests can tell how to misbehave.
+
+    with UpstreamStub() as stub:
+        stub.behave("model-a", answer="Paris", delay=0.2)
+        stub.behave("model-b", fail_status=500, fail_times=-1)   # always 500
+        ... point a slot at stub.base_url ...
+        stub.requests  # what it received (headers and bodies)
+
+Behaviours per destination model id: answer text (default: an echo of the last user turn),
+delay (seconds before answering), fail_status + fail_times (-1 = forever), drop_after
+(chunks sent before the stream is cut), junk (200 with a body that is not a completion),
+usage (override the token counts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+
+try:
+    from .serving import ServerThread
+except ImportError:  # run as a script
+    from serving import ServerThread
+
+
+@dataclass
+class Behaviour:
+    answer: str | None = None
+    delay: float = 0.0
+    fail_status: int | None = None
+    fail_times: int = 0
+    drop_after: int | None = None
+    junk: bool = False
+    usage: dict[str, int] | None = None
+    chunk_words: int = 1
+    served: int = field(default=0)
+
+
+def _words(text: str) -> int:
+    return max(1, len(text.split()))
+
+
+class UpstreamStub:
+    def __init__(self, port: int | None = None):
+        self._lock = threading.Lock()
+        self.behaviours: dict[str, Behaviour] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.app = self._build()
+        self._server = ServerThread(self.app, port=port)
+
+    # ---- control -----------------------------------------------------------------
+    def behave(self, model: str, **kwargs) -> Behaviour:
+        with self._lock:
+            b = Behaviour(**kwargs)
+            self.behaviours[model] = b
+            return b
+
+    def reset(self) -> None:
+        with self._lock:
+            self.behaviours.clear()
+            self.requests.clear()
+
+    def calls(self, model: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r for r in self.requests if model is None or r["body"].get("model") == model]
+
+    @property
+    def base_url(self) -> str:
+        return f"{self._server.url}/v1"
+
+    def start(self) -> "UpstreamStub":
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> "UpstreamStub":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---- server ------------------------------------------------------------------
+    def _take(self, model: str) -> tuple[Behaviour, bool]:
+        """The model's behaviour and whether this call must fail."""
+        with self._lock:
+            b = self.behaviours.get(model) or Behaviour()
+            fail = b.fail_status is not None and (b.fail_times < 0 or b.served < b.fail_times)
+            b.served += 1
+            return b, fail
+
+    def _build(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/health")
+        async def health():
+            return {"status": "ok"}
+
+        @app.get("/v1/models")
+        async def models():
+            with self._lock:
+                names = list(self.behaviours)
+            return {"object": "list", "data": [{"id": n, "object": "model"} for n in names]}
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request):
+            try:
+                body = await request.json()
+            except json.JSONDecodeError:
+                return JSONResponse({"error": {"message": "bad json"}}, status_code=400)
+            with self._lock:
+                self.requests.append({"t": time.time(), "headers": dict(request.headers), "body": body})
+            model = str(body.get("model", ""))
+            b, fail = self._take(model)
+            if b.delay:
+                await asyncio.sleep(b.delay)
+            if fail:
+                headers = {"retry-after": "0"} if b.fail_status == 429 else {}
+                return JSONResponse({"error": {"message": f"stub failure {b.fail_status}", "type": "server_error"}},
+                                    status_code=b.fail_status, headers=headers)
+            if b.junk:
+                return PlainTextResponse("<html>this is not a completion</html>", status_code=200)
+            msgs = body.get("messages") or []
+            last = next((m.get("content") for m in reversed(msgs) if m.get("role") == "user"), "") or ""
+            if not isinstance(last, str):
+                last = " ".join(p.get("text", "") for p in last if isinstance(p, dict))
+            answer = b.answer if b.answer is not None else f"stub answer from {model}: {last[:60]}"
+            prompt_tokens = sum(_words(str(m.get("content", ""))) for m in msgs)
+            usage = b.usage or {"prompt_tokens": prompt_tokens, "completion_tokens": _words(answer),
+                                "total_tokens": prompt_tokens + _words(answer)}
+            if body.get("max_tokens"):
+                answer = " ".join(answer.split(" ")[: int(body["max_tokens"])])
+            created = int(time.time())
+            if body.get("stream"):
+                return StreamingResponse(self._stream(model, answer, usage, b, created), media_type="text/event-stream")
+            return {"id": f"chatcmpl-stub-{created}", "object": "chat.completion", "created": created, "model": model,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
+                                 "finish_reason": "stop"}], "usage": usage}
+
+        return app
+
+    async def _stream(self, model: str, answer: str, usage: dict, b: Behaviour, created: int):
+        def chunk(delta: dict, finish: str | None = None, **extra) -> str:
+            c = {"id": f"chatcmpl-stub-{created}", "object": "chat.completion.chunk", "created": created,
+                 "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+            return f"data: {json.dumps(c)}\n\n"
+
+        yield chunk({"role": "assistant", "content": ""})
+        words = answer.split(" ")
+        pieces = [" ".join(words[i: i + b.chunk_words]) for i in range(0, len(words), b.chunk_words)]
+        for i, piece in enumerate(pieces):
+            if b.drop_after is not None and i >= b.drop_after:
+                raise ConnectionResetError("stub: stream dropped on purpose")
+            yield chunk({"content": piece if i == 0 else " " + piece})
+            await asyncio.sleep(0)
+        yield chunk({}, "stop")
+        yield ("data: " + json.dumps({"id": f"chatcmpl-stub-{created}", "object": "chat.completion.chunk",
+                                      "created": created, "model": model, "choices": [], "usage": usage}) + "\n\n")
+        yield "data: [DONE]\n\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    stub = UpstreamStub(port=int(sys.argv[1]) if len(sys.argv) > 1 else None).start()
+    print(f"stub upstream at {stub.base_url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        stub.stop()
