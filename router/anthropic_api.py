@@ -1,0 +1,89 @@
+"""POST /v1/messages: the Anthropic Messages API, routed and translated to the upstream's
+OpenAI-compatible call and back, so Anthropic-format clients (Claude Code among them) need no shim.
+
+The routing reads the Anthropic conversation itself (system prompt excluded, as for OpenAI).
+"""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import anyio
+
+from .anthropic_translate import StreamTranslator, sse_event, to_anthropic_message, to_openai_messages, to_openai_tools
+from .dispatch import Decision, ProxyState, decide, remember, router_headers, router_info, write_audit
+from .errors import UpstreamError
+from .failover import OpenStream, chat_with_failover, open_stream_with_failover
+from .openai_api import fail
+from .schemas import MessagesRequest
+
+OWN_FIELDS = {"model", "messages", "max_tokens", "system", "stop_sequences", "temperature", "top_p", "top_k",
+              "stream", "metadata", "tools", "tool_choice", "tolerance", "models"}
+
+
+def upstream_params(req: MessagesRequest) -> dict:
+    extra = to_openai_tools(req.tools, req.tool_choice)
+    if req.top_p is not None:
+        extra["top_p"] = req.top_p
+    if req.top_k is not None:
+        extra["top_k"] = req.top_k
+    extra.update({k: v for k, v in (req.model_extra or {}).items() if k not in OWN_FIELDS})
+    return {"max_tokens": req.max_tokens, "temperature": req.temperature, "stop": req.stop_sequences or None,
+            "extra": extra}
+
+
+def _headers(d: Decision, slot) -> dict[str, str]:
+    return {**router_headers(d, slot), "request-id": d.request_id}
+
+
+async def messages(state: ProxyState, req: MessagesRequest, *, token: str | None, session: str | None):
+    from fastapi.responses import JSONResponse, StreamingResponse
+
+    raw_msgs = [m.model_dump(exclude_unset=True) for m in req.messages]
+    d = await decide(state, req.model, raw_msgs, tolerance=req.tolerance, models=req.models, session=session,
+                     token=token, stream=req.stream)
+    upstream_msgs = to_openai_messages(raw_msgs, req.system)
+    params = upstream_params(req)
+    msg_id = "msg_" + d.request_id.removeprefix("req_")
+    if req.stream:
+        try:
+            st = await open_stream_with_failover(state.backend, d.plan, upstream_msgs, **params)
+        except UpstreamError as exc:
+            raise fail(state, d, exc, "anthropic") from None
+        tr = StreamTranslator(msg_id, st.slot.model, d.result.input_tokens if d.result else 0, req.stop_sequences)
+        headers = {**_headers(d, st.slot), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(relay(state, d, st, tr), media_type="text/event-stream", headers=headers)
+    try:
+        slot, res, attempts = await chat_with_failover(state.backend, d.plan, upstream_msgs, **params)
+    except UpstreamError as exc:
+        raise fail(state, d, exc, "anthropic") from None
+    remember(state, d, slot)
+    write_audit(state, d, api="anthropic", selected=slot, attempts=attempts, usage=res.usage)
+    body = to_anthropic_message(res.raw, msg_id=msg_id, model=slot.model, stop_sequences=req.stop_sequences)
+    body["router"] = router_info(d, slot, attempts)
+    return JSONResponse(body, headers=_headers(d, slot))
+
+
+async def relay(state: ProxyState, d: Decision, st: OpenStream, tr: StreamTranslator) -> AsyncIterator[str]:
+    status, error = "client_closed", None
+    try:
+        for ev in tr.start():
+            yield ev
+        try:
+            async for chunk in st.rest():
+                for ev in tr.feed(chunk):
+                    yield ev
+        except UpstreamError as exc:
+            status, error = "error", str(exc)
+            yield sse_event("error", {"error": {"type": "api_error",
+                                               "message": f"upstream stream failed midway: {exc}"}})
+            return
+        status = "ok"
+        remember(state, d, st.slot)
+        for ev in tr.finish_events({"router": router_info(d, st.slot, st.attempts)}):
+            yield ev
+    finally:
+        write_audit(state, d, api="anthropic", selected=st.slot, attempts=st.attempts, usage=tr.usage,
+                    status=status, error=error)
+        with anyio.CancelScope(shield=True):
+            await st.aclose()

@@ -1,0 +1,146 @@
+"""One proxied request, API-agnostic: resolve `model`, route (off the event loop), apply session
+stickiness, plan failover; afterwards describe what happened (response `router` object, X-Router-*
+headers, audit line).
+
+`ProxyState` is built once per app and read-only afterwards, except for its thread-safe parts
+(session store, audit log). A `Decision` belongs to one request.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import anyio.to_thread
+
+from .audit import AuditLog, client_id, decision_record, new_request_id, price_usd
+from .backends import Attempt, Backend
+from .core import PrefillRouter, RoutingResult, check_tolerance
+from .failover import failover_plan
+from .pool import Slot
+from .registry import RouterRegistry
+from .sessions import SessionStore, sticky_choice
+
+
+@dataclass
+class ProxyState:
+    registry: RouterRegistry
+    api_keys: tuple[str, ...] = ()
+    audit: AuditLog | None = None
+    sessions: SessionStore = field(default_factory=SessionStore)
+    backend: Backend | None = None  # set in the app's lifespan, when the shared client exists
+    retries: int = 2
+    backoff: float = 0.25
+    timeout: float = 120.0
+
+
+@dataclass
+class Decision:
+    request_id: str
+    router: PrefillRouter
+    text: str
+    result: RoutingResult | None
+    pinned: Slot | None
+    plan: list[Slot]
+    sticky: bool = False
+    session_key: tuple | None = None
+    client: str | None = None
+    stream: bool = False
+    started: float = field(default_factory=time.perf_counter)
+    ts: float = field(default_factory=time.time)
+
+    @property
+    def pool(self):
+        return self.router.pool
+
+    @property
+    def tolerance(self) -> float | None:
+        return self.result.tolerance if self.result else None
+
+
+async def decide(state: ProxyState, model: str | None, messages: Any, *, tolerance: Any = None,
+                 models: Sequence[str] | None = None, session: str | None = None, token: str | None = None,
+                 stream: bool = False) -> Decision:
+    t0 = time.perf_counter()
+    router, pinned = state.registry.resolve(model)
+    if tolerance is not None:
+        tolerance = check_tolerance(tolerance)
+    text = router.query_text(messages)  # validates messages before any work
+    client = client_id(token)
+    common = dict(request_id=new_request_id(), router=router, text=text, client=client, stream=stream, started=t0)
+    if pinned is not None:
+        return Decision(result=None, pinned=pinned, plan=[pinned], **common)
+    router.allowed_mask(models)
+    # The encoder pass is CPU work: run it in a worker thread so the event loop keeps serving.
+    scores = await anyio.to_thread.run_sync(router.score, text)
+    result = router.decide(scores, tolerance, models)
+    first, sticky, key = result.chosen, False, None
+    if session:
+        key = (client, router.pool.policy, session)
+        first, sticky = sticky_choice(result, state.sessions.get(key))
+    return Decision(result=result, pinned=None, plan=failover_plan(result, first, router.pool), sticky=sticky,
+                    session_key=key, **common)
+
+
+def remember(state: ProxyState, d: Decision, selected: Slot | None) -> None:
+    if d.session_key is not None and selected is not None:
+        state.sessions.set(d.session_key, selected.name)
+
+
+def router_info(d: Decision, selected: Slot | None, attempts: Sequence[Attempt]) -> dict[str, Any]:
+    """The `router` object that rides along in the response body."""
+    info: dict[str, Any] = {"request_id": d.request_id, "policy": d.pool.policy, "pinned": d.pinned is not None,
+                            "selected": selected.name if selected else None,
+                            "model": selected.model if selected else None}
+    r = d.result
+    if r is not None:
+        info.update({"tolerance": r.tolerance, "chosen": r.chosen, "best": r.best, "p_max": r.p_max,
+                     "threshold": r.threshold, "candidates": list(r.candidates), "sticky": d.sticky,
+                     "failover": selected is not None and selected.name != d.plan[0].name,
+                     "probabilities": r.probabilities, "expected_cost_usd": r.expected_cost_usd,
+                     "input_tokens": r.input_tokens, "timings_ms": dict(r.timings_ms)})
+    info["attempts"] = [a.to_dict() for a in attempts]
+    return info
+
+
+def router_headers(d: Decision, selected: Slot | None) -> dict[str, str]:
+    h = {"X-Router-Request-Id": d.request_id, "X-Router-Policy": d.pool.policy}
+    if selected is not None:
+        h["X-Router-Selected"] = selected.name
+        h["X-Router-Model"] = selected.model
+    if d.pinned is not None:
+        h["X-Router-Pinned"] = "true"
+    if d.result is not None:
+        h["X-Router-Tolerance"] = f"{d.result.tolerance:g}"
+        h["X-Router-P-Max"] = f"{d.result.p_max:.6f}"
+        h["X-Router-Threshold"] = f"{d.result.threshold:.6f}"
+    return h
+
+
+def audit_line(d: Decision, *, api: str, selected: Slot | None, attempts: Sequence[Attempt],
+               usage: dict | None, status: str = "ok", error: str | None = None) -> dict[str, Any]:
+    pool = d.pool
+    actual = baseline = None
+    if d.result is None:  # pinned: no RoutingResult, so price the slot and the baseline directly
+        if usage and selected is not None:
+            actual = selected.cost_usd(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        base = pool.baseline_slot
+        if usage:
+            baseline = price_usd(int(usage.get("prompt_tokens") or 0), d.router.checkpoint.output_tokens(base.score_as),
+                                 base.cost_per_m_input_tokens, base.cost_per_m_output_tokens)
+    extra: dict[str, Any] = {}
+    if d.result is None:
+        extra = {"chosen": d.pinned.name if d.pinned else None, "baseline": pool.baseline_slot.name}
+    return decision_record(
+        d.result, request_id=d.request_id, ts=d.ts, api=api, client=d.client, policy=pool.policy,
+        query_text=d.text, query_mode=pool.audit_query_text, selected=selected.name if selected else None,
+        model=selected.model if selected else None, attempts=attempts, usage=usage, actual_cost_usd=actual,
+        baseline_cost_usd=baseline, latency_ms=(time.perf_counter() - d.started) * 1e3, status=status, error=error,
+        pinned=d.pinned is not None, session=d.session_key[2] if d.session_key else None, sticky=d.sticky,
+        stream=d.stream, **extra)
+
+
+def write_audit(state: ProxyState, d: Decision, **kw: Any) -> None:
+    if state.audit is not None:
+        state.audit.write(audit_line(d, **kw))
