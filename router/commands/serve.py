@@ -1,0 +1,37 @@
+"""Serve the proxy API headless (no UI): OpenAI- and Anthropic-compatible endpoints.
+
+    python -m router serve --config configs/default.yaml --port 8000 [--host 127.0.0.1]
+        [--audit-log audit.jsonl] [--config configs/other.yaml ...]
+
+Clients then use base URL http://HOST:PORT/v1 with `model` = a policy name (route) or a slot
+name (pin). Set ROUTER_API_KEYS=key1,key2 to require a bearer key on /v1/*.
+"""
+
+from __future__ import annotations
+
+
+def configure(p):
+    p.add_argument("--config", action="append", default=None,
+                   help="pool YAML; repeat to serve several pools, the first is the default "
+                        "(default: every configs/*.yaml, with configs/default.yaml as default)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--audit-log", default=None, help="append one JSON line per request here "
+                                                     "(default: $ROUTER_AUDIT_LOG, else no log)")
+    p.add_argument("--retries", type=int, default=2, help="retries per model on 429/5xx/connection errors")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per upstream call")
+
+
+def run(args) -> int:
+    import uvicorn
+
+    from router.registry import RouterRegistry
+    from router.server import create_api
+
+    configs = args.config or []
+    registry = RouterRegistry.from_paths(configs or None, default_path=configs[0] if configs else None)
+    app = create_api(registry, audit_log=args.audit_log, retries=args.retries, timeout=args.timeout)
+    print(f"serving {', '.join(registry.policies)} (default {registry.default}) on "
+          f"http://{args.host}:{args.port}/v1", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
