@@ -47,8 +47,10 @@ def _chosen(r: Mapping[str, Any]) -> str:
 
 def window_stats(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     dist = Counter(_chosen(r) for r in records)
-    costs = [c for c in (_cost(r) for r in records) if c is not None]
-    base = [float(r["baseline_cost_usd"]) for r in records if r.get("baseline_cost_usd") is not None]
+    # Spend compares like with like: only answered requests, each with its baseline counterpart.
+    served = [r for r in records if r.get("status") == "ok"]
+    costs = [c for c in (_cost(r) for r in served) if c is not None]
+    base = [float(r["baseline_cost_usd"]) for r in served if r.get("baseline_cost_usd") is not None]
     n = len(records)
     return {
         "requests": n,
