@@ -1,0 +1,121 @@
+"""The audit log: record format, query-text modes, no keys, concurrent appends, and the
+`audit summary` command (distribution, spend vs baseline, drift) on hand-computed logs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from router.audit import AuditLog, client_id, decision_record, read_records
+from router.audit_summary import parse_time, summarize
+from router.cli import main
+from router.core import PrefillRouter, Scores
+from router.errors import InputError
+from router.pool import load_pool
+
+from .proxy_env import write_pool
+
+
+@pytest.fixture(scope="module")
+def router(tmp_path_factory):
+    return PrefillRouter(load_pool(write_pool(tmp_path_factory.mktemp("pool"), "http://127.0.0.1:9/v1")))
+
+
+@pytest.fixture(scope="module")
+def result(router):
+    return router.decide(Scores(np.array([0.5, 0.7, 0.8, 0.9]), 1000, 1.0, 0.1), 0.25)
+
+
+def test_record_holds_the_decision_and_real_costs(result):
+    rec = decision_record(result, request_id="r1", api="openai", client=client_id("secret-token"),
+                          query_text="q?", selected="mid", model="stub/mid",
+                          attempts=[{"slot": "mid", "model": "stub/mid", "status": 200, "latency_ms": 5.0,
+                                     "error": None}],
+                          usage={"prompt_tokens": 1000, "completion_tokens": 500}, latency_ms=12.345)
+    assert rec["chosen"] == "mid" and rec["selected"] == "mid" and rec["p_max"] == 0.9
+    assert [m["name"] for m in rec["models"]] == ["cheap", "mid", "strong", "best"]
+    assert rec["actual_cost_usd"] == pytest.approx((1000 * 0.5 + 500 * 1.5) / 1e6)
+    base = result.score("best")
+    assert rec["baseline_cost_usd"] == pytest.approx((1000 * 10 + base.expected_output_tokens * 30) / 1e6)
+    assert rec["client"].startswith("sha256:") and "secret-token" not in json.dumps(rec)
+    assert rec["query"] == "q?" and rec["latency_ms"] == 12.35
+    json.dumps(rec)  # serializable as is
+
+
+@pytest.mark.parametrize("mode,present,absent", [("store", "query", "query_sha256"),
+                                                  ("hash", "query_sha256", "query"), ("drop", None, "query")])
+def test_query_text_store_hash_drop(result, mode, present, absent):
+    rec = decision_record(result, query_text="my private question", query_mode=mode)
+    if present:
+        assert present in rec
+    assert absent not in rec
+    assert (mode == "store") == ("my private question" in json.dumps(rec))
+
+
+def test_concurrent_appends_never_interleave(tmp_path, result):
+    log = AuditLog(tmp_path / "sub" / "a.jsonl")
+    rec = decision_record(result, query_text="x" * 5000)
+
+    def work(k):
+        for i in range(50):
+            log.write({**rec, "request_id": f"{k}-{i}"})
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    recs = list(read_records(log.path))
+    assert len(recs) == 400 and len({r["request_id"] for r in recs}) == 400
+
+
+def test_read_records_rejects_non_audit_files(tmp_path):
+    p = tmp_path / "x.jsonl"
+    p.write_text('{"ts": 1}\nnot json\n')
+    with pytest.raises(InputError, match="x.jsonl:2"):
+        list(read_records(p))
+    with pytest.raises(InputError, match="not found"):
+        list(read_records(tmp_path / "none.jsonl"))
+
+
+def _rec(ts, chosen, cost, base=1.0, status="ok"):
+    return {"ts": ts, "chosen": chosen, "selected": chosen, "actual_cost_usd": cost, "expected_cost_usd": cost,
+            "baseline_cost_usd": base, "baseline": "opus", "policy": "p", "status": status}
+
+
+def test_summary_distribution_spend_and_drift():
+    recs = [_rec(0, "a", 0.1), _rec(1, "a", 0.1), _rec(2, "b", 0.3), _rec(3, "b", 0.3),
+            _rec(10, "b", 0.3), _rec(11, "b", 0.3), _rec(12, "b", 0.3), _rec(13, "c", 0.5, status="error")]
+    s = summarize(recs, split=5)
+    t = s["total"]
+    assert t["requests"] == 8 and t["errors"] == 1
+    assert t["counts"] == {"b": 5, "a": 2, "c": 1}
+    assert t["spend_usd"] == pytest.approx(1.7) and t["baseline_usd"] == pytest.approx(7.0)
+    assert s["saved_pct"] == pytest.approx(100 * 5.3 / 7.0)
+    d = s["windows"]["drift"]
+    # before: a 50%, b 50%; after: b 75%, c 25%  -> TV = (0.5 + 0.25 + 0.25) / 2
+    assert d["total_variation"] == pytest.approx(0.5)
+    assert s["windows"]["before"]["cost_per_request_usd"] == pytest.approx(0.2)
+    assert d["cost_per_request_change_usd"] == pytest.approx(0.1)
+
+
+def test_parse_time():
+    assert parse_time("2h", now=10_000) == 10_000 - 7200
+    assert parse_time("2026-11-30T00:00:00Z") == parse_time("2026-11-30")
+    with pytest.raises(InputError, match="24h"):
+        parse_time("yesterday")
+
+
+def test_cli_audit_summary(tmp_path, capsys):
+    p = tmp_path / "audit.jsonl"
+    p.write_text("\n".join(json.dumps(_rec(ts, c, 0.01)) for ts, c in [(1e9, "a"), (1e9 + 10, "b")]) + "\n")
+    assert main(["audit", "summary", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "routing distribution" in out and "a " in out and "saved:" in out and "drift:" in out
+    assert main(["audit", "summary", str(p), "--since", "1h"]) == 0
+    assert "no records" in capsys.readouterr().out
+    assert main(["audit", "summary", str(p), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total"]["requests"] == 2
+    assert main(["audit", "summary", str(tmp_path / "missing.jsonl")]) == 1
