@@ -168,6 +168,15 @@ def read_labels(path: str | Path) -> LabelTable:
                 splits.append(str(row.get("split") or ""))
             elif questions[ids[qid]] != q:
                 raise InputError(f"{f}: {where}: id {qid!r} is used for two different questions")
+            # split and task belong to the question; any of its rows may carry them
+            qi = ids[qid]
+            for name, store in (("split", splits), ("task", tasks)):
+                value = str(row.get(name) or "")
+                if value and not store[qi]:
+                    store[qi] = value
+                elif value and store[qi] != value:
+                    raise InputError(f"{f}: {where}: field {name!r} is {value!r} but another row of question "
+                                     f"{qid!r} says {store[qi]!r}")
             if m not in models:
                 models[m] = len(models)
             cells.append((
