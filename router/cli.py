@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "score": "router.commands.score",
     "train": "router.commands.train",
     "import-routerbench": "router.commands.import_routerbench",
+    "serve-local": "router.commands.serve_local",
+    "collect": "router.commands.collect",
     "serve": "router.commands.serve",
     "audit": "router.commands.audit",
 }

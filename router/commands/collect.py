@@ -1,0 +1,86 @@
+"""Collect labels: ask every enabled slot of a pool every question and judge the answers.
+
+    python -m router collect --config configs/offline-demo.yaml --questions qs.jsonl --out labels.jsonl
+
+Questions: .txt (one a line) or .jsonl ({"id", "question", "reference"?}). Output: long-format
+JSONL, appended as calls complete; rerun the same command to resume (pairs already in --out are
+skipped). Judges: reference (needs references), llm (--judge-slot), vote (majority answer).
+"""
+
+from __future__ import annotations
+
+
+def configure(p):
+    p.add_argument("--config", default=None, help="pool YAML whose enabled slots are asked (default: configs/default.yaml)")
+    p.add_argument("--questions", required=True, help=".txt (one per line) or .jsonl (id, question, reference)")
+    p.add_argument("--out", required=True, help="label file to append to (.jsonl)")
+    p.add_argument("--judge", default="reference", help="reference | llm | vote (default: reference)")
+    p.add_argument("--judge-slot", default=None, help="llm judge: slot name of the endpoint that grades")
+    p.add_argument("--judge-config", default=None, help="llm judge: pool YAML holding --judge-slot (default: --config)")
+    p.add_argument("--concurrency", type=int, default=4, help="calls in flight per endpoint (default: 4)")
+    p.add_argument("--max-usd", type=float, default=None, help="stop this run before spending more than this")
+    p.add_argument("--max-tokens", type=int, default=None, help="answer length cap per call")
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--system", default=None, help="system message sent before each question")
+    p.add_argument("--retries", type=int, default=2)
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per call")
+    p.add_argument("--limit", type=int, default=None, help="stop after this many calls (a smoke run)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def build_judge(args, client):
+    from router.backends import Backend
+    from router.judges import make_judge
+    from router.pool import load_pool
+
+    context = {}
+    if args.judge_slot:
+        slot = load_pool(args.judge_config or args.config).slot(args.judge_slot)
+        context = {"backend": Backend(client, retries=args.retries, timeout=args.timeout), "slot": slot}
+    return make_judge(args.judge, **context)
+
+
+def run(args) -> int:
+    import asyncio
+
+    import httpx
+
+    from router.collect import CollectConfig, collect_async, read_questions, summarize
+    from router.errors import InputError
+    from router.pool import load_pool
+
+    pool = load_pool(args.config)
+    items = read_questions(args.questions)
+    cfg = CollectConfig(concurrency=args.concurrency, max_usd=args.max_usd, max_tokens=args.max_tokens,
+                        temperature=args.temperature, system=args.system, retries=args.retries,
+                        timeout=args.timeout, limit=args.limit)
+    if args.judge == "reference" and not any(it.reference for it in items):
+        raise InputError(f"{args.questions}: the reference judge needs a 'reference' per question "
+                         "(.jsonl); use --judge vote or --judge llm for questions without references")
+
+    async def go():
+        async with httpx.AsyncClient() as judge_client:
+            judge = build_judge(args, judge_client)
+            return await collect_async(pool, items, args.out, judge, cfg, progress=not args.no_progress)
+
+    report = asyncio.run(go())
+    slots = sum(1 for s in pool.models if s.enabled)
+    print(f"{len(items)} questions x {slots} slots: {report.skipped} already in {args.out}, "
+          f"{report.pending} to ask")
+    print(f"wrote {report.written} rows in {report.seconds:.1f} s ({report.calls_per_s:.2f} calls/s), "
+          f"{report.failed} failed, spent ${report.spent_usd:.6f}"
+          + (f" (judge ${report.judge_usd:.6f})" if report.judge_usd else ""))
+    for line in report.errors[:5]:
+        print(f"  failed: {line}")
+    if report.stopped_by_budget:
+        print(f"stopped at the budget cap (--max-usd {args.max_usd}); rerun with a higher cap to continue")
+    if report.stopped_by_limit:
+        print(f"stopped after --limit {args.limit} calls; rerun to continue")
+    for s in summarize(args.out):
+        acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
+        print(f"  {s['model']}: {s['rows']} rows, accuracy {acc}, unknown {s['unknown']}, "
+              f"cost ${s['cost_usd']:.6f}, mean latency {s['mean_latency_ms']:.0f} ms")
+    if report.failed:
+        print("some calls failed; rerun the same command to retry them")
+        return 1
+    return 0
