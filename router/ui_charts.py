@@ -1,0 +1,139 @@
+"""Plotly figures of the playground: the decision, the session mix, the sweep, the projection.
+
+Each function takes library objects (RoutingResult, SweepResult, ...) and returns a figure;
+nothing here computes a probability or a cost.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import plotly.graph_objects as go
+
+from .core import RoutingResult
+from .costs import Projection, SweepResult
+
+COLORS = {
+    "chosen": "#059669",
+    "best": "#4f46e5",
+    "candidate": "#a5b4fc",
+    "below": "#94a3b8",
+    "off": "#e5e7eb",
+    "threshold": "#dc2626",
+    "baseline": "#f59e0b",
+}
+PALETTE = ["#4f46e5", "#059669", "#f59e0b", "#dc2626", "#0891b2", "#7c3aed", "#db2777", "#65a30d",
+           "#ea580c", "#475569", "#0d9488", "#9333ea"]
+FONT = dict(family="Inter, ui-sans-serif, system-ui, sans-serif", size=13, color="#1f2937")
+
+
+def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
+    fig.update_layout(height=height, margin=dict(l=10, r=20, t=40, b=40), font=FONT, plot_bgcolor="white",
+                      paper_bgcolor="white", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), **kw)
+    fig.update_xaxes(gridcolor="#f1f5f9", zeroline=False)
+    fig.update_yaxes(gridcolor="#f1f5f9")
+    return fig
+
+
+def _category(result: RoutingResult, m) -> str:
+    if not m.allowed:
+        return "off"
+    if m.name == result.chosen:
+        return "chosen"
+    if m.name == result.best:
+        return "best"
+    return "candidate" if m.candidate else "below"
+
+
+LEGEND = {"chosen": "chosen (cheapest candidate)", "best": "best P (p_max)", "candidate": "candidate (P ≥ threshold)",
+          "below": "below threshold", "off": "switched off"}
+
+
+def decision_figure(result: RoutingResult) -> go.Figure:
+    """Every model's P(correct) as a horizontal bar; threshold line; chosen and best marked."""
+    fig = go.Figure()
+    labels = {m.name: (m.display_name + ("  (off)" if not m.allowed else "")) for m in result.models}
+    for cat in ("chosen", "best", "candidate", "below", "off"):
+        ms = [m for m in result.models if _category(result, m) == cat]
+        if not ms and cat not in ("chosen", "below"):
+            continue
+        fig.add_bar(
+            name=LEGEND[cat], orientation="h", x=[m.p for m in ms], y=[labels[m.name] for m in ms],
+            marker=dict(color=COLORS[cat], line=dict(color="#cbd5e1" if cat == "off" else COLORS[cat], width=1),
+                        pattern=dict(shape="/" if cat == "off" else "", fgcolor="#cbd5e1")),
+            text=[f"{m.p:.3f}" for m in ms], textposition="outside", cliponaxis=False,
+            textfont=dict(color="#9ca3af" if cat == "off" else "#1f2937"),
+            customdata=[[m.name, m.expected_cost_usd, m.trained_as or "itself"] for m in ms],
+            hovertemplate="<b>%{y}</b><br>P(correct) %{x:.3f}<br>expected cost $%{customdata[1]:.6f}"
+                          "<br>scored as %{customdata[2]}<extra></extra>")
+    fig.add_vline(x=result.threshold, line=dict(color=COLORS["threshold"], dash="dash", width=2))
+    fig.add_annotation(x=result.threshold, y=1.0, yref="paper", yanchor="bottom", showarrow=False,
+                       text=f"threshold {result.threshold:.3f}", font=dict(color=COLORS["threshold"], size=12),
+                       xanchor="right" if result.threshold > 0.5 else "left")
+    fig.add_vline(x=result.p_max, line=dict(color=COLORS["best"], dash="dot", width=1))
+    chosen = result.score(result.chosen)
+    fig.add_annotation(x=chosen.p, y=labels[chosen.name], text="★ chosen", showarrow=False, xanchor="left",
+                       xshift=48, font=dict(color=COLORS["chosen"], size=13))
+    if result.best != result.chosen:
+        best = result.score(result.best)
+        fig.add_annotation(x=best.p, y=labels[best.name], text="▲ best", showarrow=False, xanchor="left",
+                           xshift=48, font=dict(color=COLORS["best"], size=12))
+    order = [labels[m.name] for m in result.models]
+    _layout(fig, 70 + 34 * len(result.models), barmode="overlay", bargap=0.25)
+    fig.update_yaxes(categoryorder="array", categoryarray=order, autorange="reversed")
+    fig.update_xaxes(range=[0, 1.12], title_text="P(correct)", tickformat=".1f", dtick=0.1)
+    fig.update_layout(margin=dict(l=10, r=70, t=60, b=40), legend=dict(y=1.08))
+    return fig
+
+
+def distribution_figure(distribution: Mapping[str, int], labels: Mapping[str, str]) -> go.Figure:
+    names = list(distribution)
+    fig = go.Figure(go.Bar(x=[distribution[n] for n in names], y=[labels.get(n, n) for n in names], orientation="h",
+                           marker_color=COLORS["chosen"], text=[distribution[n] for n in names],
+                           textposition="outside", cliponaxis=False))
+    _layout(fig, 80 + 30 * max(1, len(names)), title=dict(text="Chosen models this session", font=dict(size=14)))
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title_text="queries", dtick=1)
+    return fig
+
+
+def sweep_figures(sw: SweepResult, labels: Mapping[str, str], baseline_label: str) -> tuple[go.Figure, go.Figure]:
+    """(stacked bar of chosen models per tolerance, estimated cost vs mean P(correct))."""
+    ticks = [f"{t:.2f}" for t in sw.tolerances]
+    mix = go.Figure()
+    for j, name in enumerate(sw.names):
+        col = sw.counts[:, j]
+        if col.sum() == 0:
+            continue
+        mix.add_bar(name=labels.get(name, name), x=ticks, y=col, marker_color=PALETTE[j % len(PALETTE)],
+                    hovertemplate="tolerance %{x}<br>%{y} questions<extra>" + labels.get(name, name) + "</extra>")
+    _layout(mix, 380, barmode="stack", title=dict(text="Chosen model per tolerance", font=dict(size=14)))
+    mix.update_layout(legend=dict(y=-0.25, yanchor="top"), margin=dict(t=50, b=110))
+    mix.update_xaxes(title_text="tolerance", type="category")
+    mix.update_yaxes(title_text=f"questions (of {sw.questions})")
+
+    curve = go.Figure()
+    per_k = [c * 1000 for c in sw.mean_cost_usd]
+    curve.add_scatter(x=per_k, y=sw.mean_p, mode="lines+markers+text", text=ticks, textposition="top center",
+                      line=dict(color=COLORS["best"], width=2), marker=dict(size=8), name="router",
+                      hovertemplate="tolerance %{text}<br>$%{x:.4f} per 1k queries<br>mean P %{y:.3f}<extra></extra>")
+    curve.add_vline(x=sw.baseline_mean_cost_usd * 1000, line=dict(color=COLORS["baseline"], dash="dash"))
+    curve.add_annotation(x=sw.baseline_mean_cost_usd * 1000, y=1, yref="paper", showarrow=False, xanchor="right",
+                         text=f"all {baseline_label}", font=dict(color=COLORS["baseline"]))
+    _layout(curve, 380, title=dict(text="Estimated cost vs mean P(correct)", font=dict(size=14)), showlegend=False)
+    curve.update_xaxes(title_text="estimated $ per 1,000 queries", rangemode="tozero")
+    curve.update_yaxes(title_text="mean P(correct) of the chosen model")
+    return mix, curve
+
+
+def projection_figure(proj: Projection, labels: Mapping[str, str], baseline_label: str) -> go.Figure:
+    fig = go.Figure()
+    for j, (name, usd) in enumerate(sorted(proj.per_model_usd.items(), key=lambda kv: -kv[1])):
+        fig.add_bar(name=labels.get(name, name), x=["routed"], y=[usd], marker_color=PALETTE[j % len(PALETTE)])
+    fig.add_bar(name=f"all {baseline_label}", x=[f"all {baseline_label}"], y=[proj.baseline_usd],
+                marker_color=COLORS["baseline"], text=[f"${proj.baseline_usd:,.0f}"], textposition="outside")
+    fig.add_annotation(x="routed", y=proj.routed_usd, text=f"${proj.routed_usd:,.0f}", showarrow=False, yanchor="bottom")
+    _layout(fig, 380, barmode="stack", title=dict(text="Monthly cost", font=dict(size=14)))
+    fig.update_layout(legend=dict(orientation="v", x=1.02, y=1, yanchor="top"))
+    fig.update_yaxes(title_text="USD per month", tickprefix="$", rangemode="tozero")
+    return fig

@@ -1,0 +1,167 @@
+"""The playground through its Gradio API: app.create_app served by uvicorn on a free port, driven by gradio_client.
+
+Relations only (chosen = cheapest enabled at tolerance 1, best at 0, ...): the checkpoint may be retrained.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from gradio_client import Client, handle_file
+
+from router.pool import load_pool
+from router.registry import RouterRegistry
+
+from .serving import ServerThread
+from .ui_helpers import stub_pool_yaml
+from .upstream_stub import UpstreamStub
+
+QUERY = "Write a Python decorator that retries a function three times."
+ALL = load_pool().names  # every slot of the default pool switched on
+
+
+def _chosen(html: str) -> str:
+    return re.search(r"data-chosen='([^']+)'", html).group(1)
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    import app
+
+    with ServerThread(app.create_app()) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return RouterRegistry.from_paths()
+
+
+_OPEN: list[Client] = []
+
+
+def _client(url: str) -> Client:
+    c = Client(url + "/", verbose=False, download_files=False)
+    _OPEN.append(c)
+    return c
+
+
+@pytest.fixture(autouse=True)
+def _close_clients():
+    yield
+    while _OPEN:  # an open client keeps a heartbeat stream that would stall the server's shutdown
+        _OPEN.pop().close()
+
+
+def test_route_then_slider_rechooses_without_new_query(app_url, registry):
+    router = registry.get()
+    names = router.pool.names
+    c = _client(app_url)
+    out = c.predict("default", QUERY, 0.0, names, api_name="/route")
+    decision, _chart, table, stats = out[0], out[1], out[2], out[3]
+    expected0 = router.route(QUERY, 0.0)
+    assert _chosen(decision) == expected0.chosen == expected0.best
+    assert len(table["data"]) == len(names)
+    assert ">1</span>queries" in stats
+    out = c.predict("default", 1.0, names, api_name="/redecide")
+    assert _chosen(out[0]) == router.route(QUERY, 1.0).chosen
+    assert ">1</span>queries" in out[3]  # the same query re-decided, not a new one
+
+
+def test_disabled_model_is_never_chosen(app_url, registry):
+    router = registry.get()
+    c = _client(app_url)
+    out = c.predict("default", QUERY, 1.0, router.pool.names, api_name="/route")
+    cheapest = _chosen(out[0])
+    enabled = [n for n in router.pool.names if n != cheapest]
+    for t in (0.0, 0.3, 0.6, 1.0):
+        out = c.predict("default", t, enabled, api_name="/redecide")
+        assert _chosen(out[0]) != cheapest
+        assert _chosen(out[0]) == router.route(QUERY, t, enabled).chosen
+    rows = {r[-1] for r in out[2]["data"]}
+    assert "off" in rows
+
+
+def test_sessions_are_isolated_and_reset(app_url):
+    a, b = _client(app_url), _client(app_url)
+    a.predict("default", "What is 2 + 2?", 0.2, ALL, api_name="/route")
+    a.predict("default", "What is the capital of France?", 0.2, ALL, api_name="/route")
+    out_b = b.predict("default", "Hello there", 0.2, ALL, api_name="/route")
+    assert ">1</span>queries" in out_b[3]
+    reset = a.predict("default", api_name="/reset")
+    assert "No queries yet" in reset[0]
+
+
+def test_unknown_query_errors_are_readable(app_url):
+    c = _client(app_url)
+    with pytest.raises(Exception, match="query is empty"):
+        c.predict("default", "   ", 0.2, ALL, api_name="/route")
+    with pytest.raises(Exception, match="no model is enabled"):
+        c.predict("default", "hi", 0.2, [], api_name="/route")
+
+
+def test_sweep_samples_and_upload(app_url, tmp_path):
+    c = _client(app_url)
+    out = c.predict("default", ALL, None, 0.0, 0.5, 0.05, api_name="/sweep")
+    summary, _mix, _curve, table = out
+    assert "× 11 tolerances" in summary and len(table["data"]) == 11
+    assert [r[0] for r in table["data"]][:3] == [0.0, 0.05, 0.1]
+    f = tmp_path / "qs.txt"
+    f.write_text("What is 2 + 2?\nExplain quicksort.\nProve Fermat's little theorem.\n", encoding="utf-8")
+    out = c.predict("default", ALL, handle_file(str(f)), 0.0, 1.0, 0.25, api_name="/sweep")
+    assert "3 questions × 5 tolerances" in out[0]
+    assert all(r[1] == 3 for r in out[3]["data"])
+    bad = tmp_path / "qs.jsonl"
+    bad.write_text("{nope\n", encoding="utf-8")
+    with pytest.raises(Exception, match="qs.jsonl:1"):
+        c.predict("default", ALL, handle_file(str(bad)), 0.0, 0.5, 0.05, api_name="/sweep")
+
+
+def test_projection_from_sweep_and_session(app_url):
+    c = _client(app_url)
+    html = c.predict("default", 1.0, ALL, 10, 100, 1000, 500, "tolerance sweep", api_name="/project")[0]
+    assert "1,000</span>requests" in html and "saved" in html
+    with pytest.raises(Exception, match="no queries routed"):
+        c.predict("default", 0.2, ALL, 10, 100, 1000, 500, "this session", api_name="/project")
+    c.predict("default", QUERY, 0.2, ALL, api_name="/route")
+    html = c.predict("default", 0.2, ALL, 10, 100, 1000, 500, "this session", api_name="/project")[0]
+    assert "1 routed queries" in html
+
+
+def test_export_jsonl_matches_audit_format(app_url):
+    from router.audit import decision_record
+
+    c = _client(app_url)
+    c.predict("default", QUERY, 0.1, ALL, api_name="/route")
+    c.predict("default", "What is 2 + 2?", 0.4, ALL, api_name="/route")
+    path = c.predict(api_name="/export")
+    url = path["url"] if isinstance(path, dict) else path
+    import httpx
+
+    text = httpx.get(url).text if str(url).startswith("http") else open(url, encoding="utf-8").read()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert [r["tolerance"] for r in lines] == [0.1, 0.4]
+    keys = set(decision_record(None))
+    assert all(keys <= set(r) for r in lines)
+
+
+def test_send_streams_from_stub_and_shows_cost(tmp_path):
+    import app
+
+    with UpstreamStub() as stub:
+        stub.behave("stub/small-model", answer="Four. Two plus two is four, always.")
+        stub.behave("stub/large-model", answer="Four. Two plus two is four, always.")
+        registry = RouterRegistry.from_paths([stub_pool_yaml(tmp_path, stub.base_url)])
+        with ServerThread(app.create_app(registry=registry)) as server:
+            c = _client(server.url)
+            c.predict("stubpool", "What is 2 + 2?", 1.0, ["stub-small", "stub-large"], api_name="/route")
+            job = c.submit(True, False, api_name="/send")
+            final = job.result()
+            updates = job.outputs()
+    meta, answer = final[0], final[1]
+    assert answer == "Four. Two plus two is four, always."
+    assert len(updates) > 2  # streamed: partial answers arrived before the last one
+    assert "actual cost" in meta and "real usage" in meta
+    assert "Stub Small" in meta
