@@ -16,7 +16,8 @@ import anyio.to_thread
 
 from .audit import AuditLog, client_id, decision_record, new_request_id, price_usd
 from .backends import Attempt, Backend
-from .core import PrefillRouter, RoutingResult, check_tolerance
+from .batching import ScoreBatcher
+from .core import PrefillRouter, RoutingResult, Scores, check_tolerance
 from .failover import failover_plan
 from .pool import Slot
 from .registry import RouterRegistry
@@ -33,6 +34,14 @@ class ProxyState:
     retries: int = 2
     backoff: float = 0.25
     timeout: float = 120.0
+    batchers: dict[str, ScoreBatcher] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.batchers = {r.pool.policy: ScoreBatcher(r) for r in self.registry}
+
+    async def score(self, router: PrefillRouter, text: str) -> Scores:
+        """The encoder pass, off the event loop, batched with whatever else is waiting."""
+        return await anyio.to_thread.run_sync(self.batchers[router.pool.policy].score, text)
 
 
 @dataclass
@@ -72,8 +81,7 @@ async def decide(state: ProxyState, model: str | None, messages: Any, *, toleran
     if pinned is not None:
         return Decision(result=None, pinned=pinned, plan=[pinned], **common)
     router.allowed_mask(models)
-    # The encoder pass is CPU work: run it in a worker thread so the event loop keeps serving.
-    scores = await anyio.to_thread.run_sync(router.score, text)
+    scores = await state.score(router, text)
     result = router.decide(scores, tolerance, models)
     first, sticky, key = result.chosen, False, None
     if session:

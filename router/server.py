@@ -19,7 +19,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
-import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -30,6 +29,7 @@ from .backends import Backend
 from .openai_api import chat_completions
 from .schemas import ChatCompletionRequest, MessagesRequest, RouteRequest
 from .auth import check_access, configured_keys
+from .core import check_tolerance
 from .dispatch import ProxyState
 from .errors import InputError
 from .registry import RouterRegistry
@@ -102,11 +102,12 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
     async def route(body: RouteRequest, token: str | None = Depends(access)) -> JSONResponse:
         if (body.question is None) == (body.messages is None):
             raise InputError("send exactly one of question (a string) or messages (a chat conversation)")
-        policy = body.policy or body.model
-        router = registry.get(policy)
+        router = registry.get(body.policy or body.model)
         query = body.question if body.question is not None else [m.model_dump(exclude_unset=True)
                                                                  for m in body.messages]
-        result = await anyio.to_thread.run_sync(lambda: router.route(query, body.tolerance, body.models))
+        tolerance = None if body.tolerance is None else check_tolerance(body.tolerance)
+        router.allowed_mask(body.models)  # cheap checks before the encoder pass
+        result = router.decide(await state.score(router, router.query_text(query)), tolerance, body.models)
         headers = {"X-Router-Selected": result.chosen, "X-Router-Tolerance": f"{result.tolerance:g}",
                    "X-Router-P-Max": f"{result.p_max:.6f}", "X-Router-Threshold": f"{result.threshold:.6f}"}
         return JSONResponse(result.to_dict(), headers=headers)

@@ -178,3 +178,30 @@ def test_validation_messages_say_what_to_fix():
     msg, param = validation_message([{"type": "json_invalid", "loc": ("body", 3), "msg": "JSON decode error",
                                       "ctx": {"error": "Expecting value"}}])
     assert "not valid JSON" in msg and param is None
+
+
+# ---- batched scoring ------------------------------------------------------------------------
+
+def test_score_batcher_matches_single_scoring_and_batches_concurrent_calls(router):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from router.batching import ScoreBatcher
+
+    class Counting(ScoreBatcher):
+        sizes: list[int] = []
+
+        def _score_batch(self, texts):
+            self.sizes.append(len(texts))
+            return super()._score_batch(texts)
+
+    texts = [f"Question {i}: " + "what is the derivative of x squared? " * (1 + i % 5) for i in range(24)]
+    batcher = Counting(router, max_batch=8)
+    with ThreadPoolExecutor(24) as pool:
+        got = list(pool.map(batcher.score, texts))
+    assert sum(Counting.sizes) == 24 and max(Counting.sizes) <= 8
+    assert len(Counting.sizes) < 24  # calls that arrived during a forward shared the next one
+    for text, s in zip(texts, got):
+        alone = router.score(text)
+        assert s.input_tokens == alone.input_tokens
+        np.testing.assert_allclose(s.p, alone.p, atol=1e-4)
+    assert batcher.score(texts[0]).p.shape == (len(router.pool.models),)

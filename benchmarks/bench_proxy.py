@@ -1,0 +1,107 @@
+"""Latency the proxy adds over calling the upstream directly, at concurrency 1 and 50.
+
+    python benchmarks/bench_proxy.py [--requests 200] [--concurrency 1 50] [--delay 0.02]
+
+Runs the loopback upstream stub and the real proxy app (bundled checkpoint, real encoder) on
+127.0.0.1, then sends the same chat request (a) straight to the stub, (b) through the proxy routed
+by a policy, and (c) through the proxy pinned to a slot (no encoder pass: pure proxy overhead).
+Prints median and p99 per path, the added latency in ms and as a ratio, and the median routing
+time the proxy reported, so the target "adds no more than routing time + 5 ms at the median" can
+be read off directly. Direct and proxied calls are interleaved in rounds so that load from other
+processes hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+QUESTION = "Write a Python decorator that retries a function three times with exponential backoff."
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
+
+
+async def timed_calls(url: str, body: dict, n: int, concurrency: int, collect: list | None = None) -> list[float]:
+    import httpx
+
+    sem = asyncio.Semaphore(concurrency)
+    out: list[float] = []
+    limits = httpx.Limits(max_connections=concurrency + 10, max_keepalive_connections=concurrency + 10)
+    async with httpx.AsyncClient(limits=limits, timeout=300) as client:
+        async def one():
+            async with sem:
+                t0 = time.perf_counter()
+                r = await client.post(url, json=body)
+                out.append((time.perf_counter() - t0) * 1e3)
+                r.raise_for_status()
+                if collect is not None and "router" in r.json():
+                    collect.append(r.json()["router"].get("timings_ms", {}).get("total_ms"))
+
+        await client.post(url, json=body)  # warm the connection pool and the encoder
+        await asyncio.gather(*[one() for _ in range(n)])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=200, help="requests per path and concurrency level")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 50])
+    ap.add_argument("--delay", type=float, default=0.02, help="stub's answer delay in seconds (an upstream's latency)")
+    ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds per measurement")
+    args = ap.parse_args()
+
+    from proxy_env import POLICY, SLOTS, dest, make_registry, serve_api, write_pool
+    from upstream_stub import UpstreamStub
+
+    with UpstreamStub() as stub, tempfile.TemporaryDirectory() as tmp:
+        for name, *_ in SLOTS:
+            stub.behave(dest(name), answer="ok " * 20, delay=args.delay)
+        srv = serve_api(make_registry(write_pool(Path(tmp), stub.base_url)), api_keys=(), backoff=0.01)
+        msgs = [{"role": "user", "content": QUESTION}]
+        paths = {
+            "direct (stub)": (f"{stub.base_url}/chat/completions", {"model": dest("mid"), "messages": msgs}),
+            "proxy, routed": (f"{srv.url}/v1/chat/completions", {"model": POLICY, "messages": msgs}),
+            "proxy, pinned": (f"{srv.url}/v1/chat/completions", {"model": "mid", "messages": msgs}),
+        }
+        try:
+            print(f"stub delay {args.delay * 1e3:.0f} ms; {args.requests} requests per path and level; "
+                  f"{args.rounds} interleaved rounds\n")
+            for c in args.concurrency:
+                lat = {k: [] for k in paths}
+                routing: list[float] = []
+                per_round = max(1, args.requests // args.rounds)
+                for _ in range(args.rounds):
+                    for name, (url, body) in paths.items():
+                        lat[name] += asyncio.run(timed_calls(url, body, per_round, c,
+                                                             routing if name == "proxy, routed" else None))
+                d_med, d_p99 = statistics.median(lat["direct (stub)"]), pct(lat["direct (stub)"], 99)
+                r_med = statistics.median([x for x in routing if x is not None] or [0.0])
+                print(f"concurrency {c}:  median routing time reported by the proxy {r_med:.1f} ms")
+                print(f"  {'path':16s} {'median ms':>10s} {'p99 ms':>9s} {'added med':>10s} {'added p99':>10s} "
+                      f"{'ratio med':>10s} {'ratio p99':>10s}")
+                for name, xs in lat.items():
+                    med, p99 = statistics.median(xs), pct(xs, 99)
+                    print(f"  {name:16s} {med:10.1f} {p99:9.1f} {med - d_med:+10.1f} {p99 - d_p99:+10.1f} "
+                          f"{med / d_med:10.2f} {p99 / d_p99:10.2f}")
+                added = statistics.median(lat["proxy, routed"]) - d_med
+                verdict = "meets" if added <= r_med + 5 else "misses"
+                print(f"  routed proxy adds {added:.1f} ms at the median vs routing {r_med:.1f} ms + 5 ms: "
+                      f"{verdict} the target\n")
+        finally:
+            srv.stop()
+
+
+if __name__ == "__main__":
+    main()
