@@ -15,7 +15,7 @@ from .dispatch import Decision, ProxyState, decide, remember, router_headers, ro
 from .errors import UpstreamError
 from .failover import OpenStream, chat_with_failover, open_stream_with_failover
 from .openai_api import fail
-from .schemas import MessagesRequest
+from .schemas import CountTokensRequest, MessagesRequest
 
 OWN_FIELDS = {"model", "messages", "max_tokens", "system", "stop_sequences", "temperature", "top_p", "top_k",
               "stream", "metadata", "tools", "tool_choice", "tolerance", "models"}
@@ -87,3 +87,16 @@ async def relay(state: ProxyState, d: Decision, st: OpenStream, tr: StreamTransl
                     status=status, error=error)
         with anyio.CancelScope(shield=True):
             await st.aclose()
+
+
+async def count_tokens(state: ProxyState, req: CountTokensRequest) -> dict:
+    """An estimate with the router's own tokenizer (upstream tokenizers differ): system + every turn."""
+    import anyio.to_thread
+
+    from .encoder import content_text
+
+    router, _ = state.registry.resolve(req.model)
+    msgs = [m.model_dump(exclude_unset=True) for m in req.messages]
+    text = "\n\n".join(content_text(m.get("content")) for m in to_openai_messages(msgs, req.system))
+    n = await anyio.to_thread.run_sync(router.encoder.count_tokens, text or " ")
+    return {"input_tokens": int(n)}

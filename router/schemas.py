@@ -71,3 +71,11 @@ class MessagesRequest(BaseModel):
     tool_choice: dict[str, Any] | None = None
     tolerance: float | None = Field(default=None, ge=0, le=1, description=TOLERANCE_DOC)
     models: list[str] | None = Field(default=None, description=MODELS_DOC)
+
+
+class CountTokensRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = Field(default=None, description=MODEL_DOC)
+    messages: list[AnthropicMessage] = Field(min_length=1)
+    system: str | list[dict[str, Any]] | None = None

@@ -4,6 +4,7 @@ serve` runs it headless).
     POST /v1/route             RoutingResult as JSON (no upstream call)
     POST /v1/chat/completions  OpenAI chat, routed (model = policy) or pinned (model = slot)
     POST /v1/messages          Anthropic Messages, routed or pinned, translated to the upstream call
+    POST /v1/messages/count_tokens   input-token estimate (Anthropic format; the router's tokenizer)
     GET  /v1/models            policies and slots in OpenAI's (and Anthropic's) list format
     GET  /api/models           every pool: slots, prices, bindings, local flag, whether its key is set
     GET  /health               liveness; always open
@@ -23,11 +24,12 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from . import http_errors
+from .anthropic_api import count_tokens
 from .anthropic_api import messages as anthropic_messages
 from .audit import AuditLog
 from .backends import Backend
 from .openai_api import chat_completions
-from .schemas import ChatCompletionRequest, MessagesRequest, RouteRequest
+from .schemas import ChatCompletionRequest, CountTokensRequest, MessagesRequest, RouteRequest
 from .auth import check_access, configured_keys
 from .core import check_tolerance
 from .dispatch import ProxyState
@@ -121,6 +123,10 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
     async def messages(body: MessagesRequest, request: Request, token: str | None = Depends(access)):
         await backend_ready()
         return await anthropic_messages(state, body, token=token, session=request.headers.get("x-router-session"))
+
+    @app.post("/v1/messages/count_tokens")
+    async def messages_count_tokens(body: CountTokensRequest, token: str | None = Depends(access)):
+        return await count_tokens(state, body)
 
     return app
 

@@ -175,3 +175,10 @@ def test_auth_with_x_api_key(registry, tmp_path):
         assert ok2.router["selected"]
     finally:
         srv.stop()
+
+
+def test_count_tokens_estimate(client):
+    short = client.messages.count_tokens(model=POLICY, messages=[{"role": "user", "content": "hi"}])
+    long = client.messages.count_tokens(model=POLICY, system="Be brief.",
+                                        messages=[{"role": "user", "content": Q * 5}])
+    assert 0 < short.input_tokens < long.input_tokens
