@@ -87,3 +87,11 @@ def test_decoder_prefill_path_on_smollm2():
     assert len(ids[0]) == 64
     # the chat template's assistant header is the last thing the decoder reads
     assert enc.tokenizer.decode(ids[0]).rstrip().endswith("assistant")
+
+
+@pytest.mark.gpu
+def test_encoder_runs_on_cuda_when_present():
+    enc = get_encoder(EncoderSpec(max_tokens=64))
+    assert enc.device == "cuda" and next(enc.model.parameters()).is_cuda
+    X = enc.features(["What is 2 + 2?"])
+    assert X.dtype == np.float32 and np.isfinite(X).all()

@@ -1,0 +1,109 @@
+"""Routing latency against the bare encoder and a decoder-prefill reader, in one run.
+
+    python benchmarks/bench_route.py [--config configs/default.yaml] [--repeats 50] [--no-decoder]
+
+Prints median and p95 of PrefillRouter.route() for a ~30-token and a ~300-token query, the bare
+encoder (tokenize + forward, nothing else) on the same text, batched `score` throughput, and the
+SmolLM2-135M decoder read the prefill way. Measurements are interleaved so that load from other
+processes hits every contender alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+SHORT = "Write a Python decorator that retries a function three times with exponential backoff."
+LONG = ("You are helping a data team. " + "They keep sales records per region and per month, and the "
+        "quarterly report must reconcile refunds against the original orders. " * 10
+        + "Given that, explain how to design the SQL schema and the reconciliation query, step by step.")
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
+
+
+def bare_encoder(spec):
+    """Tokenize + forward with plain transformers: the floor that routing is compared to."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from router.encoder import BUNDLED_SOURCES, pick_device
+
+    path, _ = BUNDLED_SOURCES[spec.source]()
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.truncation_side = "left"
+    model = AutoModel.from_pretrained(path).eval().to(pick_device())
+
+    def run(text):
+        with torch.inference_mode():
+            enc = tok([text], truncation=True, max_length=spec.max_tokens, return_tensors="pt").to(model.device)
+            return model(**enc).last_hidden_state
+
+    return run, tok
+
+
+def timed(fn, *a):
+    t0 = time.perf_counter()
+    fn(*a)
+    return (time.perf_counter() - t0) * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default=None)
+    ap.add_argument("--repeats", type=int, default=50)
+    ap.add_argument("--batch", type=int, default=256, help="questions for the score throughput test")
+    ap.add_argument("--no-decoder", action="store_true")
+    args = ap.parse_args()
+
+    import torch
+
+    from router.core import PrefillRouter
+    from router.encoder import EncoderSpec, get_encoder
+
+    router = PrefillRouter.from_config(args.config)
+    bare, tok = bare_encoder(router.checkpoint.encoder_spec)
+    print(f"device {router.encoder.device}, torch threads {torch.get_num_threads()}, "
+          f"encoder {router.checkpoint.encoder_spec.source}")
+    decoder = None
+    if not args.no_decoder:
+        decoder = get_encoder(EncoderSpec(source="SmolLM2-135M-Instruct", kind="decoder", layers=(-1,),
+                                          pooling="last", max_tokens=router.checkpoint.encoder_spec.max_tokens))
+    short = SHORT if len(tok(SHORT)["input_ids"]) >= 20 else SHORT * 2
+    for name, text in (("30-token", short), ("300-token", LONG)):
+        n_tok = len(tok(text)["input_ids"])
+        for _ in range(5):  # warm-up: first calls pay for allocations and lazy init
+            router.route(text), bare(text)
+            if decoder:
+                decoder.features([text])
+        r, b, d = [], [], []
+        for _ in range(args.repeats):
+            r.append(timed(router.route, text))
+            b.append(timed(bare, text))
+            if decoder:
+                d.append(timed(decoder.features, [text]))
+        mr, mb = statistics.median(r), statistics.median(b)
+        print(f"\n{name} query ({n_tok} tokens, {args.repeats} runs)")
+        print(f"  route()            median {mr:7.2f} ms   p95 {pct(r, 95):7.2f} ms")
+        print(f"  bare encoder       median {mb:7.2f} ms   p95 {pct(b, 95):7.2f} ms   route/bare = {mr / mb:.3f}x")
+        if decoder:
+            md = statistics.median(d)
+            print(f"  SmolLM2 prefill    median {md:7.2f} ms   p95 {pct(d, 95):7.2f} ms   decoder/route = {md / mr:.2f}x")
+
+    qs = [f"{SHORT} Variant {i}: also handle {'timeouts' if i % 2 else 'rate limits'}." for i in range(args.batch)]
+    router.score_batch(qs[:32])
+    t0 = time.perf_counter()
+    router.score_batch(qs, batch_size=32)
+    dt = time.perf_counter() - t0
+    print(f"\nscore throughput: {len(qs) / dt:.1f} questions/s (batch 32, {len(qs)} questions, {dt:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()
