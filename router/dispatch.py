@@ -18,6 +18,8 @@ from .audit import AuditLog, client_id, decision_record, new_request_id, price_u
 from .backends import Attempt, Backend
 from .batching import ScoreBatcher
 from .core import PrefillRouter, RoutingResult, Scores, check_tolerance
+from .encoder import content_text
+from .errors import InputError
 from .failover import failover_plan
 from .pool import Slot
 from .registry import RouterRegistry
@@ -68,6 +70,25 @@ class Decision:
         return self.result.tolerance if self.result else None
 
 
+def routing_text(router: PrefillRouter, messages: Any) -> str:
+    """The text the encoder reads. An agent turn whose last user message has no text (an empty tool
+    result, only an image) is routed on the conversation before it instead of being refused."""
+    try:
+        return router.query_text(messages)
+    except InputError as exc:
+        msgs = list(messages) if isinstance(messages, list) else []
+        while msgs:
+            users = [i for i, m in enumerate(msgs) if isinstance(m, dict) and m.get("role") == "user"]
+            if not users or content_text(msgs[users[-1]].get("content")).strip():
+                break
+            msgs = msgs[: users[-1]]
+            try:
+                return router.query_text(msgs)
+            except InputError:
+                continue
+        raise exc
+
+
 async def decide(state: ProxyState, model: str | None, messages: Any, *, tolerance: Any = None,
                  models: Sequence[str] | None = None, session: str | None = None, token: str | None = None,
                  stream: bool = False) -> Decision:
@@ -75,7 +96,7 @@ async def decide(state: ProxyState, model: str | None, messages: Any, *, toleran
     router, pinned = state.registry.resolve(model)
     if tolerance is not None:
         tolerance = check_tolerance(tolerance)
-    text = router.query_text(messages)  # validates messages before any work
+    text = routing_text(router, messages)  # validates messages before any work
     client = client_id(token)
     common = dict(request_id=new_request_id(), router=router, text=text, client=client, stream=stream, started=t0)
     if pinned is not None:

@@ -205,3 +205,17 @@ def test_score_batcher_matches_single_scoring_and_batches_concurrent_calls(route
         assert s.input_tokens == alone.input_tokens
         np.testing.assert_allclose(s.p, alone.p, atol=1e-4)
     assert batcher.score(texts[0]).p.shape == (len(router.pool.models),)
+
+
+def test_routing_text_skips_a_trailing_turn_without_text(router):
+    from router.dispatch import routing_text
+    from router.errors import InputError
+
+    convo = [{"role": "user", "content": "List the files in /tmp"},
+             {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "ls", "input": {}}]},
+             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": ""}]}]
+    assert routing_text(router, convo) == "List the files in /tmp"
+    with pytest.raises(InputError, match="user"):
+        routing_text(router, [{"role": "assistant", "content": "hi"}])
+    with pytest.raises(InputError, match="empty"):
+        routing_text(router, [{"role": "user", "content": ""}])
