@@ -2,8 +2,8 @@
 
     python benchmarks/bench_proxy.py [--requests 200] [--concurrency 1 50] [--delay 0.02]
 
-Runs the loopback upstream stub and the real proxy app (bundled checkpoint, real encoder) on
-127.0.0.1, then sends the same chat request (a) straight to the stub, (b) through the proxy routed
+Runs the loopback upstream stub and the real proxy (`python -m router serve`, bundled checkpoint,
+real encoder) as separate processes on 127.0.0.1, as deployed, then sends the same chat request (a) straight to the stub, (b) through the proxy routed
 by a policy, and (c) through the proxy pinned to a slot (no encoder pass: pure proxy overhead).
 Prints median and p99 per path, the added latency in ms and as a ratio, and the median routing
 time the proxy reported, so the target "adds no more than routing time + 5 ms at the median" can
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,20 +63,47 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds per measurement")
     args = ap.parse_args()
 
-    from proxy_env import POLICY, SLOTS, dest, make_registry, serve_api, write_pool
-    from upstream_stub import UpstreamStub
+    import httpx
 
-    with UpstreamStub() as stub, tempfile.TemporaryDirectory() as tmp:
-        for name, *_ in SLOTS:
-            stub.behave(dest(name), answer="ok " * 20, delay=args.delay)
-        srv = serve_api(make_registry(write_pool(Path(tmp), stub.base_url)), api_keys=(), backoff=0.01)
+    from proxy_env import POLICY, SLOTS, dest, write_pool
+    from serving import free_port
+
+    stub_port, proxy_port = free_port(), free_port()
+    behave = "; ".join(f"s.behave({dest(n)!r}, answer='ok ' * 20, delay={args.delay})" for n, *_ in SLOTS)
+    stub_code = (f"import sys, time; sys.path.insert(0, {str(ROOT / 'tests')!r}); from upstream_stub import "
+                 f"UpstreamStub; s = UpstreamStub(port={stub_port}).start(); {behave}; time.sleep(10**6)")
+    procs = []
+
+    def wait_ready(url: str, proc) -> None:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"process for {url} exited with {proc.returncode}")
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise SystemExit(f"{url} did not come up")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stub_base = f"http://127.0.0.1:{stub_port}/v1"
+        pool = write_pool(Path(tmp), stub_base)
+        srv_url = f"http://127.0.0.1:{proxy_port}"
         msgs = [{"role": "user", "content": QUESTION}]
         paths = {
-            "direct (stub)": (f"{stub.base_url}/chat/completions", {"model": dest("mid"), "messages": msgs}),
-            "proxy, routed": (f"{srv.url}/v1/chat/completions", {"model": POLICY, "messages": msgs}),
-            "proxy, pinned": (f"{srv.url}/v1/chat/completions", {"model": "mid", "messages": msgs}),
+            "direct (stub)": (f"{stub_base}/chat/completions", {"model": dest("mid"), "messages": msgs}),
+            "proxy, routed": (f"{srv_url}/v1/chat/completions", {"model": POLICY, "messages": msgs}),
+            "proxy, pinned": (f"{srv_url}/v1/chat/completions", {"model": "mid", "messages": msgs}),
         }
         try:
+            procs.append(subprocess.Popen([sys.executable, "-c", stub_code]))
+            procs.append(subprocess.Popen([sys.executable, "-m", "router", "serve", "--config", str(pool),
+                                           "--port", str(proxy_port)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))
+            wait_ready(f"http://127.0.0.1:{stub_port}/health", procs[0])
+            wait_ready(f"{srv_url}/health", procs[1])
             print(f"stub delay {args.delay * 1e3:.0f} ms; {args.requests} requests per path and level; "
                   f"{args.rounds} interleaved rounds\n")
             for c in args.concurrency:
@@ -100,7 +128,9 @@ def main() -> None:
                 print(f"  routed proxy adds {added:.1f} ms at the median vs routing {r_med:.1f} ms + 5 ms: "
                       f"{verdict} the target\n")
         finally:
-            srv.stop()
+            for p in procs:
+                p.terminate()
+                p.wait(timeout=20)
 
 
 if __name__ == "__main__":
