@@ -93,8 +93,16 @@ def parse_number(text: str) -> float | None:
         return None
 
 
+_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+          "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.IGNORECASE)
+
+
 def extract_number(text: str) -> float | None:
-    """The answer's number: the first one after an answer marker, else the last one in the text."""
+    """The answer's number: the first one after an answer marker, else the last one in the text.
+
+    Small numbers written as words ("eight legs") count when the text has no digits.
+    """
     text = _strip_markup(text)
     span = _marker_span(text)
     if span is not None:
@@ -102,7 +110,10 @@ def extract_number(text: str) -> float | None:
         if m:
             return parse_number(m.group(0))
     found = _NUMBER.findall(text)
-    return parse_number(found[-1]) if found else None
+    if found:
+        return parse_number(found[-1])
+    words = _NUMBER_WORD.findall(text)
+    return float(_WORDS.index(words[-1].lower())) if words else None
 
 
 def numbers_match(a: float, b: float, rel: float = 1e-6, abs_tol: float = 1e-9) -> bool:

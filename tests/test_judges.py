@@ -53,6 +53,8 @@ def test_reference_multiple_choice(answer, reference, expected):
     ("3/4", "0.75", 1.0),
     ("answer: 7 apples, not 8", "7", 1.0),  # first number after the marker
     ("-3.50", "-3.5", 1.0),
+    ("A spider has eight legs.", "8", 1.0),  # small numbers as words, when there are no digits
+    ("Two and three are different numbers.", "5", 0.0),
     ("41", "42", 0.0),
     ("no idea", "42", 0.0),
 ])
