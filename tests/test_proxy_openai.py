@@ -92,8 +92,11 @@ def test_streaming_relays_text_and_ends_with_the_decision(client, stub):
     stub.behave(dest("cheap"), answer="one two three four")
     for name in ("mid", "strong", "best"):
         stub.behave(dest(name), answer="one two three four")
-    raw = client.chat.completions.with_raw_response.create(model=POLICY, messages=ask(), stream=True)
-    assert raw.headers["x-router-selected"]
+    raw = client.chat.completions.with_raw_response.create(model=POLICY, messages=ask(), stream=True,
+                                                           extra_body={"tolerance": 0.15})
+    assert raw.headers["x-router-selected"] and raw.headers["x-router-tolerance"] == "0.15"
+    assert float(raw.headers["x-router-threshold"]) == pytest.approx(float(raw.headers["x-router-p-max"]) - 0.15,
+                                                                     abs=1e-5)
     chunks = list(raw.parse())
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "one two three four"
