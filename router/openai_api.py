@@ -2,7 +2,7 @@
 in OpenAI's format with the destination actually called as `model` and the decision in `router`.
 
 Streams relay the upstream's chunks as they come; the last chunk before `[DONE]` carries usage (when
-known) and the `router` object with every attempt. A stream that breaks after its first chunk
+known) and the `router` object with every attempt (see `relay`). A stream that breaks after its first chunk
 ends with an OpenAI error chunk, which the SDKs raise.
 """
 
@@ -52,7 +52,9 @@ async def chat_completions(state: ProxyState, req: ChatCompletionRequest, *, tok
         except UpstreamError as exc:
             raise fail(state, d, exc, "openai") from None
         headers = {**router_headers(d, st.slot), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(relay(state, d, st), media_type="text/event-stream", headers=headers)
+        include_usage = bool((req.stream_options or {}).get("include_usage"))
+        return StreamingResponse(relay(state, d, st, include_usage), media_type="text/event-stream",
+                                 headers=headers)
     try:
         slot, res, attempts = await chat_with_failover(state.backend, d.plan, messages, **params)
     except UpstreamError as exc:
@@ -69,9 +71,14 @@ def _sse(obj: dict) -> str:
     return f"data: {json.dumps(obj, separators=(',', ':'))}\n\n"
 
 
-async def relay(state: ProxyState, d: Decision, st: OpenStream) -> AsyncIterator[str]:
+async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: bool = False) -> AsyncIterator[str]:
+    """Relay chunks as they come, except the one carrying finish_reason: it waits for the end of the
+    stream so that it can carry the `router` object (with the last attempt) and the usage. Clients
+    that asked for `stream_options.include_usage` get OpenAI's extra usage chunk (`choices: []`)
+    instead; others never see a chunk without choices."""
     usage: dict | None = None
     status, error = "client_closed", None
+    held: dict | None = None
     meta = {"id": f"chatcmpl-{d.request_id}", "created": int(time.time())}
     try:
         try:
@@ -80,20 +87,33 @@ async def relay(state: ProxyState, d: Decision, st: OpenStream) -> AsyncIterator
                     usage = {"prompt_tokens": int(chunk["usage"].get("prompt_tokens") or 0),
                              "completion_tokens": int(chunk["usage"].get("completion_tokens") or 0)}
                 meta["id"] = chunk.get("id") or meta["id"]
+                meta["created"] = chunk.get("created") or meta["created"]
                 if not chunk.get("choices"):
-                    continue  # usage-only chunk: its numbers go out in our closing chunk
-                yield _sse({**chunk, "model": st.slot.model})
+                    continue  # usage-only chunk: its numbers go out at the end
+                out = {**chunk, "model": st.slot.model}
+                if any(c.get("finish_reason") for c in chunk["choices"] if isinstance(c, dict)):
+                    held = out
+                else:
+                    yield _sse(out)
         except UpstreamError as exc:
             status, error = "error", str(exc)
+            if held is not None:
+                yield _sse(held)
             yield _sse({"error": {"message": f"upstream stream failed midway: {exc}", "type": "upstream_error",
                                   "param": None, "code": "upstream_stream_broken"},
                         "router": router_info(d, st.slot, st.attempts)})
             return
         status = "ok"
         remember(state, d, st.slot)
-        yield _sse({"id": meta["id"], "object": "chat.completion.chunk", "created": meta["created"],
-                    "model": st.slot.model, "choices": [], "usage": _usage_out(usage),
-                    "router": router_info(d, st.slot, st.attempts)})
+        base = {"id": meta["id"], "object": "chat.completion.chunk", "created": meta["created"], "model": st.slot.model}
+        if held is None:
+            held = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        info = router_info(d, st.slot, st.attempts)
+        if include_usage:
+            yield _sse(held)
+            yield _sse({**base, "choices": [], "usage": _usage_out(usage), "router": info})
+        else:
+            yield _sse({**held, "usage": _usage_out(usage), "router": info})
         yield "data: [DONE]\n\n"
     finally:
         write_audit(state, d, api="openai", selected=st.slot, attempts=st.attempts, usage=usage,

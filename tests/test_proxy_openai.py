@@ -102,8 +102,16 @@ def test_streaming_relays_text_and_ends_with_the_decision(client, stub):
     assert text == "one two three four"
     last = chunks[-1]
     assert last.router["selected"] == raw.headers["x-router-selected"]
-    assert last.usage.completion_tokens == 4
+    assert last.usage.completion_tokens == 4 and last.choices[0].finish_reason == "stop"
     assert all(c.model == dest(last.router["selected"]) for c in chunks)
+    assert all(c.choices for c in chunks)  # naive clients index choices[0]
+
+
+def test_stream_with_include_usage_ends_with_openai_usage_chunk(client):
+    chunks = list(client.chat.completions.create(model=POLICY, messages=ask(), stream=True,
+                                                 stream_options={"include_usage": True}))
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens > 0 and chunks[-1].router["selected"]
+    assert chunks[-2].choices[0].finish_reason == "stop"
 
 
 def test_pinning_a_slot_skips_routing(client, stub, audit_path):
