@@ -50,7 +50,8 @@ def _client():
 def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path | None = None,
                api_keys: Sequence[str] | None = None, retries: int = 2, backoff: float = 0.25,
                timeout: float = 120.0):
-    """Build the API. Audit log: `audit_log` or $ROUTER_AUDIT_LOG (none: no log). Keys: `api_keys` or $ROUTER_API_KEYS."""
+    """Build the API. Audit log: `audit_log`, else $ROUTER_AUDIT_LOG, else none.
+    Access keys: `api_keys`, else $ROUTER_API_KEYS (comma-separated), else open."""
     registry = registry or RouterRegistry.from_paths()
     audit_path = audit_log or os.environ.get(AUDIT_ENV)
     state = ProxyState(registry=registry, api_keys=tuple(configured_keys() if api_keys is None else api_keys),
