@@ -4,8 +4,8 @@
 
 Runs the loopback upstream stub and the real proxy (`python -m router serve`, bundled checkpoint,
 real encoder) as separate processes on 127.0.0.1, as deployed, then sends the same chat request
-(a) straight to the stub, (b) through the proxy routed
-by a policy, and (c) through the proxy pinned to a slot (no encoder pass: pure proxy overhead).
+(a) straight to the stub, (b) through the proxy routed by a policy, and (c) through the proxy
+pinned to a slot (no encoder pass: pure proxy overhead).
 Prints median and p99 per path, the added latency in ms and as a ratio, and the median routing
 time the proxy reported, so the target "adds no more than routing time + 5 ms at the median" can
 be read off directly. Direct and proxied calls are interleaved in rounds so that load from other

@@ -1,6 +1,5 @@
 """200 requests at once, each with its own question and tolerance: every response must carry its
-own decision (nothing shared between requests), and the event loop must keep serving while the
-encoder works.
+own decision (nothing shared between requests), even though their encoder passes are batched.
 """
 
 from __future__ import annotations
