@@ -104,6 +104,11 @@ def mix_from_counts(counts: Mapping[str, float]) -> dict[str, float]:
     return {k: v / total for k, v in counts.items() if v > 0} if total > 0 else {}
 
 
+def slot_prices(slots) -> dict[str, tuple[float, float]]:
+    """slot name -> ($/M input, $/M output) for the slots of a pool."""
+    return {s.name: (s.cost_per_m_input_tokens, s.cost_per_m_output_tokens) for s in slots}
+
+
 # ---- monthly projection ------------------------------------------------------------------
 
 @dataclass
@@ -174,11 +179,18 @@ class SweepResult:
     mean_p: np.ndarray  # [T]: mean P(correct) of the chosen models
     baseline_mean_cost_usd: float  # mean expected cost per question on the baseline model
     questions: int
+    P: np.ndarray | None = None  # the scores and costs swept, kept so any other tolerance is exact
+    costs: np.ndarray | None = None
+    allowed: list[bool] | None = None
 
     def mix_at(self, tolerance: float) -> dict[str, int]:
-        """The model mix at the grid point nearest to `tolerance`."""
-        i = int(np.argmin(np.abs(np.asarray(self.tolerances) - tolerance)))
-        return {n: int(c) for n, c in zip(self.names, self.counts[i]) if c > 0}
+        """The model mix at exactly `tolerance` (re-applies the rule; no encoder pass)."""
+        if tolerance in self.tolerances or self.P is None:
+            i = int(np.argmin(np.abs(np.asarray(self.tolerances) - tolerance)))
+            counts = self.counts[i]
+        else:
+            counts = sweep(self.P, self.costs, [tolerance], self.names, self.allowed).counts[0]
+        return {n: int(c) for n, c in zip(self.names, counts) if c > 0}
 
     def rows(self) -> list[list[Any]]:
         return [[t, int(self.counts[i].sum()), float(self.mean_p[i]), float(self.mean_cost_usd[i]),
@@ -204,4 +216,4 @@ def sweep(P: np.ndarray, costs: np.ndarray, tolerances: Sequence[float], names: 
         mean_p[ti] = P[np.arange(n), chosen].mean()
     bi = list(names).index(baseline) if baseline in names else int(np.argmax(costs.sum(0)))
     return SweepResult(list(tolerances), list(names), counts, mean_cost, mean_p,
-                       float(costs[:, bi].mean()), n)
+                       float(costs[:, bi].mean()), n, P, costs, None if allowed is None else list(allowed))

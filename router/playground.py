@@ -184,6 +184,16 @@ async def review_answer(router: PrefillRouter, session: Session, client, ans: An
     return rv
 
 
+def export_jsonl(records: Sequence[dict[str, Any]]) -> str:
+    """Write the session's records to a fresh temp .jsonl file (what the Audit tab downloads)."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", prefix="router-decisions-", delete=False,
+                                     encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return f.name
+
+
 # ---- question sets (sweep) -------------------------------------------------------------------
 
 def load_samples(path: Path = SAMPLES_PATH) -> list[dict[str, str]]:

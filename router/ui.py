@@ -7,8 +7,6 @@ returned by `build_ui` at "/" with `CSS_PATH` and `THEME` (Gradio 6 takes them a
 
 from __future__ import annotations
 
-import json
-import tempfile
 from types import SimpleNamespace
 from pathlib import Path
 
@@ -24,7 +22,9 @@ CSS_PATH = str(Path(__file__).resolve().parent.parent / "assets" / "style.css")
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="emerald", neutral_hue="slate",
                        # Local font stacks only: the page must render offline (no Google Fonts request).
                        font=["Inter", "ui-sans-serif", "system-ui", "sans-serif"],
-                       font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
+                       font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"]).set(
+    button_primary_background_fill="*primary_600", button_primary_background_fill_hover="*primary_700",
+    button_primary_text_color="white")
 
 HEADER = """<div class='app-header'><h1>Prefill Router</h1>
 <p>A small encoder reads your query, a trained head predicts every model's <b>P(correct)</b>, and the router
@@ -50,13 +50,13 @@ def build_ui(registry: RouterRegistry) -> gr.Blocks:
             w.pool_info = gr.HTML(V.pool_html(pool))
             w.tolerance = gr.Slider(0, 1, value=pool.default_tolerance, step=0.01, label="Tolerance",
                                     info="0 = best predicted model · 1 = cheapest", elem_id="tolerance")
-            w.models = gr.CheckboxGroup(V.model_choices(pool), value=V.enabled_names(pool), label="Models (on/off)",
-                                        info="prices per million input / output tokens", elem_id="models",
-                                        elem_classes=["model-toggles"])
             w.send = gr.Checkbox(False, label="Send to model", info="stream the answer from the chosen model",
                                  elem_id="send-toggle")
             w.review = gr.Checkbox(False, label="Auto review", info="the pool's most expensive model judges the answer",
                                    elem_id="review-toggle")
+            w.models = gr.CheckboxGroup(V.model_choices(pool), value=V.enabled_names(pool), label="Models (on/off)",
+                                        info="prices per million input / output tokens", elem_id="models",
+                                        elem_classes=["model-toggles"])
         gr.HTML(HEADER)
         with gr.Tabs():
             with gr.Tab("Route", id="route"):
@@ -89,7 +89,7 @@ def _route_tab(w, samples) -> None:
     w.decision = gr.HTML("<div class='decision empty'>Route a query to see the decision.</div>", elem_id="decision-box")
     w.chart = gr.Plot(show_label=False, elem_id="p-chart")
     w.costs = gr.Dataframe(headers=V.COST_HEADERS, interactive=False, label="Expected cost of each model for this query",
-                           elem_id="cost-table", column_widths=["24%", "11%", "15%", "10%", "10%", "12%", "18%"])
+                           elem_id="cost-table", column_widths=["22%", "11%", "14%", "9%", "9%", "13%", "22%"])
     w.answer_meta = gr.HTML(elem_id="answer-meta-box")
     w.answer = gr.Markdown(elem_id="answer", elem_classes=["answer"])
     w.review_out = gr.HTML(elem_id="review-box")
@@ -109,9 +109,8 @@ def _sweep_tab(w, n_samples: int) -> None:
                 w.t_step = gr.Number(0.05, label="Step", minimum=0.01, maximum=1, step=0.01)
             w.run_sweep = gr.Button("Run sweep", variant="primary", elem_id="sweep-btn")
     w.sweep_summary = gr.HTML(elem_id="sweep-summary")
-    with gr.Row():
-        w.sweep_mix = gr.Plot(show_label=False, elem_id="sweep-mix")
-        w.sweep_curve = gr.Plot(show_label=False, elem_id="sweep-curve")
+    w.sweep_mix = gr.Plot(show_label=False, elem_id="sweep-mix")
+    w.sweep_curve = gr.Plot(show_label=False, elem_id="sweep-curve")
     w.sweep_table = gr.Dataframe(headers=V.SWEEP_HEADERS, interactive=False, elem_id="sweep-table")
 
 
@@ -130,11 +129,16 @@ def _projection_tab(w) -> None:
 
 # ---- handlers: unpack, call the library, format --------------------------------------------------
 
-def _decision_outputs(session, pool, result):
+def _session_outputs(session, pool) -> tuple:
+    """Stats (twice: Route and Session tabs), the chosen-model chart and the audit table."""
     st, html = V.stats_for(session.records, pool)
     labels = V.labels_of(pool)
-    return (session, V.decision_html(result), decision_figure(result), V.cost_rows(result), html, html,
-            distribution_figure(st.distribution, labels), V.audit_rows(session.records, labels))
+    return html, html, distribution_figure(st.distribution, labels), V.audit_rows(session.records, labels)
+
+
+def _decision_outputs(session, pool, result):
+    return (session, V.decision_html(result), decision_figure(result), V.cost_rows(result),
+            *_session_outputs(session, pool))
 
 
 def _wire(registry: RouterRegistry, w, samples) -> None:
@@ -168,16 +172,11 @@ def _wire(registry: RouterRegistry, w, samples) -> None:
             async for ans in playground.send(router, session, client):
                 yield session, V.answer_html(ans), ans.text, "", *([gr.skip()] * 4)
             rv = await playground.review_answer(router, session, client, ans) if review_on else None
-        st, html = V.stats_for(session.records, router.pool)
-        labels = V.labels_of(router.pool)
-        yield (session, V.answer_html(ans), ans.text, V.review_html(rv), html, html,
-               distribution_figure(st.distribution, labels), V.audit_rows(session.records, labels))
+        yield session, V.answer_html(ans), ans.text, V.review_html(rv), *_session_outputs(session, router.pool)
 
     def on_reset(session, policy):
         session.reset()
-        pool = registry.get(policy).pool
-        st, html = V.stats_for(session.records, pool)
-        return session, html, html, distribution_figure(st.distribution, V.labels_of(pool)), []
+        return session, *_session_outputs(session, registry.get(policy).pool)
 
     def on_sweep(session, policy, enabled, upload, start, stop, step, progress=gr.Progress(track_tqdm=True)):
         router = registry.get(policy)
@@ -192,17 +191,14 @@ def _wire(registry: RouterRegistry, w, samples) -> None:
     def on_project(session, policy, tolerance, enabled, team, per_person, avg_in, avg_out, source):
         router = registry.get(policy)
         mix, source_text = _call(_projection_mix, router, session, tolerance, enabled, samples, source)
-        pool = router.pool
-        prices = {s.name: (s.cost_per_m_input_tokens, s.cost_per_m_output_tokens) for s in pool.models}
-        proj = _call(costs.monthly_projection, team, per_person, avg_in, avg_out, mix, prices, pool.baseline_slot.name)
-        base = pool.baseline_slot.label
-        return session, V.projection_html(proj, source_text, base), projection_figure(proj, V.labels_of(pool), base)
+        pool, base = router.pool, router.pool.baseline_slot
+        proj = _call(costs.monthly_projection, team, per_person, avg_in, avg_out, mix, costs.slot_prices(pool.models),
+                     base.name)
+        return session, V.projection_html(proj, source_text, base.label), projection_figure(
+            proj, V.labels_of(pool), base.label)
 
     def on_export(session):
-        f = tempfile.NamedTemporaryFile("w", suffix=".jsonl", prefix="router-decisions-", delete=False, encoding="utf-8")
-        with f:
-            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in session.records)
-        return f.name
+        return playground.export_jsonl(session.records)
 
     route_in = [w.session, w.policy, w.query, w.tolerance, w.models]
     w.route.click(on_route, route_in, decision_out, api_name="route", concurrency_limit=None).success(
@@ -249,7 +245,5 @@ def _projection_mix(router, session, tolerance, enabled, samples, source):
     sw = session.sweep
     if sw is None or sw.names != router.pool.names:
         sw = session.sweep = playground.run_sweep(router, [s["question"] for s in samples],
-                                                  costs.tolerance_grid(0, 1, 0.05), enabled)
-    mix = sw.mix_at(tolerance)
-    t = min(sw.tolerances, key=lambda x: abs(x - tolerance))
-    return mix, f"the tolerance sweep ({sw.questions} questions) at tolerance {t:.2f}"
+                                                  costs.tolerance_grid(), enabled)
+    return sw.mix_at(tolerance), f"the tolerance sweep's {sw.questions} questions at tolerance {tolerance:.2f}"

@@ -6,6 +6,8 @@ nothing here computes a probability or a cost.
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Mapping
 
 import plotly.graph_objects as go
@@ -49,52 +51,82 @@ LEGEND = {"chosen": "chosen (cheapest candidate)", "best": "best P (p_max)", "ca
           "below": "below threshold", "off": "switched off"}
 
 
-def decision_figure(result: RoutingResult) -> go.Figure:
+class FigureJSON(dict):
+    """A plotly figure as plain {"data", "layout"}: built in microseconds, where plotly's validating
+    objects take 100+ ms. Gradio's Plot serializes anything with `to_json()` as plotly."""
+
+    def to_json(self) -> str:
+        return json.dumps(self, allow_nan=False)
+
+
+def _axis(**kw) -> dict:
+    return {"gridcolor": "#f1f5f9", "zeroline": False, **kw}
+
+
+def _base_layout(height: int, **kw) -> dict:
+    return {"height": height, "margin": {"l": 10, "r": 20, "t": 40, "b": 40}, "font": FONT,
+            "plot_bgcolor": "white", "paper_bgcolor": "white",
+            "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0}, **kw}
+
+
+def _vline(x: float, color: str, dash: str, width: int) -> dict:
+    return {"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
+            "line": {"color": color, "dash": dash, "width": width}}
+
+
+def decision_figure(result: RoutingResult) -> FigureJSON:
     """Every model's P(correct) as a horizontal bar; threshold line; chosen and best marked."""
-    fig = go.Figure()
     labels = {m.name: (m.display_name + ("  (off)" if not m.allowed else "")) for m in result.models}
+    traces = []
     for cat in ("chosen", "best", "candidate", "below", "off"):
         ms = [m for m in result.models if _category(result, m) == cat]
         if not ms and cat not in ("chosen", "below"):
             continue
-        fig.add_bar(
-            name=LEGEND[cat], orientation="h", x=[m.p for m in ms], y=[labels[m.name] for m in ms],
-            marker=dict(color=COLORS[cat], line=dict(color="#cbd5e1" if cat == "off" else COLORS[cat], width=1),
-                        pattern=dict(shape="/" if cat == "off" else "", fgcolor="#cbd5e1")),
-            text=[f"{m.p:.3f}" for m in ms], textposition="outside", cliponaxis=False,
-            textfont=dict(color="#9ca3af" if cat == "off" else "#1f2937"),
-            customdata=[[m.name, m.expected_cost_usd, m.trained_as or "itself"] for m in ms],
-            hovertemplate="<b>%{y}</b><br>P(correct) %{x:.3f}<br>expected cost $%{customdata[1]:.6f}"
-                          "<br>scored as %{customdata[2]}<extra></extra>")
-    fig.add_vline(x=result.threshold, line=dict(color=COLORS["threshold"], dash="dash", width=2))
-    fig.add_annotation(x=result.threshold, y=1.0, yref="paper", yanchor="bottom", showarrow=False,
-                       text=f"threshold {result.threshold:.3f}", font=dict(color=COLORS["threshold"], size=12),
-                       xanchor="right" if result.threshold > 0.5 else "left")
-    fig.add_vline(x=result.p_max, line=dict(color=COLORS["best"], dash="dot", width=1))
+        traces.append({
+            "type": "bar", "name": LEGEND[cat], "orientation": "h", "x": [m.p for m in ms],
+            "y": [labels[m.name] for m in ms],
+            "marker": {"color": COLORS[cat], "line": {"color": "#cbd5e1" if cat == "off" else COLORS[cat], "width": 1},
+                       "pattern": {"shape": "/" if cat == "off" else "", "fgcolor": "#cbd5e1"}},
+            "text": [f"{m.p:.3f}" for m in ms], "textposition": "outside", "cliponaxis": False,
+            "textfont": {"color": "#9ca3af" if cat == "off" else "#1f2937"},
+            "customdata": [[m.name, m.expected_cost_usd, m.trained_as or "itself"] for m in ms],
+            "hovertemplate": "<b>%{y}</b><br>P(correct) %{x:.3f}<br>expected cost $%{customdata[1]:.6f}"
+                             "<br>scored as %{customdata[2]}<extra></extra>"})
+    # Below 0 every model qualifies; the line is drawn at the axis start and says so.
+    thr_x = max(result.threshold, 0.0)
+    notes = [{"x": thr_x, "y": 1.0, "yref": "paper", "yanchor": "bottom", "showarrow": False,
+              "text": f"threshold {result.threshold:.3f}" + (" (all qualify)" if result.threshold < 0 else ""),
+              "font": {"color": COLORS["threshold"], "size": 12},
+              "xanchor": "right" if result.threshold > 0.5 else "left"}]
     chosen = result.score(result.chosen)
-    fig.add_annotation(x=chosen.p, y=labels[chosen.name], text="★ chosen", showarrow=False, xanchor="left",
-                       xshift=48, font=dict(color=COLORS["chosen"], size=13))
+    notes.append({"x": chosen.p, "y": labels[chosen.name], "text": "★ chosen", "showarrow": False,
+                  "xanchor": "left", "xshift": 48, "font": {"color": COLORS["chosen"], "size": 13}})
     if result.best != result.chosen:
         best = result.score(result.best)
-        fig.add_annotation(x=best.p, y=labels[best.name], text="▲ best", showarrow=False, xanchor="left",
-                           xshift=48, font=dict(color=COLORS["best"], size=12))
-    order = [labels[m.name] for m in result.models]
-    _layout(fig, 70 + 34 * len(result.models), barmode="overlay", bargap=0.25)
-    fig.update_yaxes(categoryorder="array", categoryarray=order, autorange="reversed")
-    fig.update_xaxes(range=[0, 1.12], title_text="P(correct)", tickformat=".1f", dtick=0.1)
-    fig.update_layout(margin=dict(l=10, r=70, t=60, b=40), legend=dict(y=1.08))
-    return fig
+        notes.append({"x": best.p, "y": labels[best.name], "text": "▲ best", "showarrow": False,
+                      "xanchor": "left", "xshift": 48, "font": {"color": COLORS["best"], "size": 12}})
+    layout = _base_layout(
+        70 + 34 * len(result.models), barmode="overlay", bargap=0.25,
+        margin={"l": 10, "r": 70, "t": 60, "b": 40},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "x": 0},
+        shapes=[_vline(thr_x, COLORS["threshold"], "dash", 2), _vline(result.p_max, COLORS["best"], "dot", 1)],
+        annotations=notes,
+        xaxis=_axis(range=[0, 1.12], title={"text": "P(correct)"}, tickformat=".1f", dtick=0.1),
+        yaxis=_axis(categoryorder="array", categoryarray=[labels[m.name] for m in result.models],
+                    autorange="reversed", automargin=True))
+    return FigureJSON(data=traces, layout=layout)
 
 
-def distribution_figure(distribution: Mapping[str, int], labels: Mapping[str, str]) -> go.Figure:
+def distribution_figure(distribution: Mapping[str, int], labels: Mapping[str, str]) -> FigureJSON:
     names = list(distribution)
-    fig = go.Figure(go.Bar(x=[distribution[n] for n in names], y=[labels.get(n, n) for n in names], orientation="h",
-                           marker_color=COLORS["chosen"], text=[distribution[n] for n in names],
-                           textposition="outside", cliponaxis=False))
-    _layout(fig, 80 + 30 * max(1, len(names)), title=dict(text="Chosen models this session", font=dict(size=14)))
-    fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(title_text="queries", dtick=1)
-    return fig
+    trace = {"type": "bar", "orientation": "h", "x": [distribution[n] for n in names],
+             "y": [labels.get(n, n) for n in names], "marker": {"color": COLORS["chosen"]},
+             "text": [distribution[n] for n in names], "textposition": "outside", "cliponaxis": False}
+    layout = _base_layout(80 + 30 * max(1, len(names)),
+                          title={"text": "Chosen models this session", "font": {"size": 14}},
+                          xaxis=_axis(title={"text": "queries"}, dtick=1, rangemode="tozero"),
+                          yaxis=_axis(autorange="reversed", automargin=True))
+    return FigureJSON(data=[trace], layout=layout)
 
 
 def sweep_figures(sw: SweepResult, labels: Mapping[str, str], baseline_label: str) -> tuple[go.Figure, go.Figure]:
@@ -108,7 +140,7 @@ def sweep_figures(sw: SweepResult, labels: Mapping[str, str], baseline_label: st
         mix.add_bar(name=labels.get(name, name), x=ticks, y=col, marker_color=PALETTE[j % len(PALETTE)],
                     hovertemplate="tolerance %{x}<br>%{y} questions<extra>" + labels.get(name, name) + "</extra>")
     _layout(mix, 380, barmode="stack", title=dict(text="Chosen model per tolerance", font=dict(size=14)))
-    mix.update_layout(legend=dict(y=-0.25, yanchor="top"), margin=dict(t=50, b=110))
+    mix.update_layout(legend=dict(orientation="v", x=1.02, y=1, yanchor="top"))
     mix.update_xaxes(title_text="tolerance", type="category")
     mix.update_yaxes(title_text=f"questions (of {sw.questions})")
 
@@ -118,10 +150,15 @@ def sweep_figures(sw: SweepResult, labels: Mapping[str, str], baseline_label: st
                       line=dict(color=COLORS["best"], width=2), marker=dict(size=8), name="router",
                       hovertemplate="tolerance %{text}<br>$%{x:.4f} per 1k queries<br>mean P %{y:.3f}<extra></extra>")
     curve.add_vline(x=sw.baseline_mean_cost_usd * 1000, line=dict(color=COLORS["baseline"], dash="dash"))
-    curve.add_annotation(x=sw.baseline_mean_cost_usd * 1000, y=1, yref="paper", showarrow=False, xanchor="right",
-                         text=f"all {baseline_label}", font=dict(color=COLORS["baseline"]))
+    log = min(per_k) > 0 and sw.baseline_mean_cost_usd > 0  # a free model's $0 has no place on a log axis
+    base_k = sw.baseline_mean_cost_usd * 1000
+    curve.add_annotation(x=math.log10(base_k) if log else base_k, y=0, yref="paper",
+                         showarrow=False, xanchor="right", yanchor="bottom",
+                         text=f"all {baseline_label} ", font=dict(color=COLORS["baseline"]))
     _layout(curve, 380, title=dict(text="Estimated cost vs mean P(correct)", font=dict(size=14)), showlegend=False)
-    curve.update_xaxes(title_text="estimated $ per 1,000 queries", rangemode="tozero")
+    # Log scale: routed costs sit orders of magnitude below the baseline's.
+    curve.update_xaxes(title_text="estimated $ per 1,000 queries" + (" (log scale)" if log else ""),
+                       type="log" if log else "linear")
     curve.update_yaxes(title_text="mean P(correct) of the chosen model")
     return mix, curve
 

@@ -12,7 +12,7 @@ from .core import RoutingResult
 from .costs import Projection, SessionStats, SweepResult, session_stats
 from .pool import Pool
 
-COST_HEADERS = ["Model", "P(correct)", "Expected cost ($)", "$/M in", "$/M out", "Exp. out tokens", "Status"]
+COST_HEADERS = ["Model", "P(correct)", "Exp. cost ($)", "$/M in", "$/M out", "Exp. out tok.", "Status"]
 AUDIT_HEADERS = ["Time (UTC)", "Query", "Tolerance", "Chosen", "p_max", "Threshold", "Routed cost ($)", "Basis",
                  "Baseline cost ($)", "Status"]
 SWEEP_HEADERS = ["Tolerance", "Questions", "Mean P(correct)", "Mean est. cost ($)", "Most chosen"]

@@ -123,7 +123,9 @@ def test_sweep_hand_computed_extremes():
     assert sw.mean_cost_usd.tolist() == [10.0, 5.5, 1.0]
     assert sw.mean_p == pytest.approx([0.9, (0.9 + 0.85) / 2, (0.2 + 0.85) / 2])
     assert sw.baseline_mean_cost_usd == 10.0
-    assert sw.mix_at(0.12) == {"cheap": 1, "best": 1}
+    assert sw.mix_at(0.1) == {"cheap": 1, "best": 1}
+    assert sw.mix_at(0.04) == {"best": 2}  # off the grid: the rule re-applied at exactly 0.04
+    assert sw.mix_at(0.5) == {"cheap": 1, "mid": 1}
     assert sw.rows()[0] == [0.0, 2, pytest.approx(0.9), 10.0, "best"]
 
 

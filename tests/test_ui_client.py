@@ -165,3 +165,29 @@ def test_send_streams_from_stub_and_shows_cost(tmp_path):
     assert len(updates) > 2  # streamed: partial answers arrived before the last one
     assert "actual cost" in meta and "real usage" in meta
     assert "Stub Small" in meta
+
+
+def test_send_without_key_says_which_variable_and_keeps_the_decision(app_url):
+    c = _client(app_url)
+    out = c.predict("default", "What is 2 + 2?", 0.2, ALL, api_name="/route")
+    chosen = _chosen(out[0])
+    final = c.predict(True, False, api_name="/send")
+    assert "OPENROUTER_API_KEY" in final[0] and "decision above still stands" in final[0]
+    assert chosen in ALL
+
+
+def test_send_off_changes_nothing(app_url):
+    c = _client(app_url)
+    c.predict("default", "What is 2 + 2?", 0.2, ALL, api_name="/route")
+    c.predict(False, False, api_name="/send")  # skipped: no upstream call, no error
+
+
+def test_pool_switch_resets_slider_and_toggles(app_url, registry):
+    other = next(p for p in registry.policies if p != registry.default)
+    pool = registry.get(other).pool
+    c = _client(app_url)
+    info, tolerance, models = c.predict(other, api_name="/pool")
+    assert tolerance["value"] == pool.default_tolerance
+    assert sorted(models["value"]) == sorted(s.name for s in pool.models if s.enabled)
+    assert [v for _label, v in models["choices"]] == pool.names
+    assert f"<b>{len(pool.models)}</b> models" in info

@@ -1,0 +1,58 @@
+"""The playground's figures and texts: valid plotly, every model drawn, the decision marked (real router)."""
+
+from __future__ import annotations
+
+import json
+
+import plotly.graph_objects as go
+
+from router import costs, playground, ui_views
+from router.ui_charts import decision_figure, distribution_figure, projection_figure, sweep_figures
+
+QUERY = "Discuss the Chinese Room argument in 100 words."
+
+
+def _decision(router, tolerance, enabled=None):
+    return playground.route(router, playground.Session(), QUERY, tolerance, enabled)
+
+
+def test_decision_figure_is_valid_plotly_and_marks_the_decision(default_router):
+    names = default_router.pool.names
+    r = _decision(default_router, 0.2, names[1:])
+    fig = decision_figure(r)
+    go.Figure(fig)  # raises on anything plotly's schema rejects
+    json.loads(fig.to_json())
+    by_name = {t["name"]: t for t in fig["data"]}
+    drawn = sorted(y for t in fig["data"] for y in t["y"])
+    assert len(drawn) == len(names)
+    chosen = r.score(r.chosen)
+    assert by_name["chosen (cheapest candidate)"]["y"] == [chosen.display_name]
+    off = r.score(names[0])
+    assert by_name["switched off"]["y"] == [off.display_name + "  (off)"]
+    thr = fig["layout"]["shapes"][0]
+    assert thr["x0"] == max(r.threshold, 0.0)
+    if r.best != r.chosen:
+        assert any(a["text"] == "▲ best" for a in fig["layout"]["annotations"])
+
+
+def test_decision_texts_say_choice_threshold_and_time(default_router):
+    r = _decision(default_router, 0.3)
+    html = ui_views.decision_html(r)
+    assert f"data-chosen='{r.chosen}'" in html
+    assert f"{r.p_max:.3f}" in html and f"{r.threshold:.3f}" in html and " ms</b>" in html
+    rows = ui_views.cost_rows(r)
+    assert len(rows) == len(r.models)
+    assert [float(x[2]) for x in rows] == sorted(float(x[2]) for x in rows)  # cheapest first
+    assert sum(x[-1] == "chosen" for x in rows) == 1
+
+
+def test_other_figures_are_valid_plotly(default_router):
+    labels = ui_views.labels_of(default_router.pool)
+    go.Figure(distribution_figure({default_router.pool.names[0]: 3}, labels))
+    sw = playground.run_sweep(default_router, ["What is 2 + 2?", "Prove Fermat's last theorem."],
+                              costs.tolerance_grid(), None)
+    mix, curve = sweep_figures(sw, labels, "Opus")
+    assert sum(sum(t.y) for t in mix.data) == 2 * len(sw.tolerances)
+    prices = {s.name: (s.cost_per_m_input_tokens, s.cost_per_m_output_tokens) for s in default_router.pool.models}
+    proj = costs.monthly_projection(10, 10, 100, 100, sw.mix_at(0.2), prices, default_router.pool.baseline_slot.name)
+    projection_figure(proj, labels, "Opus")
