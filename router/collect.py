@@ -119,6 +119,7 @@ class CollectConfig:
     backoff: float = 0.5
     timeout: float = 120.0
     limit: int | None = None  # stop after this many calls (smoke runs)
+    models: tuple[str, ...] | None = None  # slots to ask (disabled ones too); None = every enabled slot
 
     def __post_init__(self):
         if self.concurrency < 1:
@@ -238,6 +239,17 @@ class _Run:
         self.report.written += 1
 
 
+def asked_slots(pool: Pool, names: tuple[str, ...] | None = None) -> list[Slot]:
+    """The named slots (pool order; a disabled one too, when named), else every enabled slot."""
+    if names:
+        wanted = {pool.slot(n).name for n in names}  # unknown names raise, listing the pool's slots
+        return [s for s in pool.models if s.name in wanted]
+    slots = [s for s in pool.models if s.enabled]
+    if not slots:
+        raise InputError(f"{pool.source_path}: no enabled slots to ask; enable one or name slots with --models")
+    return slots
+
+
 def check_keys(slots: list[Slot]) -> None:
     """Fail before the first call when any slot's API key is missing (names every one)."""
     missing: list[MissingKeyError] = []
@@ -263,9 +275,7 @@ async def collect_async(pool: Pool, items: list[Item], out: str | Path, judge: J
     out = Path(out)
     if not out.name.endswith(".jsonl"):
         raise InputError(f"{out}: collect appends rows as they complete, so --out must be a .jsonl file")
-    slots = [s for s in pool.models if s.enabled]
-    if not slots:
-        raise InputError(f"{pool.source_path}: no enabled slots to ask")
+    slots = asked_slots(pool, cfg.models)
     check_keys(slots)
     done = {row_key(r) for r in read_collected(out)}
     jobs = [(it, s) for it in items for s in slots if (it.id, s.name) not in done]

@@ -219,6 +219,22 @@ def np_isnan_all(a) -> bool:
     return bool(np.isnan(a).all())
 
 
+def test_models_option_picks_slots_including_disabled(stub, tmp_path):
+    from router.errors import UnknownModelError
+
+    pool = make_pool(stub.base_url, {"on": {}, "off": {"enabled": False}})
+    out = tmp_path / "l.jsonl"
+    collect(pool, items()[:1], out, make_judge("reference"), progress=False)
+    assert [r["model"] for r in read_collected(out)] == ["on"]
+    collect(pool, items()[:1], out, make_judge("reference"), CollectConfig(models=("off",)), progress=False)
+    assert [r["model"] for r in read_collected(out)] == ["on", "off"]
+    with pytest.raises(UnknownModelError, match="known slots: on, off"):
+        collect(pool, items(), out, make_judge("reference"), CollectConfig(models=("nope",)), progress=False)
+    with pytest.raises(InputError, match="no enabled slots"):
+        collect(make_pool(stub.base_url, {"off": {"enabled": False}}), items(), out, make_judge("reference"),
+                progress=False)
+
+
 def test_missing_key_fails_before_any_call(stub, tmp_path):
     pool = make_pool(stub.base_url, {"cloud": {"local": False, "api_key_env": "SOME_TEST_KEY"}, "other": {}})
     with pytest.raises(MissingKeyError, match="slot 'cloud' needs SOME_TEST_KEY"):

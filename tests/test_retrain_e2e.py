@@ -67,7 +67,7 @@ def _start(args: list[str], log: Path) -> subprocess.Popen:
 
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
+        proc.terminate()
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:

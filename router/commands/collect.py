@@ -14,6 +14,8 @@ def configure(p):
     p.add_argument("--config", default=None, help="pool YAML whose enabled slots are asked (default: configs/default.yaml)")
     p.add_argument("--questions", required=True, help=".txt (one per line) or .jsonl (id, question, reference)")
     p.add_argument("--out", required=True, help="label file to append to (.jsonl)")
+    p.add_argument("--models", default=None,
+                   help="comma-separated slots to ask, disabled ones included (default: every enabled slot)")
     p.add_argument("--judge", default="reference", help="reference | llm | vote (default: reference)")
     p.add_argument("--judge-slot", default=None, help="llm judge: slot name of the endpoint that grades")
     p.add_argument("--judge-config", default=None, help="llm judge: pool YAML holding --judge-slot (default: --config)")
@@ -45,7 +47,7 @@ def run(args) -> int:
 
     import httpx
 
-    from router.collect import CollectConfig, collect_async, read_questions, summarize
+    from router.collect import CollectConfig, asked_slots, collect_async, read_questions, summarize
     from router.errors import InputError
     from router.pool import load_pool
 
@@ -53,7 +55,8 @@ def run(args) -> int:
     items = read_questions(args.questions)
     cfg = CollectConfig(concurrency=args.concurrency, max_usd=args.max_usd, max_tokens=args.max_tokens,
                         temperature=args.temperature, system=args.system, retries=args.retries,
-                        timeout=args.timeout, limit=args.limit)
+                        timeout=args.timeout, limit=args.limit,
+                        models=tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None)
     if args.judge == "reference" and not any(it.reference for it in items):
         raise InputError(f"{args.questions}: the reference judge needs a 'reference' per question "
                          "(.jsonl); use --judge vote or --judge llm for questions without references")
@@ -64,11 +67,11 @@ def run(args) -> int:
             return await collect_async(pool, items, args.out, judge, cfg, progress=not args.no_progress)
 
     report = asyncio.run(go())
-    slots = sum(1 for s in pool.models if s.enabled)
+    slots = len(asked_slots(pool, cfg.models))
     print(f"{len(items)} questions x {slots} slots: {report.skipped} already in {args.out}, "
           f"{report.pending} to ask")
     print(f"wrote {report.written} rows in {report.seconds:.1f} s ({report.calls_per_s:.2f} calls/s), "
-          f"{report.failed} failed, spent ${report.spent_usd:.6f}"
+          f"{report.failed} failed, spent ${report.spent_usd:.6f} this run"
           + (f" (judge ${report.judge_usd:.6f})" if report.judge_usd else ""))
     for line in report.errors[:5]:
         print(f"  failed: {line}")
