@@ -88,7 +88,7 @@ def install(app) -> None:
                 param: str | None = None, extra: dict | None = None, headers: dict | None = None):
         path = request.url.path
         h = dict(headers or {})
-        if status >= 500 or status == 502:
+        if status >= 500:
             h.setdefault("x-should-retry", "false")  # failover already retried; SDK retries only add load
         return JSONResponse(error_body(path, status, message, etype, code, param, extra), status_code=status,
                             headers=h)
