@@ -46,10 +46,11 @@ async def timed_calls(url: str, body: dict, n: int, concurrency: int, collect: l
             async with sem:
                 t0 = time.perf_counter()
                 r = await client.post(url, json=body)
-                out.append((time.perf_counter() - t0) * 1e3)
+                ms = (time.perf_counter() - t0) * 1e3
+                out.append(ms)
                 r.raise_for_status()
                 if collect is not None and "router" in r.json():
-                    collect.append(r.json()["router"].get("timings_ms", {}).get("total_ms"))
+                    collect.append((ms, r.json()["router"].get("timings_ms", {}).get("total_ms") or 0.0))
 
         await client.post(url, json=body)  # warm the connection pool and the encoder
         await asyncio.gather(*[one() for _ in range(n)])
@@ -128,14 +129,14 @@ def main() -> None:
             for c in args.concurrency:
                 offset = audit.stat().st_size if audit.exists() else 0
                 lat = {k: [] for k in paths}
-                routing: list[float] = []
+                routing: list[tuple[float, float]] = []
                 per_round = max(1, args.requests // args.rounds)
                 for _ in range(args.rounds):
                     for name, (url, body) in paths.items():
                         lat[name] += asyncio.run(timed_calls(url, body, per_round, c,
                                                              routing if name == "proxy, routed" else None))
                 d_med, d_p99 = statistics.median(lat["direct (stub)"]), pct(lat["direct (stub)"], 99)
-                r_med = statistics.median([x for x in routing if x is not None] or [0.0])
+                r_med = statistics.median([x[1] for x in routing] or [0.0])
                 print(f"concurrency {c}:  median routing time reported by the proxy {r_med:.1f} ms")
                 print(f"  {'path':16s} {'median ms':>10s} {'p99 ms':>9s} {'added med':>10s} {'added p99':>10s} "
                       f"{'ratio med':>10s} {'ratio p99':>10s}")
@@ -150,7 +151,11 @@ def main() -> None:
                 added = statistics.median(lat["proxy, routed"]) - d_med
                 verdict = "meets" if added <= r_med + 5 else "misses"
                 print(f"  routed proxy adds {added:.1f} ms at the median vs routing {r_med:.1f} ms + 5 ms: "
-                      f"{verdict} the target\n")
+                      f"{verdict} the target")
+                # Per request, its own routing time taken out: robust to routing time swinging with load.
+                beyond = statistics.median([ms - rt for ms, rt in routing]) - d_med
+                print(f"  per request, minus its own routing time: the proxy adds {beyond:.1f} ms at the median "
+                      f"({'meets' if beyond <= 5 else 'misses'} the +5 ms target)\n")
         finally:
             for p in procs:
                 p.terminate()
