@@ -81,15 +81,12 @@ def read_questions(path: str | Path) -> list[Item]:
 
 
 def read_collected(path: Path) -> list[dict]:
-    """Rows already in a label file. A torn last line (a run killed mid-write) is cut off."""
+    """Rows already in a label file (read-only). A torn last line (a run killed mid-write) is skipped."""
+    path = Path(path)
     if not path.exists():
         return []
     raw = path.read_bytes()
-    if raw and not raw.endswith(b"\n"):
-        cut = raw.rfind(b"\n") + 1
-        with open(path, "r+b") as fh:
-            fh.truncate(cut)
-        raw = raw[:cut]
+    raw = raw[: raw.rfind(b"\n") + 1]  # '' when no line is complete
     rows = []
     for n, line in enumerate(raw.decode("utf-8").splitlines(), 1):
         if not line.strip():
@@ -102,6 +99,21 @@ def read_collected(path: Path) -> list[dict]:
             raise InputError(f"{path}: line {n}: not a label row (needs id/question, model, correct)")
         rows.append(row)
     return rows
+
+
+def cut_torn_tail(path: Path) -> None:
+    """Drop an incomplete last line left by a killed run, so appended rows start on a line of their own."""
+    if not path.exists():
+        return
+    with open(path, "r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        fh.seek(0)
+        fh.truncate(fh.read().rfind(b"\n") + 1)
 
 
 def row_key(row: dict) -> tuple[str, str]:
@@ -277,6 +289,7 @@ async def collect_async(pool: Pool, items: list[Item], out: str | Path, judge: J
         raise InputError(f"{out}: collect appends rows as they complete, so --out must be a .jsonl file")
     slots = asked_slots(pool, cfg.models)
     check_keys(slots)
+    cut_torn_tail(out)
     done = {row_key(r) for r in read_collected(out)}
     jobs = [(it, s) for it in items for s in slots if (it.id, s.name) not in done]
     queues: dict[str, asyncio.Queue] = defaultdict(asyncio.Queue)

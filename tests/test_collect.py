@@ -111,6 +111,8 @@ def test_rerun_skips_done_pairs_and_survives_a_torn_line(stub, tmp_path):
     assert first.written == 4 and len(stub.calls()) == 4
     with open(out, "a") as fh:  # a run killed halfway through writing a row
         fh.write('{"id": "q3", "question": "Which')
+    size = out.stat().st_size
+    assert len(read_collected(out)) == 4 and out.stat().st_size == size  # reading never edits the file
     second = collect(pool, items(), out, make_judge("reference"), progress=False)
     assert (second.skipped, second.written) == (4, 4)
     assert len(stub.calls()) == 8  # only the 4 new pairs were asked
@@ -259,6 +261,19 @@ def test_cli_collect(stub, tmp_path, capsys):
     assert "good: 4 rows, accuracy 0.250" in text
     assert cli_main(args) == 0
     assert "8 already in" in capsys.readouterr().out
+    # the llm judge through the CLI: a disabled slot of the same pool grades, and is never asked questions
+    raw = json.loads(pool_yaml.read_text())
+    raw["models"].append({"name": "judge", "model": "dest-judge", "api_base": stub.base_url, "local": True,
+                          "enabled": False, "cost_per_m_input_tokens": 0, "cost_per_m_output_tokens": 0})
+    pool_yaml.write_text(json.dumps(raw))
+    stub.behave("dest-judge", answer='{"correct": false, "reason": "strict judge"}')
+    judged = tmp_path / "judged.jsonl"
+    assert cli_main(["collect", "--config", str(pool_yaml), "--questions", str(qs), "--out", str(judged),
+                     "--judge", "llm", "--judge-slot", "judge", "--no-progress"]) == 0
+    capsys.readouterr()
+    rows = read_collected(judged)
+    assert len(rows) == 8 and {(r["judge"], r["correct"]) for r in rows} == {("llm", 0.0)}
+    assert len(stub.calls("dest-judge")) == 8
     txt = tmp_path / "q.txt"
     txt.write_text("no references here\n")
     assert cli_main(["collect", "--config", str(pool_yaml), "--questions", str(txt), "--out", str(out)]) == 1

@@ -43,12 +43,16 @@ def test_parse_request_unknown_model():
 
 
 @pytest.fixture(scope="module")
-def local_server():
+def local_server(session_cache):
     from router.local_model import LocalChatModel
     from router.local_server import create_local_app
     from tests.serving import ServerThread
 
-    model = LocalChatModel.bundled(threads=1)
+    # module fixtures run before the autouse env fixture: point the cache at the session's own
+    # folder here, or the converted weights would land in the user's home
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ROUTER_CACHE", str(session_cache))
+        model = LocalChatModel.bundled(threads=1)
     with ServerThread(create_local_app(model)) as server:
         yield server
 
