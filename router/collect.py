@@ -125,7 +125,7 @@ class CollectConfig:
     concurrency: int = 4  # calls in flight per endpoint (api_base)
     max_usd: float | None = None  # this run's spending cap; None = no cap
     max_tokens: int | None = None  # per answer; also what the budget reserves per call
-    temperature: float | None = 0.0
+    temperature: float | None = None  # None: not sent (the endpoint's default; some reject 0)
     system: str | None = None  # extra system message before each question
     retries: int = 2
     backoff: float = 0.5

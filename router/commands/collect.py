@@ -22,7 +22,8 @@ def configure(p):
     p.add_argument("--concurrency", type=int, default=4, help="calls in flight per endpoint (default: 4)")
     p.add_argument("--max-usd", type=float, default=None, help="stop this run before spending more than this")
     p.add_argument("--max-tokens", type=int, default=None, help="answer length cap per call")
-    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature (default: not sent, so each endpoint uses its own default)")
     p.add_argument("--system", default=None, help="system message sent before each question")
     p.add_argument("--retries", type=int, default=2)
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per call")
