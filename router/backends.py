@@ -141,7 +141,8 @@ class Backend:
                     if result is not None:
                         return result
                     continue  # junk body: counted as an attempt, retried
-                attempts.append(Attempt(slot.name, slot.model, resp.status_code, _ms(t0), _error_text(resp)))
+                attempts.append(Attempt(slot.name, slot.model, resp.status_code, _ms(t0),
+                                                _scrub(_error_text(resp), headers)))
                 if resp.status_code not in RETRY_STATUSES:
                     break
             if i < self.retries:
@@ -190,7 +191,8 @@ class Backend:
                                               timeout=self.timeout) as resp:
                     if resp.status_code != 200:
                         await resp.aread()
-                        attempts.append(Attempt(slot.name, slot.model, resp.status_code, _ms(t0), _error_text(resp)))
+                        attempts.append(Attempt(slot.name, slot.model, resp.status_code, _ms(t0),
+                                                _scrub(_error_text(resp), headers)))
                         if resp.status_code not in RETRY_STATUSES:
                             break
                     else:
@@ -236,6 +238,13 @@ async def _sse_chunks(resp: httpx.Response) -> AsyncIterator[dict | None]:
         if not isinstance(chunk, dict):
             raise ValueError("stream chunk is not a JSON object")
         yield chunk
+
+
+def _scrub(text: str, headers: dict[str, str]) -> str:
+    """An upstream that echoes our key back in an error must not get it into responses or the audit log."""
+    auth = headers.get("Authorization", "")
+    key = auth[7:] if auth.startswith("Bearer ") else ""
+    return text.replace(key, "[redacted]") if key and len(key) >= 4 else text
 
 
 def _finish_reason(chunk: dict) -> str | None:

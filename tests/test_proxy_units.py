@@ -219,3 +219,28 @@ def test_routing_text_skips_a_trailing_turn_without_text(router):
         routing_text(router, [{"role": "assistant", "content": "hi"}])
     with pytest.raises(InputError, match="empty"):
         routing_text(router, [{"role": "user", "content": ""}])
+
+
+def test_an_upstream_echoing_our_key_gets_it_redacted(monkeypatch):
+    # Narrow adapter logic, so a MockTransport: the loopback stub never echoes headers.
+    import asyncio
+
+    import httpx
+
+    from router.backends import Backend
+    from router.pool import Slot
+
+    def echo(request):
+        return httpx.Response(401, json={"error": {"message": f"bad key {request.headers['authorization']}"}})
+
+    monkeypatch.setenv("ECHO_KEY", "sk-very-secret-987")
+    slot = Slot(name="s", model="m", api_base="http://upstream.test/v1", api_key_env="ECHO_KEY",
+                cost_per_m_input_tokens=0, cost_per_m_output_tokens=0)
+
+    async def main():
+        async with httpx.AsyncClient(transport=httpx.MockTransport(echo)) as client:
+            await Backend(client, retries=0).chat(slot, [{"role": "user", "content": "hi"}])
+
+    with pytest.raises(UpstreamError) as e:
+        asyncio.run(main())
+    assert "sk-very-secret-987" not in str(e.value) and "[redacted]" in e.value.attempts[0].error
