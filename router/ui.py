@@ -61,20 +61,19 @@ def build_ui(registry: RouterRegistry) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Route", id="route"):
                 _route_tab(w, samples)
-            with gr.Tab("Session", id="session"):
-                w.stats2 = gr.HTML(V.stats_html(costs.SessionStats(), {}))
+            with gr.Tab("Session", id="session") as w.session_tab:
+                w.stats2 = gr.HTML(V.stats_html(costs.SessionStats(), {}), elem_id="session-stats")
                 w.dist = gr.Plot(show_label=False, elem_id="dist-chart")
                 w.reset = gr.Button("Reset session stats", variant="secondary", elem_id="reset-btn")
             with gr.Tab("Tolerance sweep", id="sweep"):
                 _sweep_tab(w, len(samples))
             with gr.Tab("Monthly projection", id="projection"):
                 _projection_tab(w)
-            with gr.Tab("Audit", id="audit"):
+            with gr.Tab("Audit", id="audit") as w.audit_tab:
                 gr.Markdown("This session's decisions, in the audit-log format of the proxy (one JSON object per line).")
                 w.audit = gr.Dataframe(headers=V.AUDIT_HEADERS, interactive=False, wrap=True, elem_id="audit-table")
-                with gr.Row():
-                    w.export = gr.Button("Export JSONL", elem_id="export-btn")
-                    w.export_file = gr.File(label="Decisions (JSONL)", interactive=False, elem_id="export-file")
+                w.download = gr.DownloadButton("Download JSONL", value=None, interactive=False, elem_id="download-btn",
+                                               size="md")
         _wire(registry, w, samples)
     return demo
 
@@ -130,20 +129,22 @@ def _projection_tab(w) -> None:
 # ---- handlers: unpack, call the library, format --------------------------------------------------
 
 def _session_outputs(session, pool) -> tuple:
-    """Stats (twice: Route and Session tabs), the chosen-model chart and the audit table."""
+    """Stats, the chosen-model chart and the audit table (the Session and Audit tabs)."""
     st, html = V.stats_for(session.records, pool)
     labels = V.labels_of(pool)
-    return html, html, distribution_figure(st.distribution, labels), V.audit_rows(session.records, labels)
+    return html, distribution_figure(st.distribution, labels), V.audit_rows(session.records, labels)
 
 
 def _decision_outputs(session, pool, result):
+    # Only what the Route tab shows: the other tabs refresh when opened, which keeps slider moves light.
     return (session, V.decision_html(result), decision_figure(result), V.cost_rows(result),
-            *_session_outputs(session, pool))
+            V.stats_for(session.records, pool)[1])
 
 
 def _wire(registry: RouterRegistry, w, samples) -> None:
-    decision_out = [w.session, w.decision, w.chart, w.costs, w.stats, w.stats2, w.dist, w.audit]
-    answer_out = [w.session, w.answer_meta, w.answer, w.review_out, w.stats, w.stats2, w.dist, w.audit]
+    decision_out = [w.session, w.decision, w.chart, w.costs, w.stats]
+    answer_out = [w.session, w.answer_meta, w.answer, w.review_out, w.stats]
+    tab_out = [w.stats2, w.dist, w.audit]
     send_in = [w.session, w.send, w.review]
 
     def on_route(session, policy, query, tolerance, enabled):
@@ -170,13 +171,17 @@ def _wire(registry: RouterRegistry, w, samples) -> None:
         router = registry.get(session.policy)
         async with httpx.AsyncClient() as client:
             async for ans in playground.send(router, session, client):
-                yield session, V.answer_html(ans), ans.text, "", *([gr.skip()] * 4)
+                yield session, V.answer_html(ans), ans.text, "", gr.skip()
             rv = await playground.review_answer(router, session, client, ans) if review_on else None
-        yield session, V.answer_html(ans), ans.text, V.review_html(rv), *_session_outputs(session, router.pool)
+        yield session, V.answer_html(ans), ans.text, V.review_html(rv), V.stats_for(session.records, router.pool)[1]
+
+    def on_tab(session, policy):
+        return _session_outputs(session, registry.get(policy).pool)
 
     def on_reset(session, policy):
         session.reset()
-        return session, *_session_outputs(session, registry.get(policy).pool)
+        html, dist, audit = _session_outputs(session, registry.get(policy).pool)
+        return session, html, html, dist, audit
 
     def on_sweep(session, policy, enabled, upload, start, stop, step, progress=gr.Progress(track_tqdm=True)):
         router = registry.get(policy)
@@ -198,30 +203,39 @@ def _wire(registry: RouterRegistry, w, samples) -> None:
             proj, V.labels_of(pool), base.label)
 
     def on_export(session):
-        return playground.export_jsonl(session.records)
+        path = playground.export_jsonl(session.records) if session.records else None
+        return gr.update(value=path, interactive=path is not None)
 
+    # Gradio runs each listener one call at a time across all visitors by default; these are light (or
+    # wait on an upstream), so let visitors run them side by side. The sweep keeps a small limit: it is CPU-bound.
+    free = {"concurrency_limit": None}
     route_in = [w.session, w.policy, w.query, w.tolerance, w.models]
-    w.route.click(on_route, route_in, decision_out, api_name="route", concurrency_limit=None).success(
-        on_send, send_in, answer_out, api_name="send")
-    w.query.submit(on_route, route_in, decision_out, api_visibility="private").success(
-        on_send, send_in, answer_out, api_visibility="private")
+    w.route.click(on_route, route_in, decision_out, api_name="route", **free).success(
+        on_send, send_in, answer_out, api_name="send", **free)
+    w.query.submit(on_route, route_in, decision_out, api_visibility="private", **free).success(
+        on_send, send_in, answer_out, api_visibility="private", **free)
     for btn, s in zip(w.sample_btns, samples):
-        btn.click(lambda q=s["question"]: q, None, w.query, api_visibility="private", show_progress="hidden").then(
-            on_route, route_in, decision_out, api_visibility="private").success(
-            on_send, send_in, answer_out, api_visibility="private")
+        btn.click(lambda q=s["question"]: q, None, w.query, api_visibility="private", show_progress="hidden",
+                  **free).then(on_route, route_in, decision_out, api_visibility="private", **free).success(
+            on_send, send_in, answer_out, api_visibility="private", **free)
     redecide_in = [w.session, w.policy, w.tolerance, w.models]
     for comp in (w.tolerance, w.models):
         comp.input(on_redecide, redecide_in, decision_out, trigger_mode="always_last", show_progress="hidden",
-                   api_name="redecide", api_visibility="public" if comp is w.tolerance else "private")
-    w.policy.input(on_pool, [w.session, w.policy], [w.pool_info, w.tolerance, w.models], api_name="pool").then(
-        on_route_current(registry), [w.session, w.policy, w.tolerance, w.models], decision_out,
-        api_visibility="private")
-    w.reset.click(on_reset, [w.session, w.policy], [w.session, w.stats, w.stats2, w.dist, w.audit], api_name="reset")
+                   api_name="redecide", api_visibility="public" if comp is w.tolerance else "private", **free)
+    w.policy.input(on_pool, [w.session, w.policy], [w.pool_info, w.tolerance, w.models], api_name="pool",
+                   **free).then(on_route_current(registry), [w.session, w.policy, w.tolerance, w.models],
+                                decision_out, api_visibility="private", **free)
+    w.session_tab.select(on_tab, [w.session, w.policy], tab_out, api_name="session_view", **free)
+    w.audit_tab.select(on_tab, [w.session, w.policy], tab_out, api_visibility="private", **free).then(
+        on_export, [w.session], [w.download], api_name="export", **free)
+    w.reset.click(on_reset, [w.session, w.policy], [w.session, w.stats, w.stats2, w.dist, w.audit], api_name="reset",
+                  **free)
     w.run_sweep.click(on_sweep, [w.session, w.policy, w.models, w.sweep_file, w.t_start, w.t_stop, w.t_step],
-                      [w.session, w.sweep_summary, w.sweep_mix, w.sweep_curve, w.sweep_table], api_name="sweep")
+                      [w.session, w.sweep_summary, w.sweep_mix, w.sweep_curve, w.sweep_table], api_name="sweep",
+                      concurrency_limit=2)
     w.project.click(on_project, [w.session, w.policy, w.tolerance, w.models, w.team, w.per_person, w.avg_in,
-                                 w.avg_out, w.mix_source], [w.session, w.proj_out, w.proj_chart], api_name="project")
-    w.export.click(on_export, [w.session], [w.export_file], api_name="export")
+                                 w.avg_out, w.mix_source], [w.session, w.proj_out, w.proj_chart], api_name="project",
+                    **free)
 
 
 def on_route_current(registry):

@@ -13,8 +13,7 @@ from .costs import Projection, SessionStats, SweepResult, session_stats
 from .pool import Pool
 
 COST_HEADERS = ["Model", "P(correct)", "Exp. cost ($)", "$/M in", "$/M out", "Exp. out tok.", "Status"]
-AUDIT_HEADERS = ["Time (UTC)", "Query", "Tolerance", "Chosen", "p_max", "Threshold", "Routed cost ($)", "Basis",
-                 "Baseline cost ($)", "Status"]
+AUDIT_HEADERS = ["UTC", "Query", "Tol.", "Chosen", "p_max", "Thresh.", "Routed $", "Basis", "Baseline $", "Status"]
 SWEEP_HEADERS = ["Tolerance", "Questions", "Mean P(correct)", "Mean est. cost ($)", "Most chosen"]
 
 
@@ -125,7 +124,7 @@ def audit_rows(records: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) 
     for r in records:
         q = r.get("query") or (f"sha256:{r['query_sha256'][:12]}" if r.get("query_sha256") else "(dropped)")
         routed = r["actual_cost_usd"] if r.get("actual_cost_usd") is not None else r["expected_cost_usd"]
-        rows.append([r["time"].replace("T", " ").rstrip("Z"), q[:80], r["tolerance"], labels.get(r["chosen"], r["chosen"]),
+        rows.append([r["time"][11:19], q[:80], r["tolerance"], labels.get(r["chosen"], r["chosen"]),
                      round(r["p_max"], 3), round(r["threshold"], 3), f"{routed:.6f}", r.get("cost_basis", "estimate"),
                      f"{r['baseline_cost_usd']:.6f}", _status(r)])
     return rows

@@ -6,6 +6,7 @@ router in-process (relations, not hard-coded probabilities).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -159,4 +160,15 @@ def test_send_streams_answer_from_local_slot(browser, tmp_path):
             assert stub.calls(registry.get().pool.slot(chosen).model)
             assert "real usage" in page.inner_text("#stats-box")
             _shot(page, "6-send.png")
+            page.get_by_role("tab", name="Session").click()
+            page.wait_for_selector("#dist-chart .js-plotly-plot")
+            assert "real usage" in page.inner_text("#session-stats")
+            _shot(page, "7-session.png")
+            page.get_by_role("tab", name="Audit").click()
+            page.wait_for_function("() => document.querySelector('#audit-table').innerText.includes('answered')")
+            with page.expect_download() as dl:
+                page.click("#download-btn")
+            lines = Path(dl.value.path()).read_text(encoding="utf-8").splitlines()
+            assert len(lines) == 1 and json.loads(lines[0])["selected"] == chosen
+            _shot(page, "8-audit.png")
             page.close()
