@@ -60,7 +60,7 @@ def test_route_then_slider_rechooses_without_new_query(app_url, registry):
     names = router.pool.names
     c = _client(app_url)
     out = c.predict("default", QUERY, 0.0, names, api_name="/route")
-    decision, _chart, table, stats = out[0], out[1], out[2], out[3]
+    decision, table, stats = out[0], out[2], out[3]
     expected0 = router.route(QUERY, 0.0)
     assert _chosen(decision) == expected0.chosen == expected0.best
     assert len(table["data"]) == len(names)
@@ -155,19 +155,21 @@ def test_send_streams_from_stub_and_shows_cost(tmp_path):
 
     with UpstreamStub() as stub:
         stub.behave("stub/small-model", answer="Four. Two plus two is four, always.")
-        stub.behave("stub/large-model", answer="Four. Two plus two is four, always.")
+        # The most expensive slot judges (auto review); at tolerance 1 the cheap one answers.
+        stub.behave("stub/large-model", answer='```json\n{"correct": true, "reason": "2 + 2 = 4."}\n```')
         registry = RouterRegistry.from_paths([stub_pool_yaml(tmp_path, stub.base_url)])
         with ServerThread(app.create_app(registry=registry)) as server:
             c = _client(server.url)
             c.predict("stubpool", "What is 2 + 2?", 1.0, ["stub-small", "stub-large"], api_name="/route")
-            job = c.submit(True, False, api_name="/send")
+            job = c.submit(True, True, api_name="/send")
             final = job.result()
             updates = job.outputs()
-    meta, answer = final[0], final[1]
+    meta, answer, verdict = final[0], final[1], final[2]
     assert answer == "Four. Two plus two is four, always."
     assert len(updates) > 2  # streamed: partial answers arrived before the last one
     assert "actual cost" in meta and "real usage" in meta
     assert "Stub Small" in meta
+    assert "Review by <b>Stub Large</b>: <b>correct</b>" in verdict and "2 + 2 = 4." in verdict
 
 
 def test_send_without_key_says_which_variable_and_keeps_the_decision(app_url):
