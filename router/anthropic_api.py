@@ -17,17 +17,16 @@ from .failover import OpenStream, chat_with_failover, open_stream_with_failover
 from .openai_api import fail
 from .schemas import CountTokensRequest, MessagesRequest
 
-OWN_FIELDS = {"model", "messages", "max_tokens", "system", "stop_sequences", "temperature", "top_p", "top_k",
-              "stream", "metadata", "tools", "tool_choice", "tolerance", "models"}
-
 
 def upstream_params(req: MessagesRequest) -> dict:
+    """Only fields with an OpenAI meaning go upstream: Anthropic-only ones (thinking, metadata,
+    service_tier, ...) would be rejected or misread by an OpenAI-compatible server. Reasoning is set
+    per slot (`extra_body`) instead."""
     extra = to_openai_tools(req.tools, req.tool_choice)
     if req.top_p is not None:
         extra["top_p"] = req.top_p
     if req.top_k is not None:
         extra["top_k"] = req.top_k
-    extra.update({k: v for k, v in (req.model_extra or {}).items() if k not in OWN_FIELDS})
     return {"max_tokens": req.max_tokens, "temperature": req.temperature, "stop": req.stop_sequences or None,
             "extra": extra}
 

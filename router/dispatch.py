@@ -65,10 +65,6 @@ class Decision:
     def pool(self):
         return self.router.pool
 
-    @property
-    def tolerance(self) -> float | None:
-        return self.result.tolerance if self.result else None
-
 
 def routing_text(router: PrefillRouter, messages: Any) -> str:
     """The text the encoder reads. An agent turn whose last user message has no text (an empty tool

@@ -61,6 +61,8 @@ def test_plain_message_with_system_blocks_and_stop_sequences(client, stub, regis
     raw = client.messages.with_raw_response.create(
         model=POLICY, max_tokens=64, system=[{"type": "text", "text": "You are terse."}],
         stop_sequences=["\n\nHuman:"], extra_body={"tolerance": 0.25},
+        thinking={"type": "enabled", "budget_tokens": 32}, metadata={"user_id": "u1"},
+        tools=[{"name": "calc", "description": "adds", "input_schema": {"type": "object"}}],
         messages=[{"role": "user", "content": [{"type": "text", "text": "Quick question."},
                                                {"type": "text", "text": Q}]}])
     msg = raw.parse()
@@ -75,6 +77,8 @@ def test_plain_message_with_system_blocks_and_stop_sequences(client, stub, regis
     assert sent["messages"][0] == {"role": "system", "content": "You are terse."}
     assert sent["messages"][1] == {"role": "user", "content": f"Quick question.\n{Q}"}
     assert sent["stop"] == ["\n\nHuman:"] and sent["max_tokens"] == 64
+    assert sent["tools"][0]["function"]["name"] == "calc"
+    assert "thinking" not in sent and "metadata" not in sent and "tolerance" not in sent
     line = last_audit(audit_path)
     assert line["api"] == "anthropic" and line["request_id"] == info["request_id"]
     assert line["usage"] == {"prompt_tokens": msg.usage.input_tokens, "completion_tokens": 5}
