@@ -288,3 +288,22 @@ def test_auth_on_requires_a_listed_key(registry, tmp_path):
         assert json.loads(log.splitlines()[-1])["client"].startswith("sha256:")
     finally:
         srv.stop()
+
+
+def test_client_hanging_up_mid_stream_is_audited_and_harmless(server, stub, audit_path):
+    import time
+
+    for name in ("cheap", "mid", "strong", "best"):
+        stub.behave(dest(name), answer=" ".join(["word"] * 400), chunk_delay=0.02)
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions",
+                      json={"model": POLICY, "stream": True, "messages": ask()}) as r:
+        rid = r.headers["x-router-request-id"]
+        lines = r.iter_lines()
+        assert next(lines).startswith("data: ")
+    deadline = time.time() + 20
+    line = None
+    while time.time() < deadline and line is None:
+        line = next((x for x in audit_lines(audit_path) if x["request_id"] == rid), None)
+        time.sleep(0.1)
+    assert line is not None and line["status"] == "client_closed"
+    assert httpx.get(f"{server.url}/health").status_code == 200

@@ -9,7 +9,7 @@
 Behaviours per destination model id: answer text (default: an echo of the last user turn),
 delay (seconds before answering), fail_status + fail_times (-1 = forever), drop_after
 (chunks sent before the stream is cut), junk (200 with a body that is not a completion),
-usage (override the token counts).
+usage (override the token counts), chunk_delay (seconds between stream chunks).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Behaviour:
     junk: bool = False
     usage: dict[str, int] | None = None
     chunk_words: int = 1
+    chunk_delay: float = 0.0
     served: int = field(default=0)
 
 
@@ -160,7 +161,7 @@ class UpstreamStub:
             if b.drop_after is not None and i >= b.drop_after:
                 raise ConnectionResetError("stub: stream dropped on purpose")
             yield chunk({"content": piece if i == 0 else " " + piece})
-            await asyncio.sleep(0)
+            await asyncio.sleep(b.chunk_delay)
         yield chunk({}, "stop")
         yield ("data: " + json.dumps({"id": f"chatcmpl-stub-{created}", "object": "chat.completion.chunk",
                                       "created": created, "model": model, "choices": [], "usage": usage}) + "\n\n")
