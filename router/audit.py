@@ -117,11 +117,15 @@ class AuditLog:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         # Touch now so that a bad path fails at startup, not on the first request.
-        with open(self.path, "a", encoding="utf-8"):
-            pass
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise InputError(f"cannot write the audit log {self.path}: {exc.strerror or exc}; "
+                             f"pick a writable path (--audit-log / ROUTER_AUDIT_LOG)") from None
 
     def write(self, record: Mapping[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":")) + "\n"

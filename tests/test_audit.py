@@ -119,3 +119,10 @@ def test_cli_audit_summary(tmp_path, capsys):
     assert main(["audit", "summary", str(p), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["total"]["requests"] == 2
     assert main(["audit", "summary", str(tmp_path / "missing.jsonl")]) == 1
+
+
+def test_unwritable_audit_path_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match="cannot write the audit log"):
+        AuditLog(blocker / "audit.jsonl")

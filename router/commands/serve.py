@@ -34,6 +34,10 @@ def run(args) -> int:
     from router.registry import RouterRegistry
     from router.server import create_api
 
+    if args.audit_log:
+        from router.audit import AuditLog
+
+        AuditLog(args.audit_log)  # a bad path fails now, before the model loads
     configs = args.config or []
     registry = RouterRegistry.from_paths(configs or None, default_path=configs[0] if configs else None)
     app = create_api(registry, audit_log=args.audit_log, retries=args.retries, timeout=args.timeout)
