@@ -6,6 +6,7 @@ tolerance, failover, auth and error shapes.
 from __future__ import annotations
 
 import json
+import time
 
 import anthropic
 import httpx
@@ -51,8 +52,16 @@ def client(server):
     return anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0, timeout=60)
 
 
-def last_audit(path):
-    return json.loads(path.read_text().splitlines()[-1])
+def audit_for(path, request_id, wait=20.0):
+    """A stream's audit line lands just after its last event: poll for it."""
+    deadline = time.time() + wait
+    while True:
+        lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        line = next((r for r in lines if r["request_id"] == request_id), None)
+        if line is not None or time.time() > deadline:
+            assert line is not None, f"no audit line for {request_id}"
+            return line
+        time.sleep(0.05)
 
 
 def test_plain_message_with_system_blocks_and_stop_sequences(client, stub, registry, audit_path):
@@ -79,7 +88,7 @@ def test_plain_message_with_system_blocks_and_stop_sequences(client, stub, regis
     assert sent["stop"] == ["\n\nHuman:"] and sent["max_tokens"] == 64
     assert sent["tools"][0]["function"]["name"] == "calc"
     assert "thinking" not in sent and "metadata" not in sent and "tolerance" not in sent
-    line = last_audit(audit_path)
+    line = audit_for(audit_path, info["request_id"])
     assert line["api"] == "anthropic" and line["request_id"] == info["request_id"]
     assert line["usage"] == {"prompt_tokens": msg.usage.input_tokens, "completion_tokens": 5}
 
@@ -128,15 +137,17 @@ def test_stream_failover_and_midway_error(client, stub, registry, audit_path):
     with client.messages.stream(model=POLICY, max_tokens=64, messages=[{"role": "user", "content": Q}],
                                 extra_body={"tolerance": 0.3}) as stream:
         final = stream.get_final_message()
+        rid = stream.response.headers["request-id"]
     assert final.model != dest(chosen)
-    assert [a["status"] for a in last_audit(audit_path)["attempts"]][:3] == [500, 500, 500]
+    assert [a["status"] for a in audit_for(audit_path, rid)["attempts"]][:3] == [500, 500, 500]
     for s in SLOTS:
         stub.behave(dest(s), answer="a b c d e f", drop_after=2)
     with pytest.raises(anthropic.APIError):
         with client.messages.stream(model=POLICY, max_tokens=64, messages=[{"role": "user", "content": Q}]) as s:
+            rid = s.response.headers["request-id"]
             for _ in s:
                 pass
-    assert last_audit(audit_path)["status"] == "error"
+    assert audit_for(audit_path, rid)["status"] == "error"
 
 
 def test_upstream_down_is_an_anthropic_error(client, stub):

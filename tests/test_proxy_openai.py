@@ -57,8 +57,17 @@ def audit_lines(path):
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
-def audit_for(path, request_id):
-    return next(r for r in audit_lines(path) if r["request_id"] == request_id)
+def audit_for(path, request_id, wait=20.0):
+    """The audit line of a request; a stream's line lands just after its last event, so poll."""
+    import time
+
+    deadline = time.time() + wait
+    while True:
+        line = next((r for r in audit_lines(path) if r["request_id"] == request_id), None)
+        if line is not None or time.time() > deadline:
+            assert line is not None, f"no audit line for {request_id}"
+            return line
+        time.sleep(0.05)
 
 
 def local_decision(registry, text, tolerance=None, models=None):
@@ -167,10 +176,11 @@ def test_stream_fails_over_before_its_first_chunk(client, stub, registry):
 def test_stream_dropped_midway_raises_in_the_sdk_and_is_audited(client, stub, registry, audit_path):
     for name in ("cheap", "mid", "strong", "best"):
         stub.behave(dest(name), answer="a b c d e f g h", drop_after=2)
+    raw = client.chat.completions.with_raw_response.create(model=POLICY, messages=ask(), stream=True)
     with pytest.raises(openai.APIError):
-        for _ in client.chat.completions.create(model=POLICY, messages=ask(), stream=True):
+        for _ in raw.parse():
             pass
-    line = audit_lines(audit_path)[-1]
+    line = audit_for(audit_path, raw.headers["x-router-request-id"])
     assert line["status"] == "error" and "midway" in line["error"]
 
 
@@ -291,8 +301,6 @@ def test_auth_on_requires_a_listed_key(registry, tmp_path):
 
 
 def test_client_hanging_up_mid_stream_is_audited_and_harmless(server, stub, audit_path):
-    import time
-
     for name in ("cheap", "mid", "strong", "best"):
         stub.behave(dest(name), answer=" ".join(["word"] * 400), chunk_delay=0.02)
     with httpx.stream("POST", f"{server.url}/v1/chat/completions",
@@ -300,10 +308,5 @@ def test_client_hanging_up_mid_stream_is_audited_and_harmless(server, stub, audi
         rid = r.headers["x-router-request-id"]
         lines = r.iter_lines()
         assert next(lines).startswith("data: ")
-    deadline = time.time() + 20
-    line = None
-    while time.time() < deadline and line is None:
-        line = next((x for x in audit_lines(audit_path) if x["request_id"] == rid), None)
-        time.sleep(0.1)
-    assert line is not None and line["status"] == "client_closed"
+    assert audit_for(audit_path, rid)["status"] == "client_closed"
     assert httpx.get(f"{server.url}/health").status_code == 200
