@@ -35,11 +35,23 @@ def _headers(d: Decision, slot) -> dict[str, str]:
     return {**router_headers(d, slot), "request-id": d.request_id}
 
 
+def routed_model(registry, model: str | None) -> str | None:
+    """Anthropic clients (Claude Code) send their own `claude-*` names: those route with the default policy.
+
+    Only the base URL then has to change; a policy or slot name still selects or pins as usual.
+    """
+    if model and model.startswith("claude") and model not in registry.policies:
+        names = {n for r in registry for n in r.pool.names}
+        if model not in names:
+            return None
+    return model
+
+
 async def messages(state: ProxyState, req: MessagesRequest, *, token: str | None, session: str | None):
     from fastapi.responses import JSONResponse, StreamingResponse
 
     raw_msgs = [m.model_dump(exclude_unset=True) for m in req.messages]
-    d = await decide(state, req.model, raw_msgs, tolerance=req.tolerance, models=req.models, session=session,
+    d = await decide(state, routed_model(state.registry, req.model), raw_msgs, tolerance=req.tolerance, models=req.models, session=session,
                      token=token, stream=req.stream)
     upstream_msgs = to_openai_messages(raw_msgs, req.system)
     params = upstream_params(req)
@@ -94,7 +106,7 @@ async def count_tokens(state: ProxyState, req: CountTokensRequest) -> dict:
 
     from .encoder import content_text
 
-    router, _ = state.registry.resolve(req.model)
+    router, _ = state.registry.resolve(routed_model(state.registry, req.model))
     msgs = [m.model_dump(exclude_unset=True) for m in req.messages]
     text = "\n\n".join(content_text(m.get("content")) for m in to_openai_messages(msgs, req.system))
     n = await anyio.to_thread.run_sync(router.encoder.count_tokens, text or " ")

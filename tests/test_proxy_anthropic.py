@@ -165,7 +165,7 @@ def test_upstream_down_is_an_anthropic_error(client, stub):
     (b'{"max_tokens": 5, "messages": []}', 400, "invalid_request_error"),
     (b'{"max_tokens": 5, "tolerance": 2, "messages": [{"role": "user", "content": "hi"}]}', 400,
      "invalid_request_error"),
-    (b'{"model": "claude-9", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}', 404,
+    (b'{"model": "gpt-9", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}', 404,
      "not_found_error"),
 ])
 def test_bad_requests_get_anthropic_error_shape(server, body, status, etype):
@@ -197,3 +197,11 @@ def test_count_tokens_estimate(client):
     long = client.messages.count_tokens(model=POLICY, system="Be brief.",
                                         messages=[{"role": "user", "content": Q * 5}])
     assert 0 < short.input_tokens < long.input_tokens
+
+
+def test_claude_model_names_route_with_the_default_policy(server, client):
+    """Claude Code keeps its own model names; only ANTHROPIC_BASE_URL changes."""
+    r = httpx.post(f"{server.url}/v1/messages", json={
+        "model": "claude-sonnet-4-5-20250929", "max_tokens": 16, "messages": [{"role": "user", "content": Q}]})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-router-selected"] and r.json()["router"]["policy"] == POLICY
