@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,15 @@ KEY_VARS = ("OPENROUTER_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "VLLM_A
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
+def pytest_configure(config):
+    # Set before any fixture of any scope runs, so no test writes to the user's real cache.
+    if not hasattr(config, "workerinput"):
+        os.environ["ROUTER_CACHE"] = tempfile.mkdtemp(prefix="router-test-cache-")
+
+
 @pytest.fixture(scope="session")
-def session_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("router-cache")
+def session_cache() -> Path:
+    return Path(os.environ["ROUTER_CACHE"])
 
 
 @pytest.fixture(autouse=True)
