@@ -26,6 +26,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from .core import RoutingResult
 from .errors import InputError
+from .jsonl import parse_line
 
 QUERY_MODES = ("store", "hash", "drop")
 
@@ -144,11 +145,8 @@ def read_records(path: str | Path, since: float | None = None) -> Iterator[dict[
             line = line.strip()
             if not line:
                 continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{n}: not a JSON line ({exc.msg}); is this an audit log?") from None
-            if not isinstance(rec, dict) or "ts" not in rec:
+            rec = parse_line(line, f"{path}:{n}", "is this an audit log?")
+            if "ts" not in rec:
                 raise InputError(f"{path}:{n}: not an audit record (no 'ts' field)")
             if since is None or float(rec["ts"]) >= since:
                 yield rec

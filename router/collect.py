@@ -25,6 +25,7 @@ from typing import Any
 from .backends import Backend, resolve_key
 from .data import approx_tokens, question_id
 from .errors import InputError, MissingKeyError, UpstreamError
+from .jsonl import iter_objects
 from .judges import Judge, Verdict
 from .pool import Pool, Slot
 
@@ -51,16 +52,8 @@ def read_questions(path: str | Path) -> list[Item]:
             if line.strip():
                 items.append(Item(question_id(line.strip()), line.strip()))
     elif path.suffix == ".jsonl":
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}: line {n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}: line {n}: expected a JSON object like "
-                                 '{"id": "q1", "question": "...", "reference": "..."}')
+        hint = '{"id": "q1", "question": "...", "reference": "..."}'
+        for n, row in iter_objects(path.read_text(encoding="utf-8").splitlines(), path, hint):
             q = row.get("question")
             if not isinstance(q, str) or not q.strip():
                 raise InputError(f"{path}: line {n}: field 'question' must be a non-empty string")
@@ -88,14 +81,8 @@ def read_collected(path: Path) -> list[dict]:
     raw = path.read_bytes()
     raw = raw[: raw.rfind(b"\n") + 1]  # '' when no line is complete
     rows = []
-    for n, line in enumerate(raw.decode("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: line {n}: not valid JSON ({exc.msg}); fix or move the file") from None
-        if not isinstance(row, dict) or "model" not in row:
+    for n, row in iter_objects(raw.decode("utf-8").splitlines(), path, "fix or move the file"):
+        if "model" not in row:
             raise InputError(f"{path}: line {n}: not a label row (needs id/question, model, correct)")
         rows.append(row)
     return rows

@@ -11,7 +11,6 @@ import ast
 import csv
 import gzip
 import hashlib
-import io
 import json
 import math
 import sys
@@ -22,6 +21,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from .errors import InputError
+from .jsonl import iter_objects
 
 LONG_FIELDS = ["id", "question", "model", "correct", "cost_usd", "input_tokens", "output_tokens", "task", "split"]
 REQUIRED = ("question", "model", "correct")  # `correct` is kept even when null (= unknown)
@@ -66,15 +66,7 @@ def iter_rows(path: Path) -> Iterator[tuple[str, dict]]:
     name = path.name
     if name.endswith((".jsonl", ".jsonl.gz")):
         with _open_text(path) as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}: line {n}: not valid JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise InputError(f"{path}: line {n}: expected a JSON object per line")
+            for n, row in iter_objects(fh, path):
                 yield f"line {n}", row
     elif name.endswith((".csv", ".csv.gz")):
         with _open_text(path) as fh:

@@ -17,6 +17,7 @@ from typing import Any, AsyncIterator, Sequence
 from . import costs
 from .core import PrefillRouter, RoutingResult, Scores
 from .errors import InputError, MissingKeyError, UpstreamError
+from .jsonl import parse_line
 
 SAMPLES_PATH = Path(__file__).resolve().parent.parent / "assets" / "samples.json"
 MAX_SWEEP_QUESTIONS = 5000
@@ -223,10 +224,7 @@ def load_questions(path: str | Path) -> list[str]:
 def _jsonl_question(line: str, where: str) -> str:
     from .encoder import messages_to_text
 
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{where}: not valid JSON ({exc.msg})") from None
+    obj = parse_line(line, where, objects_only=False)
     if isinstance(obj, str) and obj.strip():
         return obj
     if isinstance(obj, dict):

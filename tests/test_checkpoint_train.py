@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from router.errors import CheckpointError
-from router.head import Head, load_checkpoint, save_checkpoint
+from router.head import load_checkpoint, save_checkpoint
 from router.train import TrainConfig, train_head
 
 

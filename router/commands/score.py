@@ -35,7 +35,6 @@ def read_questions(path: Path) -> tuple[list[str], list[str]]:
 
 
 def run(args) -> int:
-    import numpy as np
     from tqdm.auto import tqdm
 
     from router.encoder import get_encoder
