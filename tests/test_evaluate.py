@@ -55,7 +55,7 @@ def checkpoint(labeled, tmp_path_factory):
 def test_evaluate_end_to_end(labeled, checkpoint, tmp_path, capsys):
     out_json, out_html = tmp_path / "eval.json", tmp_path / "eval.html"
     rc = main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(labeled),
-               "--json", str(out_json), "--plot", str(out_html)])
+               "--json", str(out_json), "--plot", str(out_html), "--record"])
     printed = capsys.readouterr().out
     assert rc == 0
     assert "best single model: big" in printed
@@ -77,6 +77,9 @@ def test_evaluate_end_to_end(labeled, checkpoint, tmp_path, capsys):
     # Easy half -> small ($0.001), hard half -> big ($0.1; mid fails the even-numbered ones): 1 - 0.505 / 1.0.
     assert res["oracle"]["cost_save_at_parity"] == pytest.approx(0.495)
     assert 0.0 <= res["router"]["calibration"]["mean_auroc"] <= 1.0
+    recorded = json.loads((checkpoint / "router.json").read_text())["metrics"]["test"]
+    assert recorded["aiq"] == res["router"]["aiq"] and recorded["n_questions"] == 10
+    assert set(recorded["baselines_aiq"]) == {"oracle", "random", "prior", "knn-40", "logistic"}
     html = out_html.read_text()
     assert "plotly" in html and "router at default tolerance" in html
 

@@ -20,6 +20,8 @@ def configure(p):
     p.add_argument("--tolerance", type=float, default=0.2, help="default tolerance to mark and report (0..1)")
     p.add_argument("--no-baselines", action="store_true", help="skip the fitted baselines (faster)")
     p.add_argument("--json", dest="json_out", default=None, help="write the full report here")
+    p.add_argument("--record", action="store_true",
+                   help="store the summary in the checkpoint's router.json as metrics[SPLIT]")
     p.add_argument("--plot", default=None, help="write an interactive plotly chart (HTML) here")
 
 
@@ -33,6 +35,13 @@ def run(args) -> int:
     if args.json_out:
         write_json(report, args.json_out)
         print(f"report written to {args.json_out}")
+    if args.record:
+        from router.evaluate import record_in_checkpoint
+
+        if report["overlap_with_training"]:
+            print("not recorded: the evaluated rows overlap the training set")
+        else:
+            print(f"metrics recorded in {record_in_checkpoint(report, args.checkpoint)}")
     if args.plot:
         write_plot(report, args.plot)
         print(f"chart written to {args.plot}")
