@@ -279,7 +279,19 @@ def cmd_crosslingual(args):
     t, tr_all, _ = load_table()
     price = np.nanmean(t.cost[tr_all], axis=0)
     out = {}
-    for item in args.variants.split(","):
+    if args.checkpoint:  # the shipped thing: its encoder spec, its head
+        from router.head import load_checkpoint
+
+        ck = load_checkpoint(args.checkpoint)
+        pairs = read_pairs()
+        enc = get_encoder(ck.encoder_spec)
+        P = ck.head.predict(enc.features([p["en"] for p in pairs] + [p["ja"] for p in pairs]))
+        key = f"checkpoint {args.checkpoint} ({ck.encoder_spec.source})"
+        out[key] = crosslingual(P[: len(pairs)], P[len(pairs):], price)
+        out[key]["unk_share_ja"] = float(np.mean([i == enc.tokenizer.unk_token_id for row in
+                                                  enc.tokenize([p["ja"] for p in pairs])[0] for i in row]))
+        print(key, out[key], flush=True)
+    for item in (args.variants.split(",") if args.variants else []):
         parts = [p.strip() for p in item.split("|")]
         Xs, Es, Js = [], [], []
         for part in parts:
@@ -302,6 +314,7 @@ def cmd_crosslingual(args):
 def _f(v, pct=False):
     if v is None:
         return "—"
+    v = 0.0 if abs(v) < 5e-5 else v
     return f"{v:.1%}" if pct else f"{v:.3f}"
 
 
@@ -375,6 +388,7 @@ def main(argv=None):
     lat.add_argument("--out", default=str(ROOT / "docs" / "study_latency.json"))
     c = sub.add_parser("crosslingual")
     c.add_argument("--variants", default="minilm L6,e5 L12,minilm L6|e5 L12")
+    c.add_argument("--checkpoint", default="", help="also score a trained checkpoint (its encoder and head)")
     c.add_argument("--out", default=str(ROOT / "docs" / "study_crosslingual.json"))
     pg = sub.add_parser("page")
     pg.add_argument("--page", default=str(ROOT / "docs" / "quality.md"))

@@ -140,6 +140,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = "test
 def _fmt(v: Any, pct: bool = False) -> str:
     if v is None:
         return "—"
+    v = 0.0 if abs(v) < 5e-5 else v  # no "-0.0%"
     return f"{v:.1%}" if pct else f"{v:.3f}"
 
 
