@@ -1,10 +1,12 @@
 """Routing latency against the bare encoder and a decoder-prefill reader, in one run.
 
-    python benchmarks/bench_route.py [--config configs/default.yaml] [--repeats 50] [--no-decoder]
+    python benchmarks/bench_route.py [--config configs/default.yaml] [--checkpoint DIR ...] [--repeats 50]
+        [--no-decoder]
 
 Prints median and p95 of PrefillRouter.route() for a ~30-token and a ~300-token query, the bare
 encoder (tokenize + forward, nothing else) on the same text, batched `score` throughput, and the
-SmolLM2-135M decoder read the prefill way. Measurements are interleaved so that load from other
+SmolLM2-135M decoder read the prefill way, for each checkpoint given (default: the bundled
+multilingual one and the English-only MiniLM one). Measurements are interleaved so that load from other
 processes hits every contender alike.
 """
 
@@ -38,12 +40,13 @@ def bare_encoder(spec):
 
     path, _ = BUNDLED_SOURCES[spec.source]()
     tok = AutoTokenizer.from_pretrained(path)
+    prefix = spec.prefix
     tok.truncation_side = "left"
     model = AutoModel.from_pretrained(path).eval().to(pick_device())
 
     def run(text):
         with torch.inference_mode():
-            enc = tok([text], truncation=True, max_length=spec.max_tokens, return_tensors="pt").to(model.device)
+            enc = tok([prefix + text], truncation=True, max_length=spec.max_tokens, return_tensors="pt").to(model.device)
             return model(**enc).last_hidden_state
 
     return run, tok
@@ -61,17 +64,26 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--batch", type=int, default=256, help="questions for the score throughput test")
     ap.add_argument("--no-decoder", action="store_true")
+    ap.add_argument("--checkpoint", action="append", default=None,
+                    help="checkpoint to route with (repeatable; default: assets/checkpoint and assets/checkpoint-minilm)")
     args = ap.parse_args()
+    root = Path(__file__).resolve().parent.parent
+    for ckpt in args.checkpoint or [root / "assets" / "checkpoint", root / "assets" / "checkpoint-minilm"]:
+        bench(args, ckpt)
 
+
+def bench(args, ckpt) -> None:
     import torch
 
     from router.core import PrefillRouter
     from router.encoder import EncoderSpec, get_encoder
+    from router.head import load_checkpoint
+    from router.pool import load_pool
 
-    router = PrefillRouter.from_config(args.config)
+    router = PrefillRouter(load_pool(args.config), checkpoint=load_checkpoint(ckpt))
     bare, tok = bare_encoder(router.checkpoint.encoder_spec)
-    print(f"device {router.encoder.device}, torch threads {torch.get_num_threads()}, "
-          f"encoder {router.checkpoint.encoder_spec.source}")
+    print(f"\n=== checkpoint {ckpt}: encoder {router.checkpoint.encoder_spec.source}, "
+          f"device {router.encoder.device}, torch threads {torch.get_num_threads()}")
     decoder = None
     if not args.no_decoder:
         decoder = get_encoder(EncoderSpec(source="SmolLM2-135M-Instruct", kind="decoder", layers=(-1,),

@@ -87,6 +87,7 @@ class EncoderSpec:
     normalize: bool = False  # L2-normalize each pooled layer
     gguf_file: str | None = None
     prefix: str = ""  # e.g. "query: " for e5 models
+    quantize: str | None = None  # "int8": dynamic int8 Linear layers on CPU (~1.5x faster); CUDA runs fp32
 
     def __post_init__(self):
         problems = []
@@ -100,12 +101,16 @@ class EncoderSpec:
             problems.append(f"max_tokens must be in [8, 32768], got {self.max_tokens}")
         if not self.layers:
             problems.append("layers must name at least one layer")
+        if self.quantize not in (None, "int8"):
+            problems.append(f"quantize must be null or 'int8', got {self.quantize!r}")
         if problems:
             raise CheckpointError("encoder spec: " + "; ".join(problems))
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["layers"] = list(self.layers)
+        if d["quantize"] is None:
+            del d["quantize"]  # keeps older checkpoints' specs and feature-cache keys unchanged
         return d
 
     @classmethod
@@ -168,6 +173,13 @@ class Encoder:
         self._trim(model, max(self._layer_idx))
         if self.device == "cuda":
             model = model.to(device="cuda", dtype=torch.bfloat16 if spec.kind == "decoder" else torch.float32)
+        elif spec.quantize == "int8":
+            # Same weights, int8 matmuls: the checkpoint was trained on these very features.
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch points eager quantization users at torchao
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         model.eval()
         self.model = model
         self.load_seconds = time.perf_counter() - t0

@@ -69,12 +69,17 @@ def test_round_trip_gives_identical_outputs(tmp_path):
     assert saved["format"] == "prefill-router-checkpoint" and saved["head"]["members"] == 2
 
 
-def test_bundled_checkpoint_loads():
+@pytest.mark.parametrize("name", ["checkpoint", "checkpoint-minilm"])
+def test_bundled_checkpoints_load(name):
     from router.pool import PROJECT_ROOT
 
-    ck = load_checkpoint(PROJECT_ROOT / "assets" / "checkpoint")
+    ck = load_checkpoint(PROJECT_ROOT / "assets" / name)
     assert len(ck.slots) == 11 and ck.train_hashes
     assert ck.encoder_spec.truncation_side == "left"
+    test = ck.meta["metrics"]["test"]
+    # held-out numbers recorded by `evaluate --record`: the router beats the kNN and LR baselines
+    assert test["n_questions"] == 953
+    assert test["aiq"] > test["baselines_aiq"]["knn-40"] and test["aiq"] > test["baselines_aiq"]["logistic"]
 
 
 def _tiny(tmp_path):

@@ -95,3 +95,14 @@ def test_encoder_runs_on_cuda_when_present():
     assert enc.device == "cuda" and next(enc.model.parameters()).is_cuda
     X = enc.features(["What is 2 + 2?"])
     assert X.dtype == np.float32 and np.isfinite(X).all()
+
+
+def test_int8_quantized_encoder_stays_close_to_fp32():
+    texts = ["What is the capital of France?", "Prove that the square root of two is irrational."]
+    fp32 = get_encoder(EncoderSpec(max_tokens=64)).features(texts)
+    int8 = get_encoder(EncoderSpec(max_tokens=64, quantize="int8")).features(texts)
+    cos = (fp32 * int8).sum(1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(int8, axis=1)
+    assert (cos > 0.95).all() and not np.array_equal(fp32, int8)
+    assert "quantize" not in EncoderSpec().to_json()  # old specs and cache keys unchanged
+    with pytest.raises(CheckpointError, match="quantize"):
+        EncoderSpec(quantize="int4")
