@@ -48,3 +48,20 @@ class ServerThread:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def wait_http(url: str, proc, timeout: float = 180.0, logs=lambda: "") -> None:
+    """Poll `url` until it answers 200; fail at once if the process `proc` exits first."""
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"process for {url} exited with {proc.returncode}:\n{logs()}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} not up after {timeout} s:\n{logs()}")

@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
-import httpx
 import openai
 
 from router.cli import main
 
 from .conftest import ROOT, free_port
+from .serving import wait_http
 from .proxy_env import POLICY, make_registry, write_pool
 from .upstream_stub import UpstreamStub
-
-
-def wait_for(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} did not come up in {timeout} s")
 
 
 def test_serve_command_then_audit_summary(tmp_path, capsys):
@@ -38,7 +23,8 @@ def test_serve_command_then_audit_summary(tmp_path, capsys):
         proc = subprocess.Popen([sys.executable, "-m", "router", "serve", "--config", str(pool), "--port", str(port),
                                  "--audit-log", str(audit)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            wait_for(f"http://127.0.0.1:{port}/health", proc)
+            wait_http(f"http://127.0.0.1:{port}/health", proc,
+                      logs=lambda: proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "")
             client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
             for t in (0.0, 1.0):
                 r = client.chat.completions.create(model=POLICY, messages=[{"role": "user", "content": "Hi"}],

@@ -18,6 +18,7 @@ import yaml
 from router.cli import main as cli_main
 from router.collect import read_collected
 from tests.conftest import ROOT, free_port
+from tests.serving import wait_http
 from tests.upstream_stub import UpstreamStub
 
 pytestmark = pytest.mark.slow
@@ -43,20 +44,6 @@ TEST = [
     ("What is the chemical symbol for gold?", "Au"),
 ]
 SLOTS = ("smollm2-local", "stub-slot")
-
-
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"{url} process exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"{url} not up after {timeout} s:\n{log.read_text()[-3000:]}")
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen:
@@ -97,7 +84,7 @@ def servers(tmp_path):
     local = _start(["serve-local", "--port", str(port), "--threads", "1"], log)
     try:
         with UpstreamStub() as stub:  # no behaviour set: it echoes the question (wrong, mostly)
-            _wait_http(f"http://127.0.0.1:{port}/health", local, log, timeout=300)
+            wait_http(f"http://127.0.0.1:{port}/health", local, 300, lambda: log.read_text()[-3000:])
             yield f"http://127.0.0.1:{port}/v1", stub
     finally:
         _stop(local)
@@ -170,7 +157,7 @@ def test_collect_resume_train_evaluate_route(servers, tmp_path, capsys):
     proxy = _start(["serve", "--config", str(new_pool), "--port", str(port)], plog)
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait_http(f"{base}/health", proxy, plog, timeout=180)
+        wait_http(f"{base}/health", proxy, 180, lambda: plog.read_text()[-3000:])
         with httpx.Client(base_url=base, timeout=120) as c:
             decision = c.post("/v1/route", json={"model": "e2e", "question": "What is the capital of Italy?",
                                                   "tolerance": 1.0}).json()
