@@ -56,7 +56,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def default_router():
-    """The real bundled router (MiniLM + bundled checkpoint), loaded once for the session."""
+    """The real bundled router (default pool + bundled checkpoint), loaded once for the session."""
     from router.core import PrefillRouter
 
     return PrefillRouter.from_config(ROOT / "configs" / "default.yaml")
