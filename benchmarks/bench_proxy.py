@@ -81,29 +81,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds per measurement")
     args = ap.parse_args()
 
-    import httpx
-
     from proxy_env import POLICY, SLOTS, dest, write_pool
-    from serving import free_port
+    from serving import free_port, wait_http
 
     stub_port, proxy_port = free_port(), free_port()
     behave = "; ".join(f"s.behave({dest(n)!r}, answer='ok ' * 20, delay={args.delay})" for n, *_ in SLOTS)
     stub_code = (f"import sys, time; sys.path.insert(0, {str(ROOT / 'tests')!r}); from upstream_stub import "
                  f"UpstreamStub; s = UpstreamStub(port={stub_port}).start(); {behave}; time.sleep(10**6)")
     procs = []
-
-    def wait_ready(url: str, proc) -> None:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"process for {url} exited with {proc.returncode}")
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise SystemExit(f"{url} did not come up")
 
     with tempfile.TemporaryDirectory() as tmp:
         stub_base = f"http://127.0.0.1:{stub_port}/v1"
@@ -122,8 +107,8 @@ def main() -> None:
                      "--audit-log", str(audit)]
             procs.append(subprocess.Popen([sys.executable, *serve], cwd=ROOT, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL))
-            wait_ready(f"http://127.0.0.1:{stub_port}/health", procs[0])
-            wait_ready(f"{srv_url}/health", procs[1])
+            wait_http(f"http://127.0.0.1:{stub_port}/health", procs[0])
+            wait_http(f"{srv_url}/health", procs[1])
             print(f"stub delay {args.delay * 1e3:.0f} ms; {args.requests} requests per path and level; "
                   f"{args.rounds} interleaved rounds\n")
             for c in args.concurrency:

@@ -13,8 +13,8 @@ import anyio
 from .anthropic_translate import StreamTranslator, sse_event, to_anthropic_message, to_openai_messages, to_openai_tools
 from .dispatch import Decision, ProxyState, decide, remember, router_headers, router_info, write_audit
 from .errors import UpstreamError
-from .failover import OpenStream, chat_with_failover, open_stream_with_failover
-from .openai_api import fail
+from .failover import OpenStream, open_stream_with_failover
+from .openai_api import complete, fail
 from .schemas import CountTokensRequest, MessagesRequest
 
 
@@ -64,12 +64,7 @@ async def messages(state: ProxyState, req: MessagesRequest, *, token: str | None
         tr = StreamTranslator(msg_id, st.slot.model, d.result.input_tokens if d.result else 0, req.stop_sequences)
         headers = {**_headers(d, st.slot), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(relay(state, d, st, tr), media_type="text/event-stream", headers=headers)
-    try:
-        slot, res, attempts = await chat_with_failover(state.backend, d.plan, upstream_msgs, **params)
-    except UpstreamError as exc:
-        raise fail(state, d, exc, "anthropic") from None
-    remember(state, d, slot)
-    write_audit(state, d, api="anthropic", selected=slot, attempts=attempts, usage=res.usage)
+    slot, res, attempts = await complete(state, d, upstream_msgs, "anthropic", **params)
     body = to_anthropic_message(res.raw, msg_id=msg_id, model=slot.model, stop_sequences=req.stop_sequences)
     body["router"] = router_info(d, slot, attempts)
     return JSONResponse(body, headers=_headers(d, slot))

@@ -147,10 +147,7 @@ class Backend:
                     break
             if i < self.retries:
                 await self._sleep(i, resp)
-        last = attempts[-1]
-        raise UpstreamError(f"{slot.name} ({slot.model}) failed after {len(attempts)} attempt(s): "
-                            f"{last.status or 'connection error'} {last.error or ''}".strip(),
-                            status=last.status, attempts=attempts)
+        raise _gave_up(slot, attempts)
 
     def _parse(self, slot: Slot, resp: httpx.Response, latency_ms: float, attempts: list[Attempt]) -> ChatResult | None:
         try:
@@ -218,10 +215,7 @@ class Backend:
                                         status=502, attempts=attempts) from None
             if i < self.retries:
                 await self._sleep(i, resp)
-        last = attempts[-1]
-        raise UpstreamError(f"{slot.name} ({slot.model}) failed after {len(attempts)} attempt(s): "
-                            f"{last.status or 'connection error'} {last.error or ''}".strip(),
-                            status=last.status, attempts=attempts)
+        raise _gave_up(slot, attempts)
 
 
 async def _sse_chunks(resp: httpx.Response) -> AsyncIterator[dict | None]:
@@ -245,6 +239,13 @@ def _scrub(text: str, headers: dict[str, str]) -> str:
     auth = headers.get("Authorization", "")
     key = auth[7:] if auth.startswith("Bearer ") else ""
     return text.replace(key, "[redacted]") if key and len(key) >= 4 else text
+
+
+def _gave_up(slot: Slot, attempts: list[Attempt]) -> UpstreamError:
+    last = attempts[-1]
+    return UpstreamError(f"{slot.name} ({slot.model}) failed after {len(attempts)} attempt(s): "
+                         f"{last.status or 'connection error'} {last.error or ''}".strip(),
+                         status=last.status, attempts=attempts)
 
 
 def _finish_reason(chunk: dict) -> str | None:

@@ -38,6 +38,17 @@ def fail(state: ProxyState, d: Decision, exc: UpstreamError, api: str) -> Upstre
     return exc
 
 
+async def complete(state: ProxyState, d: Decision, messages: list[dict], api: str, **params):
+    """Non-streaming call down the failover plan; audited, and remembered for session stickiness."""
+    try:
+        slot, res, attempts = await chat_with_failover(state.backend, d.plan, messages, **params)
+    except UpstreamError as exc:
+        raise fail(state, d, exc, api) from None
+    remember(state, d, slot)
+    write_audit(state, d, api=api, selected=slot, attempts=attempts, usage=res.usage)
+    return slot, res, attempts
+
+
 async def chat_completions(state: ProxyState, req: ChatCompletionRequest, *, token: str | None,
                            session: str | None):
     from fastapi.responses import JSONResponse, StreamingResponse
@@ -55,12 +66,7 @@ async def chat_completions(state: ProxyState, req: ChatCompletionRequest, *, tok
         include_usage = bool((req.stream_options or {}).get("include_usage"))
         return StreamingResponse(relay(state, d, st, include_usage), media_type="text/event-stream",
                                  headers=headers)
-    try:
-        slot, res, attempts = await chat_with_failover(state.backend, d.plan, messages, **params)
-    except UpstreamError as exc:
-        raise fail(state, d, exc, "openai") from None
-    remember(state, d, slot)
-    write_audit(state, d, api="openai", selected=slot, attempts=attempts, usage=res.usage)
+    slot, res, attempts = await complete(state, d, messages, "openai", **params)
     body = dict(res.raw)
     body["model"] = slot.model
     body["router"] = router_info(d, slot, attempts)
