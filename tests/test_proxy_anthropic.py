@@ -145,8 +145,11 @@ def test_stream_failover_and_midway_error(client, stub, registry, audit_path):
     with pytest.raises(anthropic.APIError):
         with client.messages.stream(model=POLICY, max_tokens=64, messages=[{"role": "user", "content": Q}]) as s:
             rid = s.response.headers["request-id"]
-            for _ in s:
-                pass
+            text = []
+            for event in s:
+                if event.type == "content_block_delta":
+                    text.append(event.delta.text)
+    assert "".join(text) == "a b"  # what came before the cut was relayed, then the SDK raised
     assert audit_for(audit_path, rid)["status"] == "error"
 
 

@@ -177,9 +177,12 @@ def test_stream_dropped_midway_raises_in_the_sdk_and_is_audited(client, stub, re
     for name in ("cheap", "mid", "strong", "best"):
         stub.behave(dest(name), answer="a b c d e f g h", drop_after=2)
     raw = client.chat.completions.with_raw_response.create(model=POLICY, messages=ask(), stream=True)
+    got = []
     with pytest.raises(openai.APIError):
-        for _ in raw.parse():
-            pass
+        for chunk in raw.parse():
+            got.append(chunk)
+    # the words sent before the cut reached the client, then the SDK raised
+    assert "".join(c.choices[0].delta.content or "" for c in got if c.choices) == "a b"
     line = audit_for(audit_path, raw.headers["x-router-request-id"])
     assert line["status"] == "error" and "midway" in line["error"]
 
