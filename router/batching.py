@@ -10,10 +10,7 @@ query's features do not depend on what it was batched with (up to float rounding
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import Future
-
-import numpy as np
 
 from .core import PrefillRouter, Scores
 
@@ -22,7 +19,6 @@ class ScoreBatcher:
     def __init__(self, router: PrefillRouter, max_batch: int = 32):
         self.router = router
         self.max_batch = int(max_batch)
-        self._cols = [router.checkpoint.slots.index(s.score_as) for s in router.pool.models]
         self._lock = threading.Lock()
         self._pending: list[tuple[str, Future]] = []
         self._leading = False
@@ -58,11 +54,4 @@ class ScoreBatcher:
                     raise
 
     def _score_batch(self, texts: list[str]) -> list[Scores]:
-        enc = self.router.encoder
-        t0 = time.perf_counter()
-        ids, counts = enc.tokenize(texts)
-        X = enc.encode_ids(ids)
-        t1 = time.perf_counter()
-        P = np.asarray(self.router.checkpoint.head.predict(X))[:, self._cols].astype(float)
-        t2 = time.perf_counter()
-        return [Scores(P[i], int(counts[i]), (t1 - t0) * 1e3, (t2 - t1) * 1e3) for i in range(len(texts))]
+        return self.router.score_texts(texts)

@@ -156,14 +156,17 @@ class PrefillRouter:
         raise InputError(f"query must be a string or a list of chat messages, got {type(query_or_messages).__name__}")
 
     def score(self, query_or_messages: Any) -> Scores:
-        text = self.query_text(query_or_messages)
+        return self.score_texts([self.query_text(query_or_messages)])[0]
+
+    def score_texts(self, texts: Sequence[str]) -> list[Scores]:
+        """One encoder forward for already-validated texts; each Scores carries the batch's timings."""
         t0 = time.perf_counter()
-        ids, counts = self.encoder.tokenize([text])
+        ids, counts = self.encoder.tokenize(list(texts))
         X = self.encoder.encode_ids(ids)
         t1 = time.perf_counter()
-        P = self.checkpoint.head.predict(X)[0, self._cols]
+        P = self.checkpoint.head.predict(X)[:, self._cols].astype(float)
         t2 = time.perf_counter()
-        return Scores(P.astype(float), int(counts[0]), (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+        return [Scores(P[i], int(counts[i]), (t1 - t0) * 1e3, (t2 - t1) * 1e3) for i in range(len(P))]
 
     def score_batch(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         X = self.encoder.features(list(texts), batch_size=batch_size, progress=progress)
