@@ -25,14 +25,11 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from .core import RoutingResult
+from .costs import baseline_cost, usage_cost
 from .errors import InputError
 from .jsonl import parse_line
 
 QUERY_MODES = ("store", "hash", "drop")
-
-
-def price_usd(input_tokens: float, output_tokens: float, in_per_m: float, out_per_m: float) -> float:
-    return (float(input_tokens) * in_per_m + float(output_tokens) * out_per_m) / 1e6
 
 
 def new_request_id() -> str:
@@ -96,13 +93,9 @@ def decision_record(result: RoutingResult | None = None, *, request_id: str | No
     if result is not None and usage and selected:
         sel = next((m for m in result.models if m.name == selected), None)
         if sel is not None and actual_cost_usd is None:
-            actual_cost_usd = price_usd(rec["usage"]["prompt_tokens"], rec["usage"]["completion_tokens"],
-                                        sel.cost_per_m_input_tokens, sel.cost_per_m_output_tokens)
+            actual_cost_usd = usage_cost(sel, rec["usage"])
     if result is not None and baseline_cost_usd is None:
-        base = result.score(result.baseline)
-        tokens_in = rec["usage"]["prompt_tokens"] if rec["usage"] else base.expected_input_tokens
-        baseline_cost_usd = price_usd(tokens_in, base.expected_output_tokens,
-                                      base.cost_per_m_input_tokens, base.cost_per_m_output_tokens)
+        baseline_cost_usd = baseline_cost(result.score(result.baseline), rec["usage"])
     rec["actual_cost_usd"] = actual_cost_usd
     rec["baseline_cost_usd"] = baseline_cost_usd
     rec["latency_ms"] = None if latency_ms is None else round(float(latency_ms), 2)

@@ -14,10 +14,11 @@ from typing import Any, Sequence
 
 import anyio.to_thread
 
-from .audit import AuditLog, client_id, decision_record, new_request_id, price_usd
+from .audit import AuditLog, client_id, decision_record, new_request_id
 from .backends import Attempt, Backend
 from .batching import ScoreBatcher
 from .core import PrefillRouter, RoutingResult, Scores, check_tolerance
+from .costs import price_usd, usage_cost
 from .encoder import content_text
 from .errors import InputError
 from .failover import failover_plan
@@ -149,7 +150,7 @@ def audit_line(d: Decision, *, api: str, selected: Slot | None, attempts: Sequen
     actual = baseline = None
     if d.result is None:  # pinned: no RoutingResult, so price the slot and the baseline directly
         if usage and selected is not None:
-            actual = selected.cost_usd(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+            actual = usage_cost(selected, usage)
         base = pool.baseline_slot
         if usage:
             baseline = price_usd(int(usage.get("prompt_tokens") or 0), d.router.checkpoint.output_tokens(base.score_as),
