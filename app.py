@@ -32,9 +32,6 @@ def ui_mount_options() -> dict:
 
 
 def main() -> None:
-    # Before torch loads: spinning OpenMP workers starve the event loop on small machines
-    # (routed requests were ~3x slower without this on 2 cores).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import uvicorn
 
     host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")

@@ -1,10 +1,11 @@
 """Score concurrent requests in one encoder forward instead of one after another.
 
-The encoder runs one forward at a time, so under load requests queue behind each other. Here the
-first caller becomes the leader and scores everything that is waiting as one padded batch, while
-the others wait for their result; whatever arrives during that forward goes into the next batch.
-A lone request is scored at once (no timer, no added latency). Mean pooling is masked, so a
-query's features do not depend on what it was batched with (up to float rounding).
+The encoder runs one forward at a time on the process's torch thread, so under load requests
+queue. Here a request puts its text in the pool's queue and, when no drain job is queued already,
+queues one on the torch thread; the drain scores what is waiting (up to `max_batch`) as one padded
+batch and, if more arrived meanwhile, queues itself again behind other pools' jobs. A lone request
+is scored at once (no timer, no added latency), with one thread hop and no other. Mean pooling is
+masked, so a query's features do not depend on what it was batched with (up to float rounding).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future
 
+from . import torch_thread
 from .core import PrefillRouter, Scores
 
 
@@ -21,37 +23,44 @@ class ScoreBatcher:
         self.max_batch = int(max_batch)
         self._lock = threading.Lock()
         self._pending: list[tuple[str, Future]] = []
-        self._leading = False
+        self._queued = False
 
-    def score(self, text: str) -> Scores:
-        """Blocking; call from a worker thread. `text` must already be validated (router.query_text)."""
+    def submit(self, text: str) -> Future:
+        """A Future of the text's Scores (`asyncio.wrap_future` awaits it). `text` must already be
+        validated (router.query_text). Cancelling the Future before its batch starts drops the text."""
         fut: Future = Future()
         with self._lock:
             self._pending.append((text, fut))
-            lead = not self._leading
-            self._leading = self._leading or lead
-        if lead:
-            self._drain()
-        return fut.result()
+            start, self._queued = not self._queued, True
+        if start:
+            torch_thread.submit(self._drain)
+        return fut
+
+    def score(self, text: str) -> Scores:
+        """Blocking; from any thread but the torch thread."""
+        return self.submit(text).result()
 
     def _drain(self) -> None:
-        while True:
-            with self._lock:
-                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
-                if not batch:
-                    self._leading = False
-                    return
-            try:
-                for fut, scores in zip((f for _, f in batch), self._score_batch([t for t, _ in batch])):
+        with self._lock:
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+        # A caller that went away (client disconnected) cancelled its Future: no forward for it.
+        batch = [(t, f) for t, f in batch if f.set_running_or_notify_cancel()]
+        try:
+            if batch:
+                for (_, fut), scores in zip(batch, self._score_batch([t for t, _ in batch])):
                     fut.set_result(scores)
-            except BaseException as exc:  # every waiter must hear about it, or it would hang
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    with self._lock:
-                        self._leading = False
-                    raise
+        except BaseException as exc:  # every waiter must hear about it, or it would hang
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            with self._lock:
+                self._queued = bool(self._pending)
+                again = self._queued
+            if again:
+                torch_thread.submit(self._drain)
 
     def _score_batch(self, texts: list[str]) -> list[Scores]:
         return self.router.score_texts(texts)

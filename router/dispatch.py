@@ -8,11 +8,11 @@ headers, audit line).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-import anyio.to_thread
 
 from .audit import AuditLog, client_id, decision_record, new_request_id
 from .backends import Attempt, Backend
@@ -43,8 +43,8 @@ class ProxyState:
         self.batchers = {r.pool.policy: ScoreBatcher(r) for r in self.registry}
 
     async def score(self, router: PrefillRouter, text: str) -> Scores:
-        """The encoder pass, off the event loop, batched with whatever else is waiting."""
-        return await anyio.to_thread.run_sync(self.batchers[router.pool.policy].score, text)
+        """The encoder pass, on the torch thread (off the event loop), batched with whatever else is waiting."""
+        return await asyncio.wrap_future(self.batchers[router.pool.policy].submit(text))
 
 
 @dataclass

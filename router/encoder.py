@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from . import torch_thread
 from .errors import CheckpointError, InputError
 
 DEFAULT_SOURCE = "all-MiniLM-L6-v2"
@@ -145,7 +146,8 @@ def _find_layer_list(model) -> tuple[Any, str] | None:
 
 
 class Encoder:
-    """Loaded tokenizer + model for one EncoderSpec. Thread-safe: one forward at a time."""
+    """Loaded tokenizer + model for one EncoderSpec. Thread-safe: forwards run one at a time on the
+    process's torch thread (see torch_thread)."""
 
     def __init__(self, spec: EncoderSpec, device: str | None = None):
         import torch
@@ -183,7 +185,7 @@ class Encoder:
         model.eval()
         self.model = model
         self.load_seconds = time.perf_counter() - t0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # a fast tokenizer raises "Already borrowed" when shared mid-call
         tok = self.tokenizer
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token or tok.unk_token
@@ -304,8 +306,7 @@ class Encoder:
             return torch.cat(parts, dim=-1).cpu().numpy()
 
     def encode_ids(self, batch_ids: list[list[int]]) -> np.ndarray:
-        with self._lock:
-            return self._forward(batch_ids)
+        return torch_thread.call(self._forward, batch_ids)
 
     def features(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         """Feature matrix [len(texts), dim] in float32; batches sorted by length to pad less."""
@@ -343,7 +344,8 @@ def get_encoder(spec: EncoderSpec, device: str | None = None) -> Encoder:
     with _CACHE_LOCK:
         enc = _CACHE.get(key)
         if enc is None:
-            enc = Encoder(spec, device=key[1])
+            # Built on the torch thread too: loading runs torch ops, and an OpenMP team is per thread.
+            enc = torch_thread.call(Encoder, spec, key[1])
             _CACHE[key] = enc
         return enc
 

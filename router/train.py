@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from . import torch_thread
 from .data import LabelTable, short_hash
 from .encoder import EncoderSpec
 from .errors import InputError
@@ -164,7 +165,8 @@ def train_head(X: np.ndarray, Y: np.ndarray, cfg: TrainConfig, progress: bool = 
 
         it = tqdm(it, desc="training ensemble", unit="member")
     for e in it:
-        w, ep, loss = _train_member(Z[tr], Y[tr], Z[va], Y[va], cfg, cfg.seed * 1000 + e)
+        # On the torch thread, like the encoder: a second OpenMP team would slow both down.
+        w, ep, loss = torch_thread.call(_train_member, Z[tr], Y[tr], Z[va], Y[va], cfg, cfg.seed * 1000 + e)
         members.append(w)
         epochs.append(ep)
         losses.append(loss)

@@ -23,12 +23,6 @@ def configure(p):
 
 
 def run(args) -> int:
-    import os
-
-    # OpenMP threads that spin-wait after each op steal the CPU from the event loop and the
-    # upstream calls; measured on 2 shared cores: routed requests 3x faster with passive waits.
-    # Must be set before torch loads; an explicit setting in the environment wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import uvicorn
 
     from router.registry import RouterRegistry

@@ -1,0 +1,46 @@
+"""Every encoder forward in a process runs on one dedicated thread.
+
+On CPU, torch parallelizes each op with OpenMP, and OpenMP gives every thread that calls into
+torch a team of worker threads of its own. Once a server has called torch from a few different
+threads (the proxy's thread pool, Gradio's workers), the idle teams compete with the working one
+for the same cores: measured on a 2-core machine, the same 20-token forward went from 34 ms to
+50-70 ms and stayed there. Funnelling the calls through one thread keeps one team. Forwards were
+serialized anyway (one model, one forward at a time), so nothing is lost.
+
+The thread is a process resource like the loaded model, not request state: callers hand it work
+and get their own Future back.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-torch")
+_IDENT: list[int] = []
+
+
+def _mark() -> None:
+    _IDENT.append(threading.get_ident())
+
+
+_EXECUTOR.submit(_mark).result()
+
+
+def on_torch_thread() -> bool:
+    return threading.get_ident() == _IDENT[0]
+
+
+def submit(fn: Callable[..., T], *args) -> Future:
+    """Queue `fn(*args)` on the torch thread; jobs run one at a time, in order."""
+    return _EXECUTOR.submit(fn, *args)
+
+
+def call(fn: Callable[..., T], *args) -> T:
+    """Run `fn(*args)` on the torch thread and wait for it (directly when already there)."""
+    if on_torch_thread():
+        return fn(*args)
+    return _EXECUTOR.submit(fn, *args).result()
