@@ -64,10 +64,10 @@ async def messages(state: ProxyState, req: MessagesRequest, *, token: str | None
         tr = StreamTranslator(msg_id, st.slot.model, d.result.input_tokens if d.result else 0, req.stop_sequences)
         headers = {**_headers(d, st.slot), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(relay(state, d, st, tr), media_type="text/event-stream", headers=headers)
-    slot, res, attempts = await complete(state, d, upstream_msgs, "anthropic", **params)
+    slot, res, attempts, audit = await complete(state, d, upstream_msgs, "anthropic", **params)
     body = to_anthropic_message(res.raw, msg_id=msg_id, model=slot.model, stop_sequences=req.stop_sequences)
     body["router"] = router_info(d, slot, attempts)
-    return JSONResponse(body, headers=_headers(d, slot))
+    return JSONResponse(body, headers=_headers(d, slot), background=audit)
 
 
 async def relay(state: ProxyState, d: Decision, st: OpenStream, tr: StreamTranslator) -> AsyncIterator[str]:

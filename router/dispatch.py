@@ -145,7 +145,9 @@ def router_headers(d: Decision, selected: Slot | None) -> dict[str, str]:
 
 
 def audit_line(d: Decision, *, api: str, selected: Slot | None, attempts: Sequence[Attempt],
-               usage: dict | None, status: str = "ok", error: str | None = None) -> dict[str, Any]:
+               usage: dict | None, status: str = "ok", error: str | None = None,
+               ended: float | None = None) -> dict[str, Any]:
+    """`ended`: perf_counter() when the request was answered (default: now)."""
     pool = d.pool
     actual = baseline = None
     if d.result is None:  # pinned: no RoutingResult, so price the slot and the baseline directly
@@ -162,7 +164,7 @@ def audit_line(d: Decision, *, api: str, selected: Slot | None, attempts: Sequen
         d.result, request_id=d.request_id, ts=d.ts, api=api, client=d.client, policy=pool.policy,
         query_text=d.text, query_mode=pool.audit_query_text, selected=selected.name if selected else None,
         model=selected.model if selected else None, attempts=attempts, usage=usage, actual_cost_usd=actual,
-        baseline_cost_usd=baseline, latency_ms=(time.perf_counter() - d.started) * 1e3, status=status, error=error,
+        baseline_cost_usd=baseline, latency_ms=((ended or time.perf_counter()) - d.started) * 1e3, status=status, error=error,
         pinned=d.pinned is not None, session=d.session_key[2] if d.session_key else None, sticky=d.sticky,
         stream=d.stream, **extra)
 
@@ -170,3 +172,19 @@ def audit_line(d: Decision, *, api: str, selected: Slot | None, attempts: Sequen
 def write_audit(state: ProxyState, d: Decision, **kw: Any) -> None:
     if state.audit is not None:
         state.audit.write(audit_line(d, **kw))
+
+
+def audit_after_response(state: ProxyState, d: Decision, **kw: Any):
+    """A background task (for the response) that writes the audit line once the answer is out, so
+    that the client does not wait for the record to be built and appended; the latency it records
+    still ends now. None when there is no audit log."""
+    if state.audit is None:
+        return None
+    from starlette.background import BackgroundTask
+
+    ended = time.perf_counter()
+
+    async def write() -> None:  # async: runs on the event loop, no thread hop for a short append
+        write_audit(state, d, ended=ended, **kw)
+
+    return BackgroundTask(write)

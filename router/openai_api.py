@@ -14,7 +14,8 @@ from typing import Any, AsyncIterator
 
 import anyio
 
-from .dispatch import Decision, ProxyState, decide, remember, router_headers, router_info, write_audit
+from .dispatch import (Decision, ProxyState, audit_after_response, decide, remember, router_headers, router_info,
+                       write_audit)
 from .errors import UpstreamError
 from .failover import OpenStream, chat_with_failover, open_stream_with_failover
 from .schemas import ChatCompletionRequest
@@ -39,14 +40,15 @@ def fail(state: ProxyState, d: Decision, exc: UpstreamError, api: str) -> Upstre
 
 
 async def complete(state: ProxyState, d: Decision, messages: list[dict], api: str, **params):
-    """Non-streaming call down the failover plan; audited, and remembered for session stickiness."""
+    """Non-streaming call down the failover plan, remembered for session stickiness. Returns the
+    slot, result, attempts and the audit task to attach to the response (see audit_after_response)."""
     try:
         slot, res, attempts = await chat_with_failover(state.backend, d.plan, messages, **params)
     except UpstreamError as exc:
         raise fail(state, d, exc, api) from None
     remember(state, d, slot)
-    write_audit(state, d, api=api, selected=slot, attempts=attempts, usage=res.usage)
-    return slot, res, attempts
+    audit = audit_after_response(state, d, api=api, selected=slot, attempts=attempts, usage=res.usage)
+    return slot, res, attempts, audit
 
 
 async def chat_completions(state: ProxyState, req: ChatCompletionRequest, *, token: str | None,
@@ -66,11 +68,11 @@ async def chat_completions(state: ProxyState, req: ChatCompletionRequest, *, tok
         include_usage = bool((req.stream_options or {}).get("include_usage"))
         return StreamingResponse(relay(state, d, st, include_usage), media_type="text/event-stream",
                                  headers=headers)
-    slot, res, attempts = await complete(state, d, messages, "openai", **params)
+    slot, res, attempts, audit = await complete(state, d, messages, "openai", **params)
     body = dict(res.raw)
     body["model"] = slot.model
     body["router"] = router_info(d, slot, attempts)
-    return JSONResponse(body, headers=router_headers(d, slot))
+    return JSONResponse(body, headers=router_headers(d, slot), background=audit)
 
 
 def _sse(obj: dict) -> str:

@@ -7,6 +7,8 @@ the best; tests still never assume particular probabilities.
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import yaml
@@ -65,3 +67,27 @@ def serve_api(registry, **kwargs) -> ServerThread:
     from router.server import create_api
 
     return ServerThread(create_api(registry, **kwargs)).start()
+
+
+def audit_lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in Path(path).read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def audit_for(path: Path, request_id: str, wait: float = 20.0) -> dict:
+    """The audit line of a request. Lines are written just after the response (or a stream's last
+    event) has gone out, so poll."""
+    deadline = time.time() + wait
+    while True:
+        line = next((r for r in audit_lines(path) if r["request_id"] == request_id), None)
+        if line is not None or time.time() > deadline:
+            assert line is not None, f"no audit line for {request_id}"
+            return line
+        time.sleep(0.05)
+
+
+def wait_audit_lines(path: Path, n: int, wait: float = 20.0) -> list[dict]:
+    """The audit lines once there are at least `n` of them (or whatever is there after `wait` s)."""
+    deadline = time.time() + wait
+    while len(lines := audit_lines(path)) < n and time.time() < deadline:
+        time.sleep(0.05)
+    return lines

@@ -6,13 +6,12 @@ tolerance, failover, auth and error shapes.
 from __future__ import annotations
 
 import json
-import time
 
 import anthropic
 import httpx
 import pytest
 
-from .proxy_env import POLICY, dest, make_registry, serve_api, write_pool
+from .proxy_env import POLICY, audit_for, dest, make_registry, serve_api, write_pool
 from .upstream_stub import UpstreamStub
 
 Q = "Which planet in the solar system has the most moons?"
@@ -50,18 +49,6 @@ def _reset(stub):
 @pytest.fixture
 def client(server):
     return anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0, timeout=60)
-
-
-def audit_for(path, request_id, wait=20.0):
-    """A stream's audit line lands just after its last event: poll for it."""
-    deadline = time.time() + wait
-    while True:
-        lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-        line = next((r for r in lines if r["request_id"] == request_id), None)
-        if line is not None or time.time() > deadline:
-            assert line is not None, f"no audit line for {request_id}"
-            return line
-        time.sleep(0.05)
 
 
 def test_plain_message_with_system_blocks_and_stop_sequences(client, stub, registry, audit_path):

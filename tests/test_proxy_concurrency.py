@@ -9,7 +9,7 @@ import asyncio
 import openai
 import pytest
 
-from .proxy_env import POLICY, SLOTS, dest, make_registry, serve_api, write_pool
+from .proxy_env import POLICY, SLOTS, dest, make_registry, serve_api, wait_audit_lines, write_pool
 from .upstream_stub import UpstreamStub
 
 N = 200
@@ -65,6 +65,6 @@ def test_200_concurrent_requests_each_get_their_own_decision(setup):
         assert q[:50] in resp.choices[0].message.content  # the stub echoes this request's question
         ids.add(info["request_id"])
     assert len(ids) == N
-    lines = audit_path.read_text().splitlines()
-    assert len(lines) == N
+    lines = wait_audit_lines(audit_path, N)
+    assert len(lines) == N and {r["request_id"] for r in lines} == ids
     assert len(stub.calls()) == N

@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from .proxy_env import POLICY, dest, make_registry, serve_api, write_pool
+from .proxy_env import POLICY, audit_for, audit_lines, dest, make_registry, serve_api, write_pool
 from .upstream_stub import UpstreamStub
 
 Q = "Write a Python function that returns the n-th Fibonacci number."
@@ -51,23 +51,6 @@ def client(server):
 
 def ask(text=Q):
     return [{"role": "user", "content": text}]
-
-
-def audit_lines(path):
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
-def audit_for(path, request_id, wait=20.0):
-    """The audit line of a request; a stream's line lands just after its last event, so poll."""
-    import time
-
-    deadline = time.time() + wait
-    while True:
-        line = next((r for r in audit_lines(path) if r["request_id"] == request_id), None)
-        if line is not None or time.time() > deadline:
-            assert line is not None, f"no audit line for {request_id}"
-            return line
-        time.sleep(0.05)
 
 
 def local_decision(registry, text, tolerance=None, models=None):
@@ -277,6 +260,7 @@ def test_missing_upstream_key_names_the_env_var_and_keys_never_reach_the_log(stu
         monkeypatch.setenv("STUB_UPSTREAM_KEY", "sk-upstream-secret-123")
         resp = c.chat.completions.create(model="keyed", messages=ask())
         assert stub.calls(resp.model)[-1]["headers"]["authorization"] == "Bearer sk-upstream-secret-123"
+        audit_for(tmp_path / "a.jsonl", resp.router["request_id"])  # the line is there before we look for the key
         assert "sk-upstream-secret-123" not in (tmp_path / "a.jsonl").read_text()
     finally:
         srv.stop()
@@ -296,9 +280,8 @@ def test_auth_on_requires_a_listed_key(registry, tmp_path):
             model=POLICY, messages=ask())
         assert resp.router["selected"]
         assert httpx.get(f"{srv.url}/health").status_code == 200  # stays open
-        log = (tmp_path / "a.jsonl").read_text()
-        assert "team-key-2" not in log
-        assert json.loads(log.splitlines()[-1])["client"].startswith("sha256:")
+        assert audit_for(tmp_path / "a.jsonl", resp.router["request_id"])["client"].startswith("sha256:")
+        assert "team-key-2" not in (tmp_path / "a.jsonl").read_text()
     finally:
         srv.stop()
 
