@@ -207,6 +207,40 @@ def test_score_batcher_matches_single_scoring_and_batches_concurrent_calls(route
     assert batcher.score(texts[0]).p.shape == (len(router.pool.models),)
 
 
+def test_every_forward_runs_on_the_one_torch_thread_and_a_cancelled_request_is_skipped(router):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from router import torch_thread
+    from router.batching import ScoreBatcher
+
+    seen: list[str] = []
+    hook = router.encoder.model.register_forward_hook(lambda *a: seen.append(threading.current_thread().name))
+    batches: list[list[str]] = []
+    gate = threading.Event()
+
+    class Recording(ScoreBatcher):
+        def _score_batch(self, texts):
+            batches.append(list(texts))
+            return super()._score_batch(texts)
+
+    try:
+        with ThreadPoolExecutor(3) as pool:  # callers on three threads, plus this one
+            list(pool.map(router.score, ["one question", "another question", "a third"]))
+        router.score("from the test thread")
+        assert seen and set(seen) == {seen[0]} and seen[0].startswith("router-torch")
+
+        torch_thread.submit(gate.wait)  # hold the torch thread so that the batch can only form behind it
+        batcher = Recording(router)
+        kept, dropped = batcher.submit("kept question"), batcher.submit("dropped question")
+        assert dropped.cancel()  # the client went away before its batch started
+        gate.set()
+        assert kept.result(timeout=60).p.shape == (len(router.pool.models),)
+        assert batches == [["kept question"]]
+    finally:
+        gate.set()
+        hook.remove()
+
+
 def test_routing_text_skips_a_trailing_turn_without_text(router):
     from router.dispatch import routing_text
     from router.errors import InputError
