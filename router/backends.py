@@ -18,6 +18,7 @@ from typing import Any, AsyncIterator
 import httpx
 
 from .errors import MissingKeyError, UpstreamError
+from .http_client import TRANSPORT_ERRORS, error_text
 from .pool import Slot
 
 RETRY_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -133,8 +134,8 @@ class Backend:
             resp = None
             try:
                 resp = await self.client.post(self._url(slot), json=body, headers=headers, timeout=self.timeout)
-            except httpx.HTTPError as exc:
-                attempts.append(Attempt(slot.name, slot.model, None, _ms(t0), f"{type(exc).__name__}: {exc}"[:300]))
+            except TRANSPORT_ERRORS as exc:
+                attempts.append(Attempt(slot.name, slot.model, None, _ms(t0), error_text(exc)[:300]))
             else:
                 if resp.status_code == 200:
                     result = self._parse(slot, resp, _ms(t0), attempts)
@@ -207,9 +208,9 @@ class Backend:
                         if started:
                             raise httpx.RemoteProtocolError("stream ended without a finish_reason or [DONE]")
                         attempts.append(Attempt(slot.name, slot.model, 200, _ms(t0), "empty stream"))
-            except (httpx.HTTPError, ValueError) as exc:
+            except (*TRANSPORT_ERRORS, ValueError) as exc:
                 attempts.append(Attempt(slot.name, slot.model, resp.status_code if resp is not None else None,
-                                        _ms(t0), f"{type(exc).__name__}: {exc}"[:300]))
+                                        _ms(t0), error_text(exc)[:300]))
                 if started:
                     raise UpstreamError(f"{slot.name} ({slot.model}): stream broke off midway: {exc}",
                                         status=502, attempts=attempts) from None

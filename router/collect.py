@@ -267,8 +267,9 @@ def check_keys(slots: list[Slot]) -> None:
 
 async def collect_async(pool: Pool, items: list[Item], out: str | Path, judge: Judge,
                         cfg: CollectConfig | None = None, *, client=None, progress: bool = True) -> CollectReport:
-    import httpx
     from tqdm.auto import tqdm
+
+    from .http_client import upstream_client
 
     cfg = cfg or CollectConfig()
     out = Path(out)
@@ -287,7 +288,7 @@ async def collect_async(pool: Pool, items: list[Item], out: str | Path, judge: J
     own = client is None
     if own:
         n = cfg.concurrency * max(1, len(queues)) + 4
-        client = httpx.AsyncClient(limits=httpx.Limits(max_connections=n, max_keepalive_connections=n))
+        client = upstream_client(max_connections=n, timeout=cfg.timeout)
     try:
         with open(out, "a", encoding="utf-8") as fh, tqdm(total=len(jobs), desc="collecting", unit="call",
                                                             disable=not progress) as bar:

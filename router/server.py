@@ -10,7 +10,8 @@ serve` runs it headless).
     GET  /health               liveness; always open
 
 FastAPI is imported here and only here (plus the modules this one wires together).
-One `httpx.AsyncClient` is created in the app's lifespan and shared by every upstream call.
+One `httpx.AsyncClient` (router.http_client) is created in the app's lifespan and shared by every
+upstream call.
 """
 
 from __future__ import annotations
@@ -40,11 +41,10 @@ AUDIT_ENV = "ROUTER_AUDIT_LOG"
 
 
 def _client():
-    import httpx
+    from .http_client import upstream_client
 
     # Generous pool: each concurrent proxied request holds one upstream connection while it streams.
-    return httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-                             timeout=httpx.Timeout(120.0, connect=10.0))
+    return upstream_client(max_connections=1000)
 
 
 def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path | None = None,

@@ -166,10 +166,10 @@ def _wire(registry: RouterRegistry, w, samples) -> None:
         if not (send_on and session.result is not None):
             yield gr.skip()
             return
-        import httpx
+        from .http_client import upstream_client
 
         router = registry.get(session.policy)
-        async with httpx.AsyncClient() as client:
+        async with upstream_client() as client:
             async for ans in playground.send(router, session, client):
                 yield session, V.answer_html(ans), ans.text, "", gr.skip()
             rv = await playground.review_answer(router, session, client, ans) if review_on else None

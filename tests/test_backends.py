@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 
 from router.backends import Backend, chunk_text, resolve_key
 from router.errors import MissingKeyError, UpstreamError
+from router.http_client import upstream_client
 from router.pool import Slot
 
 from .upstream_stub import UpstreamStub
@@ -32,10 +32,10 @@ def slot(stub, model="m1", **kw) -> Slot:
     return Slot(**base)
 
 
-def run(coro_fn):
+def run(coro_fn, timeout=5.0):
     async def main():
-        async with httpx.AsyncClient() as client:
-            return await coro_fn(Backend(client, retries=2, backoff=0.01, timeout=5))
+        async with upstream_client() as client:  # the client the proxy, playground and collect use
+            return await coro_fn(Backend(client, retries=2, backoff=0.01, timeout=timeout))
     return asyncio.run(main())
 
 
@@ -86,6 +86,15 @@ def test_connection_refused_is_upstream_error():
     with pytest.raises(UpstreamError) as e:
         run(lambda b: b.chat(s, [{"role": "user", "content": "hi"}]))
     assert e.value.status is None and "ConnectError" in e.value.attempts[0].error
+
+
+def test_a_slow_upstream_times_out_into_retries_then_an_upstream_error(stub):
+    stub.behave("m1", answer="late", delay=1.5)
+    with pytest.raises(UpstreamError) as e:
+        run(lambda b: b.chat(slot(stub), [{"role": "user", "content": "hi"}]), timeout=0.3)
+    attempts = e.value.attempts
+    assert len(attempts) == 3 and all(a.status is None and "Timeout" in a.error for a in attempts)
+    assert all(a.latency_ms < 1400 for a in attempts)  # gave up at the timeout, not when the answer came
 
 
 def test_stream_yields_text_and_usage(stub):

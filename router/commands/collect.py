@@ -46,10 +46,9 @@ def build_judge(args, client):
 def run(args) -> int:
     import asyncio
 
-    import httpx
-
     from router.collect import CollectConfig, asked_slots, collect_async, read_questions, summarize
     from router.errors import InputError
+    from router.http_client import upstream_client
     from router.pool import load_pool
 
     pool = load_pool(args.config)
@@ -63,7 +62,7 @@ def run(args) -> int:
                          "(.jsonl); use --judge vote or --judge llm for questions without references")
 
     async def go():
-        async with httpx.AsyncClient() as judge_client:
+        async with upstream_client() as judge_client:
             judge = build_judge(args, judge_client)
             return await collect_async(pool, items, args.out, judge, cfg, progress=not args.no_progress)
 
