@@ -159,6 +159,13 @@ def test_final_error_names_the_missing_env_var_or_reports_502():
 
 # ---- access and errors ---------------------------------------------------------------------
 
+def test_attempt_to_dict_has_every_field():
+    from dataclasses import fields
+
+    a = Attempt("slot-a", "vendor/model", 429, 12.5, "rate limited")
+    assert a.to_dict() == {f.name: getattr(a, f.name) for f in fields(Attempt)}
+
+
 def test_access_check():
     keys = configured_keys({"ROUTER_API_KEYS": " k1 , k2,"})
     assert keys == ("k1", "k2")
