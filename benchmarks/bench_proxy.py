@@ -133,14 +133,15 @@ def main() -> None:
                 print("  inside the proxy beyond the encoder pass and the upstream call (audit log; incl. waiting "
                       "for a batch): "
                       + ", ".join(f"{k} median {v[0]:.2f} ms, p99 {v[1]:.2f} ms" for k, v in inside.items()))
-                added = statistics.median(lat["proxy, routed"]) - d_med
-                verdict = "meets" if added <= r_med + 5 else "misses"
-                print(f"  routed proxy adds {added:.1f} ms at the median vs routing {r_med:.1f} ms + 5 ms: "
-                      f"{verdict} the target")
-                # Per request, its own routing time taken out: robust to routing time swinging with load.
+                # The target, read per request: each routed call minus its own routing time, against
+                # the direct median. Robust to routing time swinging between requests.
                 beyond = statistics.median([ms - rt for ms, rt in routing]) - d_med
-                print(f"  per request, minus its own routing time: the proxy adds {beyond:.1f} ms at the median "
-                      f"({'meets' if beyond <= 5 else 'misses'} the +5 ms target)\n")
+                print(f"  target, per request (added latency minus that request's routing time, median): "
+                      f"{beyond:.1f} ms -> {'meets' if beyond <= 5 else 'misses'} the +5 ms target")
+                added = statistics.median(lat["proxy, routed"]) - d_med
+                rts = [x[1] for x in routing]
+                print(f"  difference of medians (added {added:.1f} ms - routing {r_med:.1f} ms): {added - r_med:.1f} ms; "
+                      f"noisier, as routing time alone spans {pct(rts, 10):.1f}-{pct(rts, 90):.1f} ms (p10-p90)\n")
         finally:
             for p in procs:
                 p.terminate()
