@@ -10,7 +10,9 @@ session, sticky, query | query_sha256, input_tokens, models [{name, p, expected_
 allowed}], p_max, threshold, candidates, best, chosen (the router's pick), expected_cost_usd,
 baseline, baseline_cost_usd, selected (the slot that answered), model (its destination id),
 attempts [{slot, model, status, latency_ms, error}], usage {prompt_tokens, completion_tokens},
-actual_cost_usd, routing_ms, latency_ms, stream, status ("ok" | "error"), error.
+actual_cost_usd, routing_ms (encoder + head + selection), routing_wall_ms (proxy only: from the
+request's arrival to its decision, so it includes waiting for the encoder under load), latency_ms,
+stream, status ("ok" | "error"), error.
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ class Decision:
     stream: bool = False
     started: float = field(default_factory=time.perf_counter)
     ts: float = field(default_factory=time.time)
+    routing_wall_ms: float | None = None  # arrival to decision: the forward plus any wait for the encoder
 
     @property
     def pool(self):
@@ -106,7 +107,7 @@ async def decide(state: ProxyState, model: str | None, messages: Any, *, toleran
         key = (client, router.pool.policy, session)
         first, sticky = sticky_choice(result, state.sessions.get(key))
     return Decision(result=result, pinned=None, plan=failover_plan(result, first, router.pool), sticky=sticky,
-                    session_key=key, **common)
+                    session_key=key, routing_wall_ms=round((time.perf_counter() - t0) * 1e3, 2), **common)
 
 
 def remember(state: ProxyState, d: Decision, selected: Slot | None) -> None:
@@ -125,7 +126,8 @@ def router_info(d: Decision, selected: Slot | None, attempts: Sequence[Attempt])
                      "threshold": r.threshold, "candidates": list(r.candidates), "sticky": d.sticky,
                      "failover": selected is not None and selected.name != d.plan[0].name,
                      "probabilities": r.probabilities, "expected_cost_usd": r.expected_cost_usd,
-                     "input_tokens": r.input_tokens, "timings_ms": dict(r.timings_ms)})
+                     "input_tokens": r.input_tokens,
+                     "timings_ms": {**r.timings_ms, "routing_wall_ms": d.routing_wall_ms}})
     info["attempts"] = [a.to_dict() for a in attempts]
     return info
 
@@ -157,9 +159,9 @@ def audit_line(d: Decision, *, api: str, selected: Slot | None, attempts: Sequen
         if usage:
             baseline = price_usd(int(usage.get("prompt_tokens") or 0), d.router.checkpoint.output_tokens(base.score_as),
                                  base.cost_per_m_input_tokens, base.cost_per_m_output_tokens)
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"routing_wall_ms": d.routing_wall_ms}
     if d.result is None:
-        extra = {"chosen": d.pinned.name if d.pinned else None, "baseline": pool.baseline_slot.name}
+        extra.update(chosen=d.pinned.name if d.pinned else None, baseline=pool.baseline_slot.name)
     return decision_record(
         d.result, request_id=d.request_id, ts=d.ts, api=api, client=d.client, policy=pool.policy,
         query_text=d.text, query_mode=pool.audit_query_text, selected=selected.name if selected else None,

@@ -77,6 +77,8 @@ def test_plain_call_routes_and_reports_the_decision(client, stub, registry, audi
     assert {m["name"] for m in line["models"]} == set(info["probabilities"])
     assert line["usage"]["completion_tokens"] == resp.usage.completion_tokens
     assert line["actual_cost_usd"] >= 0 and line["baseline_cost_usd"] > 0
+    t = info["timings_ms"]  # the proxy's wall time to a decision includes the encoder pass itself
+    assert t["routing_wall_ms"] >= t["encode_ms"] > 0 and line["routing_wall_ms"] == t["routing_wall_ms"]
 
 
 def test_streaming_relays_text_and_ends_with_the_decision(client, stub):
