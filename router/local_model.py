@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from . import torch_thread
 from .encoder import BUNDLED_SOURCES, cache_dir, content_text
 from .errors import CheckpointError, InputError
 
@@ -100,8 +101,25 @@ class LocalChatModel:
         self._lock = threading.Lock()
 
     @classmethod
+    def load(cls, path: str | Path, name: str = BUNDLED_MODEL, threads: int | None = None) -> "LocalChatModel":
+        """Load on the process's torch thread, where every step of it will run (see torch_thread)."""
+        return torch_thread.call(cls, path, name, threads)
+
+    @classmethod
     def bundled(cls, threads: int | None = None) -> "LocalChatModel":
-        return cls(ensure_converted(BUNDLED_MODEL), BUNDLED_MODEL, threads=threads)
+        return cls.load(ensure_converted(BUNDLED_MODEL), BUNDLED_MODEL, threads=threads)
+
+    def _next_token(self, step, cache, temperature: float, gen):
+        """One decoding step; runs on the torch thread (inference_mode is per thread, so it is set here)."""
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(input_ids=step, cache=cache, use_cache=True, logits_to_keep=1)
+            logits = out.logits[0, -1].float()
+            if temperature and temperature > 0:
+                probs = torch.softmax(logits / float(temperature), dim=-1)
+                return int(torch.multinomial(probs, 1, generator=gen)), out.cache
+            return int(logits.argmax()), out.cache
 
     def prompt_ids(self, messages: list[dict]) -> list[int]:
         msgs = []
@@ -131,18 +149,13 @@ class LocalChatModel:
         out_ids: list[int] = []
         text, finish = "", "length"
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        with self._lock, torch.inference_mode():
+        with self._lock:
             cache = None
             step = torch.tensor([prompt])
             for _ in range(budget):
-                out = self.model(input_ids=step, cache=cache, use_cache=True, logits_to_keep=1)
-                cache = out.cache
-                logits = out.logits[0, -1].float()
-                if temperature and temperature > 0:
-                    probs = torch.softmax(logits / float(temperature), dim=-1)
-                    nxt = int(torch.multinomial(probs, 1, generator=gen))
-                else:
-                    nxt = int(logits.argmax())
+                # Each step on the torch thread, whichever thread iterates this generator (Starlette
+                # moves a streaming response between pool threads): one OpenMP team per process.
+                nxt, cache = torch_thread.call(self._next_token, step, cache, temperature, gen)
                 if nxt in self.stop_ids:
                     finish = "stop"
                     break

@@ -22,12 +22,6 @@ def configure(p):
 
 
 def run(args) -> int:
-    import os
-
-    # Spin-waiting OpenMP threads starve each other on a busy CPU; measured on 2 shared cores,
-    # a 16-token answer took ~10 s with active waits and ~1 s with passive ones. Set before torch
-    # loads; an explicit setting in the environment wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import uvicorn
 
     from router.local_model import BUNDLED_MODEL, LocalChatModel, converted_dir, ensure_converted
@@ -36,7 +30,7 @@ def run(args) -> int:
     if not (converted_dir() / "model.safetensors").exists():
         print(f"converting the bundled {BUNDLED_MODEL} weights once (takes up to a minute)...", flush=True)
     path = ensure_converted()
-    model = LocalChatModel(path, BUNDLED_MODEL, threads=args.threads)
+    model = LocalChatModel.load(path, BUNDLED_MODEL, threads=args.threads)
     print(f"loaded {BUNDLED_MODEL} from {path} in {model.load_seconds} s", flush=True)
     print(f"serving {BUNDLED_MODEL} at http://{args.host}:{args.port}/v1 (OpenAI-compatible; Ctrl-C stops)",
           flush=True)
