@@ -60,3 +60,44 @@ def default_router():
     from router.core import PrefillRouter
 
     return PrefillRouter.from_config(ROOT / "configs" / "default.yaml")
+
+
+# ---- a loopback upstream and the proxy over it ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def stub():
+    """A real OpenAI-compatible upstream on 127.0.0.1, one per test module."""
+    from .upstream_stub import UpstreamStub
+
+    with UpstreamStub() as s:
+        yield s
+
+
+@pytest.fixture(autouse=True)
+def _fresh_stub(request):
+    """Every test that uses the stub starts with no behaviours and no recorded calls."""
+    if "stub" in request.fixturenames:
+        request.getfixturevalue("stub").reset()
+
+
+@pytest.fixture(scope="module")
+def registry(stub, tmp_path_factory):
+    """The proxy tests' pool (proxy_env.SLOTS) pointed at the stub."""
+    from .proxy_env import make_registry, write_pool
+
+    return make_registry(write_pool(tmp_path_factory.mktemp("pool"), stub.base_url))
+
+
+@pytest.fixture(scope="module")
+def audit_path(tmp_path_factory):
+    return tmp_path_factory.mktemp("audit") / "audit.jsonl"
+
+
+@pytest.fixture(scope="module")
+def server(registry, audit_path):
+    """The real app (create_api) under uvicorn on a free port, auditing to `audit_path`."""
+    from .proxy_env import serve_api
+
+    srv = serve_api(registry, audit_log=audit_path, api_keys=(), backoff=0.01)
+    yield srv
+    srv.stop()

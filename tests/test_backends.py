@@ -11,18 +11,6 @@ from router.errors import MissingKeyError, UpstreamError
 from router.http_client import upstream_client
 from router.pool import Slot
 
-from .upstream_stub import UpstreamStub
-
-
-@pytest.fixture(scope="module")
-def stub():
-    with UpstreamStub() as s:
-        yield s
-
-
-@pytest.fixture(autouse=True)
-def _reset(stub):
-    stub.reset()
 
 
 def slot(stub, model="m1", **kw) -> Slot:

@@ -13,7 +13,6 @@ from router.data import read_labels
 from router.errors import InputError, MissingKeyError
 from router.judges import make_judge
 from router.pool import parse_pool
-from tests.upstream_stub import UpstreamStub
 
 QUESTIONS = [
     {"id": "q1", "question": "What is the capital of France?", "reference": "Paris"},
@@ -21,18 +20,6 @@ QUESTIONS = [
     {"id": "q3", "question": "Which letter? (A) cat (B) dog", "reference": "B"},
     {"id": "q4", "question": "Largest planet?", "reference": "Jupiter"},
 ]
-
-
-@pytest.fixture(scope="module")
-def stub():
-    with UpstreamStub() as s:
-        yield s
-
-
-@pytest.fixture(autouse=True)
-def fresh_stub(stub):
-    stub.reset()
-    yield
 
 
 def make_pool(base_url: str, models: dict[str, dict] | None = None, tmp: Path | None = None):

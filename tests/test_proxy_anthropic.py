@@ -11,39 +11,10 @@ import anthropic
 import httpx
 import pytest
 
-from .proxy_env import POLICY, audit_for, dest, make_registry, serve_api, write_pool
-from .upstream_stub import UpstreamStub
+from .proxy_env import POLICY, audit_for, dest, serve_api
 
 Q = "Which planet in the solar system has the most moons?"
 SLOTS = ("cheap", "mid", "strong", "best")
-
-
-@pytest.fixture(scope="module")
-def stub():
-    with UpstreamStub() as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def registry(stub, tmp_path_factory):
-    return make_registry(write_pool(tmp_path_factory.mktemp("pool"), stub.base_url))
-
-
-@pytest.fixture(scope="module")
-def audit_path(tmp_path_factory):
-    return tmp_path_factory.mktemp("audit") / "audit.jsonl"
-
-
-@pytest.fixture(scope="module")
-def server(registry, audit_path):
-    srv = serve_api(registry, audit_log=audit_path, api_keys=(), backoff=0.01)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(autouse=True)
-def _reset(stub):
-    stub.reset()
 
 
 @pytest.fixture

@@ -10,37 +10,8 @@ import openai
 import pytest
 
 from .proxy_env import POLICY, audit_for, audit_lines, dest, make_registry, serve_api, write_pool
-from .upstream_stub import UpstreamStub
 
 Q = "Write a Python function that returns the n-th Fibonacci number."
-
-
-@pytest.fixture(scope="module")
-def stub():
-    with UpstreamStub() as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def registry(stub, tmp_path_factory):
-    return make_registry(write_pool(tmp_path_factory.mktemp("pool"), stub.base_url))
-
-
-@pytest.fixture(scope="module")
-def audit_path(tmp_path_factory):
-    return tmp_path_factory.mktemp("audit") / "audit.jsonl"
-
-
-@pytest.fixture(scope="module")
-def server(registry, audit_path):
-    srv = serve_api(registry, audit_log=audit_path, api_keys=(), backoff=0.01)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(autouse=True)
-def _reset(stub):
-    stub.reset()
 
 
 @pytest.fixture

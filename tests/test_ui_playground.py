@@ -18,15 +18,8 @@ from router.errors import InputError
 from router.pool import load_pool
 
 from .ui_helpers import stub_pool_yaml
-from .upstream_stub import UpstreamStub
 
 QUERY = "Prove that the square root of 2 is irrational."
-
-
-@pytest.fixture(scope="module")
-def stub():
-    with UpstreamStub() as s:
-        yield s
 
 
 @pytest.fixture
