@@ -10,6 +10,7 @@ environment, which an explicit `transport=` would switch off.
 from __future__ import annotations
 
 import asyncio
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import aiohttp
 import httpx
@@ -34,6 +35,9 @@ def error_text(exc: BaseException) -> str:
 def upstream_client(max_connections: int = 100, timeout: float = 120.0, connect: float = 10.0) -> httpx.AsyncClient:
     from httpx_aiohttp import HttpxAiohttpClient
 
+    # One client serves every request, so its cookie jar would carry an upstream's Set-Cookie from one
+    # caller's request into the next caller's: a jar that accepts nothing keeps requests apart.
+    no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
     return HttpxAiohttpClient(limits=httpx.Limits(max_connections=max_connections,
                                                   max_keepalive_connections=max_connections),
-                              timeout=httpx.Timeout(timeout, connect=connect))
+                              timeout=httpx.Timeout(timeout, connect=connect), cookies=no_cookies)

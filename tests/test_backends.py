@@ -76,6 +76,17 @@ def test_connection_refused_is_upstream_error():
     assert e.value.status is None and "ConnectError" in e.value.attempts[0].error
 
 
+def test_an_upstream_cookie_is_not_replayed_on_the_next_request(stub):
+    stub.behave("m1", answer="hi", set_cookie="session=from-caller-one; Path=/")
+
+    async def go(b):
+        for _ in range(2):
+            await b.chat(slot(stub), [{"role": "user", "content": "hi"}])
+
+    run(go)
+    assert [c["headers"].get("cookie") for c in stub.calls("m1")] == [None, None]
+
+
 def test_a_slow_upstream_times_out_into_retries_then_an_upstream_error(stub):
     stub.behave("m1", answer="late", delay=1.5)
     with pytest.raises(UpstreamError) as e:

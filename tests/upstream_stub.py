@@ -9,7 +9,8 @@
 Behaviours per destination model id: answer text (default: an echo of the last user turn),
 delay (seconds before answering), fail_status + fail_times (-1 = forever), drop_after
 (chunks sent before the stream is cut), junk (200 with a body that is not a completion),
-usage (override the token counts), chunk_delay (seconds between stream chunks).
+usage (override the token counts), chunk_delay (seconds between stream chunks), set_cookie (a
+Set-Cookie header on the answer).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Behaviour:
     usage: dict[str, int] | None = None
     chunk_words: int = 1
     chunk_delay: float = 0.0
+    set_cookie: str | None = None
     served: int = field(default=0)
 
 
@@ -142,9 +144,11 @@ class UpstreamStub:
             created = int(time.time())
             if body.get("stream"):
                 return StreamingResponse(self._stream(model, answer, usage, b, created), media_type="text/event-stream")
-            return {"id": f"chatcmpl-stub-{created}", "object": "chat.completion", "created": created, "model": model,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
-                                 "finish_reason": "stop"}], "usage": usage}
+            return JSONResponse({"id": f"chatcmpl-stub-{created}", "object": "chat.completion", "created": created,
+                                 "model": model, "choices": [{"index": 0, "message": {"role": "assistant",
+                                                                                      "content": answer},
+                                                              "finish_reason": "stop"}], "usage": usage},
+                                headers={"set-cookie": b.set_cookie} if b.set_cookie else None)
 
         return app
 
