@@ -29,19 +29,18 @@ os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 T = TypeVar("T")
 
-_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-torch")
-_IDENT: list[int] = []
+_HERE = threading.local()  # `on` is set only in the torch thread, when it starts
 
 
 def _mark() -> None:
-    _IDENT.append(threading.get_ident())
+    _HERE.on = True
 
 
-_EXECUTOR.submit(_mark).result()
+_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-torch", initializer=_mark)
 
 
 def on_torch_thread() -> bool:
-    return threading.get_ident() == _IDENT[0]
+    return getattr(_HERE, "on", False)
 
 
 def submit(fn: Callable[..., T], *args) -> Future:
