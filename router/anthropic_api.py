@@ -51,8 +51,8 @@ async def messages(state: ProxyState, req: MessagesRequest, *, token: str | None
     from fastapi.responses import JSONResponse, StreamingResponse
 
     raw_msgs = [m.model_dump(exclude_unset=True) for m in req.messages]
-    d = await decide(state, routed_model(state.registry, req.model), raw_msgs, tolerance=req.tolerance, models=req.models, session=session,
-                     token=token, stream=req.stream)
+    d = await decide(state, routed_model(state.registry, req.model), raw_msgs, tolerance=req.tolerance,
+                     models=req.models, session=session, token=token, stream=req.stream)
     upstream_msgs = to_openai_messages(raw_msgs, req.system)
     params = upstream_params(req)
     msg_id = "msg_" + d.request_id.removeprefix("req_")

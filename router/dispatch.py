@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-
 from .audit import AuditLog, client_id, decision_record, new_request_id
 from .backends import Attempt, Backend
 from .batching import ScoreBatcher
@@ -150,6 +149,7 @@ def audit_line(d: Decision, *, api: str, selected: Slot | None, attempts: Sequen
                usage: dict | None, status: str = "ok", error: str | None = None,
                ended: float | None = None) -> dict[str, Any]:
     """`ended`: perf_counter() when the request was answered (default: now)."""
+    end = time.perf_counter() if ended is None else ended
     pool = d.pool
     actual = baseline = None
     if d.result is None:  # pinned: no RoutingResult, so price the slot and the baseline directly
@@ -166,7 +166,7 @@ def audit_line(d: Decision, *, api: str, selected: Slot | None, attempts: Sequen
         d.result, request_id=d.request_id, ts=d.ts, api=api, client=d.client, policy=pool.policy,
         query_text=d.text, query_mode=pool.audit_query_text, selected=selected.name if selected else None,
         model=selected.model if selected else None, attempts=attempts, usage=usage, actual_cost_usd=actual,
-        baseline_cost_usd=baseline, latency_ms=((ended or time.perf_counter()) - d.started) * 1e3, status=status, error=error,
+        baseline_cost_usd=baseline, latency_ms=(end - d.started) * 1e3, status=status, error=error,
         pinned=d.pinned is not None, session=d.session_key[2] if d.session_key else None, sticky=d.sticky,
         stream=d.stream, **extra)
 

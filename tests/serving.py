@@ -62,6 +62,6 @@ def wait_http(url: str, proc, timeout: float = 180.0, logs=lambda: "") -> None:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
-            pass
+            pass  # not listening yet: poll again; the deadline below turns a server that never comes up into a failure
         time.sleep(0.3)
     raise AssertionError(f"{url} not up after {timeout} s:\n{logs()}")
