@@ -9,8 +9,7 @@ import asyncio
 import openai
 import pytest
 
-from .proxy_env import POLICY, SLOTS, dest, make_registry, serve_api, wait_audit_lines, write_pool
-from .upstream_stub import UpstreamStub
+from .proxy_env import POLICY, SLOTS, dest, wait_audit_lines
 
 N = 200
 QUESTIONS = [
@@ -22,26 +21,15 @@ QUESTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    with UpstreamStub() as stub:
-        for name, *_ in SLOTS:
-            stub.behave(dest(name), delay=0.05)
-        folder = tmp_path_factory.mktemp("pool")
-        registry = make_registry(write_pool(folder, stub.base_url))
-        srv = serve_api(registry, audit_log=folder / "audit.jsonl", api_keys=(), backoff=0.01)
-        yield stub, registry, srv, folder / "audit.jsonl"
-        srv.stop()
-
-
-def test_200_concurrent_requests_each_get_their_own_decision(setup):
-    stub, registry, srv, audit_path = setup
+def test_200_concurrent_requests_each_get_their_own_decision(stub, registry, server, audit_path):
+    for name, *_ in SLOTS:
+        stub.behave(dest(name), delay=0.05)
     router = registry.get(POLICY)
     scores = {q: router.score(q) for q in QUESTIONS}
     jobs = [(QUESTIONS[i % len(QUESTIONS)], round((i * 37 % 101) / 100, 2)) for i in range(N)]
 
     async def main():
-        client = openai.AsyncOpenAI(base_url=f"{srv.url}/v1", api_key="x", max_retries=0, timeout=300)
+        client = openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0, timeout=300)
         try:
             return await asyncio.gather(*[
                 client.chat.completions.with_raw_response.create(

@@ -11,37 +11,24 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from .proxy_env import make_registry, serve_api, write_pool
-from .upstream_stub import UpstreamStub
-
 MAX_EXAMPLES = 40
 
 
 @pytest.fixture(scope="module")
-def proxy(tmp_path_factory):
-    with UpstreamStub() as stub:
-        folder = tmp_path_factory.mktemp("pool")
-        srv = serve_api(make_registry(write_pool(folder, stub.base_url)), audit_log=folder / "audit.jsonl",
-                        api_keys=(), backoff=0.0)
-        yield srv
-        srv.stop()
-
-
-@pytest.fixture(scope="module")
-def api_schema(proxy):
-    return schemathesis.openapi.from_url(f"{proxy.url}/openapi.json")
+def api_schema(server):
+    return schemathesis.openapi.from_url(f"{server.url}/openapi.json")
 
 
 # Hypothesis is driven directly: schemathesis' lazy pytest fixtures do not run under this pytest.
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
 @pytest.mark.parametrize("path", ["/v1/route", "/v1/chat/completions"])
-def test_no_server_errors(api_schema, proxy, path, mode):
+def test_no_server_errors(api_schema, server, path, mode):
     operation = api_schema[path]["POST"]
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def check(case):
-        response = case.call(base_url=proxy.url, timeout=60)
+        response = case.call(base_url=server.url, timeout=60)
         assert response.status_code < 500, (response.status_code, response.text[:500], case.body)
         if response.status_code >= 400:
             err = response.json()["error"]
