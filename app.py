@@ -15,9 +15,9 @@ def create_app(config: str | None = None, registry=None):
     """Build the whole app; importable without side effects (tests call this)."""
     import gradio as gr
 
-    from router.registry import RouterRegistry
-    from router.server import create_api
-    from router.ui import build_ui
+    from router.routing.registry import RouterRegistry
+    from router.serving.app import create_api
+    from router.ui.layout import build_ui
 
     registry = registry or RouterRegistry.from_paths(default_path=config or os.environ.get("ROUTER_CONFIG"))
     api = create_api(registry)
@@ -26,7 +26,7 @@ def create_app(config: str | None = None, registry=None):
 
 
 def ui_mount_options() -> dict:
-    from router.ui import CSS_PATH, THEME
+    from router.ui.layout import CSS_PATH, THEME
 
     return {"css_paths": [CSS_PATH], "theme": THEME}
 

@@ -21,9 +21,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from router.collect import CollectConfig, Item, collect  # noqa: E402
-from router.judges import make_judge  # noqa: E402
-from router.pool import parse_pool  # noqa: E402
+from router.training.collect import CollectConfig, Item, collect  # noqa: E402
+from router.training.judges import make_judge  # noqa: E402
+from router.routing.pool import parse_pool  # noqa: E402
 from tests.serving import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -36,7 +36,7 @@ def bare_encoder(spec):
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from router.encoder import BUNDLED_SOURCES, pick_device
+    from router.model.encoder import BUNDLED_SOURCES, pick_device
 
     path, _ = BUNDLED_SOURCES[spec.source]()
     tok = AutoTokenizer.from_pretrained(path)
@@ -75,12 +75,12 @@ def main() -> None:
 def bench(args, ckpt) -> None:
     import torch
 
-    from router.core import PrefillRouter
-    from router.encoder import EncoderSpec, get_encoder
-    from router.head import load_checkpoint
-    from router.pool import load_pool
+    from router.routing.router import PrefillRouter
+    from router.model.encoder import EncoderSpec, get_encoder
+    from router.model.head import load_checkpoint
+    from router.routing.pool import load_pool
 
-    from router import torch_thread
+    from router.model import torch_thread
 
     router = PrefillRouter(load_pool(args.config), checkpoint=load_checkpoint(ckpt))
     # Every torch call of the process runs on the torch thread (router.torch_thread), the bare encoder

@@ -49,7 +49,7 @@ def main() -> int:
 
     import app
     from playwright.sync_api import sync_playwright
-    from router.playground import load_samples
+    from router.ui.playground import load_samples
     from serving import ServerThread
 
     questions = [s["question"] for s in load_samples()]

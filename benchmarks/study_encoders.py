@@ -27,9 +27,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from router import baselines, metrics  # noqa: E402
-from router.data import read_labels  # noqa: E402
-from router.encoder import EncoderSpec, cache_dir, get_encoder  # noqa: E402
+from router.training import baselines
+from router.training import metrics  # noqa: E402
+from router.training.data import read_labels  # noqa: E402
+from router.model.encoder import EncoderSpec, cache_dir, get_encoder  # noqa: E402
 
 DATA = ROOT / "assets" / "data" / "routerbench.jsonl.gz"
 PAIRS = ROOT / "assets" / "multilingual_pairs.jsonl"
@@ -113,7 +114,7 @@ def decoder_features(spec: EncoderSpec, texts: list[str], batch_size: int = 16) 
 
 
 def cmd_features(args):
-    from router.features import cached_features
+    from router.model.features import cached_features
 
     t, tr, te = load_table()
     rows = np.arange(len(t))
@@ -181,7 +182,7 @@ REG = dict(pca_dim=64, hidden=(128,), dropout=0.5, lr=3e-4, weight_decay=0.1)
 
 
 def fit_mlp(Xtr, Ytr, pca_dim: int = 128, **kw):
-    from router.train import TrainConfig, train_head
+    from router.training.train import TrainConfig, train_head
 
     head, _ = train_head(Xtr, Ytr, TrainConfig(pca_dim=pca_dim, **kw), progress=False)
     return head
@@ -280,7 +281,7 @@ def cmd_crosslingual(args):
     price = np.nanmean(t.cost[tr_all], axis=0)
     out = {}
     if args.checkpoint:  # the shipped thing: its encoder spec, its head
-        from router.head import load_checkpoint
+        from router.model.head import load_checkpoint
 
         ck = load_checkpoint(args.checkpoint)
         pairs = read_pairs()
@@ -349,8 +350,8 @@ def cmd_page(args):
 def cmd_seed(args):
     """Copy a study slice into the features cache under the one-layer spec a checkpoint stores,
     so `train` and `evaluate` reuse it. Only for the last layer, where both compute the same numbers."""
-    from router.features import features_key
-    from router.train import training_rows
+    from router.model.features import features_key
+    from router.training.train import training_rows
 
     t, _, _ = load_table()
     name, sname = args.slice.split(" ")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Iterator
 
-from .errors import InputError
+from router.errors import InputError
 
 
 def parse_line(line: str, where: str, hint: str = "", objects_only: bool = True) -> Any:

@@ -57,7 +57,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def default_router():
     """The real bundled router (default pool + bundled checkpoint), loaded once for the session."""
-    from router.core import PrefillRouter
+    from router.routing.router import PrefillRouter
 
     return PrefillRouter.from_config(ROOT / "configs" / "default.yaml")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from router.pool import PROJECT_ROOT
+from router.routing.pool import PROJECT_ROOT
 
 try:
     from .serving import ServerThread
@@ -57,14 +57,14 @@ def write_pool(folder: Path, base_url: str, *, policy: str = POLICY, key_env: st
 
 
 def make_registry(*paths: Path):
-    from router.registry import RouterRegistry
+    from router.routing.registry import RouterRegistry
 
     return RouterRegistry.from_paths(list(paths), default_path=paths[0])
 
 
 def serve_api(registry, **kwargs) -> ServerThread:
     """Start create_api(registry, **kwargs) under uvicorn on a free port; call .stop() when done."""
-    from router.server import create_api
+    from router.serving.app import create_api
 
     return ServerThread(create_api(registry, **kwargs)).start()
 

@@ -10,12 +10,12 @@ import threading
 import numpy as np
 import pytest
 
-from router.audit import AuditLog, client_id, decision_record, read_records
-from router.audit_summary import parse_time, summarize
-from router.cli import main
-from router.core import PrefillRouter, Scores
+from router.audit.log import AuditLog, client_id, decision_record, read_records
+from router.audit.summary import parse_time, summarize
+from router.commands.cli import main
+from router.routing.router import PrefillRouter, Scores
 from router.errors import InputError
-from router.pool import load_pool
+from router.routing.pool import load_pool
 
 from .proxy_env import write_pool
 

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from router.backends import Backend, chunk_text, resolve_key
+from router.upstream.backends import Backend, chunk_text, resolve_key
 from router.errors import MissingKeyError, UpstreamError
-from router.http_client import upstream_client
-from router.pool import Slot
+from router.upstream.client import upstream_client
+from router.routing.pool import Slot
 
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from router.errors import CheckpointError
-from router.head import load_checkpoint, save_checkpoint
-from router.train import TrainConfig, train_head
+from router.model.head import load_checkpoint, save_checkpoint
+from router.training.train import TrainConfig, train_head
 
 
 def planted(n=600, d=12, seed=0):
@@ -71,7 +71,7 @@ def test_round_trip_gives_identical_outputs(tmp_path):
 
 @pytest.mark.parametrize("name", ["checkpoint", "checkpoint-minilm"])
 def test_bundled_checkpoints_load(name):
-    from router.pool import PROJECT_ROOT
+    from router.routing.pool import PROJECT_ROOT
 
     ck = load_checkpoint(PROJECT_ROOT / "assets" / name)
     assert len(ck.slots) == 11 and ck.train_hashes

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from router.cli import main as cli_main
-from router.collect import (Budget, CollectConfig, Item, collect, read_collected, read_questions, summarize)
-from router.data import read_labels
+from router.commands.cli import main as cli_main
+from router.training.collect import (Budget, CollectConfig, Item, collect, read_collected, read_questions, summarize)
+from router.training.data import read_labels
 from router.errors import InputError, MissingKeyError
-from router.judges import make_judge
-from router.pool import parse_pool
+from router.training.judges import make_judge
+from router.routing.pool import parse_pool
 
 QUESTIONS = [
     {"id": "q1", "question": "What is the capital of France?", "reference": "Paris"},
@@ -178,8 +178,8 @@ def test_llm_judge_through_collect_unparseable_is_unknown(stub, tmp_path):
 
     import httpx
 
-    from router.backends import Backend
-    from router.collect import collect_async
+    from router.upstream.backends import Backend
+    from router.training.collect import collect_async
 
     stub.behave("dest-a", answer="Paris")
     stub.behave("dest-b", answer="Rome")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router import costs
-from router.core import ModelScore, select
+from router.routing import costs
+from router.routing.router import ModelScore, select
 from router.errors import InputError
-from router.pool import Slot
+from router.routing.pool import Slot
 
 
 def _slot(name="s", cin=2.0, cout=10.0) -> Slot:

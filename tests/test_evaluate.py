@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from router.cli import main
-from router.data import read_labels, write_labels
+from router.commands.cli import main
+from router.training.data import read_labels, write_labels
 
 COUNTRIES = ["France", "Japan", "Peru", "Kenya", "Norway", "Chile", "Egypt", "Canada", "India", "Spain",
              "Italy", "Ghana", "Nepal", "Cuba", "Fiji", "Laos", "Mali", "Oman", "Chad", "Iran"]
@@ -44,7 +44,7 @@ def labeled(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def checkpoint(labeled, tmp_path_factory):
-    from router.train import TrainConfig, train
+    from router.training.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("ckpt")
     cfg = TrainConfig(pca_dim=8, hidden=(16,), members=2, epochs=60, patience=20)
@@ -85,10 +85,10 @@ def test_evaluate_end_to_end(labeled, checkpoint, tmp_path, capsys):
 
 
 def test_report_matches_metrics_on_the_checkpoint_predictions(labeled, checkpoint):
-    from router import metrics
-    from router.evaluate import evaluate
-    from router.features import cached_features
-    from router.head import load_checkpoint
+    from router.training import metrics
+    from router.training.evaluate import evaluate
+    from router.model.features import cached_features
+    from router.model.head import load_checkpoint
 
     report = evaluate(checkpoint, labeled, baselines=False, progress=False)
     ck = load_checkpoint(checkpoint)

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from router.errors import InputError
-from router.local_server import parse_request
+from router.local.server import parse_request
 
 SERVED = "SmolLM2-135M-Instruct"
 MSGS = [{"role": "user", "content": "What is the capital of France?"}]
@@ -44,8 +44,8 @@ def test_parse_request_unknown_model():
 
 @pytest.fixture(scope="module")
 def local_server(session_cache):
-    from router.local_model import LocalChatModel
-    from router.local_server import create_local_app
+    from router.local.model import LocalChatModel
+    from router.local.server import create_local_app
     from tests.serving import ServerThread
 
     # module fixtures run before the autouse env fixture: point the cache at the session's own
@@ -58,7 +58,7 @@ def local_server(session_cache):
 
 
 def _slot(server):
-    from router.pool import Slot
+    from router.routing.pool import Slot
 
     return Slot(name="smollm2-local", model=SERVED, api_base=f"{server.url}/v1", local=True,
                 cost_per_m_input_tokens=0, cost_per_m_output_tokens=0)
@@ -66,7 +66,7 @@ def _slot(server):
 
 @pytest.mark.slow
 def test_real_model_answers_and_counts_tokens(local_server):
-    from router.backends import Backend
+    from router.upstream.backends import Backend
 
     async def go():
         async with httpx.AsyncClient() as client:

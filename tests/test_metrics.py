@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router import baselines, metrics
-from router.core import select
+from router.training import baselines
+from router.training import metrics
+from router.routing.router import select
 
 # Two questions, two models: model 0 costs 1 per call, model 1 costs 10.
 # Model 1 answers both; model 0 only the second. Best single model: 1 (acc 1.0, C_best 20).

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from router.errors import ConfigError, UnknownModelError
-from router.pool import check_scorable, list_configs, load_pool
+from router.routing.pool import check_scorable, list_configs, load_pool
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,7 +32,7 @@ def base(**kw):
 
 
 def test_bundled_configs_load_and_are_scorable():
-    from router.head import load_checkpoint
+    from router.model.head import load_checkpoint
 
     names = {p.name for p in list_configs()}
     assert {"default.yaml", "routerbench-11.yaml", "mixed-local.yaml"} <= names

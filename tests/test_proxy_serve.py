@@ -7,7 +7,7 @@ import sys
 
 import openai
 
-from router.cli import main
+from router.commands.cli import main
 
 from .conftest import ROOT, free_port
 from .serving import wait_http

@@ -13,16 +13,16 @@ import threading
 import numpy as np
 import pytest
 
-from router.anthropic_translate import (StreamTranslator, to_anthropic_message, to_openai_messages,
+from router.serving.anthropic_translate import (StreamTranslator, to_anthropic_message, to_openai_messages,
                                         to_openai_tools)
-from router.auth import AuthError, check_access, configured_keys
-from router.backends import Attempt
-from router.core import PrefillRouter, Scores
+from router.serving.auth import AuthError, check_access, configured_keys
+from router.upstream.backends import Attempt
+from router.routing.router import PrefillRouter, Scores
 from router.errors import MissingKeyError, UpstreamError
-from router.failover import failover_plan, final_error
-from router.http_errors import validation_message
-from router.pool import load_pool
-from router.sessions import SessionStore, sticky_choice
+from router.upstream.failover import failover_plan, final_error
+from router.serving.errors import validation_message
+from router.routing.pool import load_pool
+from router.serving.sessions import SessionStore, sticky_choice
 
 from .proxy_env import write_pool
 
@@ -192,7 +192,7 @@ def test_validation_messages_say_what_to_fix():
 def test_score_batcher_matches_single_scoring_and_batches_concurrent_calls(router):
     from concurrent.futures import ThreadPoolExecutor
 
-    from router.batching import ScoreBatcher
+    from router.serving.batching import ScoreBatcher
 
     class Counting(ScoreBatcher):
         sizes: list[int] = []
@@ -217,8 +217,8 @@ def test_score_batcher_matches_single_scoring_and_batches_concurrent_calls(route
 def test_every_forward_runs_on_the_one_torch_thread_and_a_cancelled_request_is_skipped(router):
     from concurrent.futures import ThreadPoolExecutor
 
-    from router import torch_thread
-    from router.batching import ScoreBatcher
+    from router.model import torch_thread
+    from router.serving.batching import ScoreBatcher
 
     seen: list[str] = []
     hook = router.encoder.model.register_forward_hook(lambda *a: seen.append(threading.current_thread().name))
@@ -249,7 +249,7 @@ def test_every_forward_runs_on_the_one_torch_thread_and_a_cancelled_request_is_s
 
 
 def test_routing_text_skips_a_trailing_turn_without_text(router):
-    from router.dispatch import routing_text
+    from router.serving.pipeline import routing_text
     from router.errors import InputError
 
     convo = [{"role": "user", "content": "List the files in /tmp"},
@@ -268,8 +268,8 @@ def test_an_upstream_echoing_our_key_gets_it_redacted(monkeypatch):
 
     import httpx
 
-    from router.backends import Backend
-    from router.pool import Slot
+    from router.upstream.backends import Backend
+    from router.routing.pool import Slot
 
     def echo(request):
         return httpx.Response(401, json={"error": {"message": f"bad key {request.headers['authorization']}"}})

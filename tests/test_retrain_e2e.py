@@ -15,8 +15,8 @@ import httpx
 import pytest
 import yaml
 
-from router.cli import main as cli_main
-from router.collect import read_collected
+from router.commands.cli import main as cli_main
+from router.training.collect import read_collected
 from tests.conftest import ROOT, free_port
 from tests.serving import wait_http
 from tests.upstream_stub import UpstreamStub

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router.core import check_tolerance, select
+from router.routing.router import check_tolerance, select
 from router.errors import InputError
 
 P = [0.50, 0.90, 0.80, 0.60]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from router.registry import RouterRegistry
+from router.routing.registry import RouterRegistry
 
 from .serving import ServerThread
 from .ui_helpers import stub_pool_yaml

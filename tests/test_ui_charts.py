@@ -6,8 +6,10 @@ import json
 
 import plotly.graph_objects as go
 
-from router import costs, playground, ui_views
-from router.ui_charts import decision_figure, distribution_figure, projection_figure, sweep_figures
+from router.routing import costs
+from router.ui import playground
+from router.ui import views as ui_views
+from router.ui.charts import decision_figure, distribution_figure, projection_figure, sweep_figures
 
 QUERY = "Discuss the Chinese Room argument in 100 words."
 

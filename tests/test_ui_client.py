@@ -11,8 +11,8 @@ import re
 import pytest
 from gradio_client import Client, handle_file
 
-from router.pool import load_pool
-from router.registry import RouterRegistry
+from router.routing.pool import load_pool
+from router.routing.registry import RouterRegistry
 
 from .serving import ServerThread
 from .ui_helpers import stub_pool_yaml
@@ -131,7 +131,7 @@ def test_projection_from_sweep_and_session(app_url):
 
 
 def test_export_jsonl_matches_audit_format(app_url):
-    from router.audit import decision_record
+    from router.audit.log import decision_record
 
     c = _client(app_url)
     c.predict("default", QUERY, 0.1, ALL, api_name="/route")

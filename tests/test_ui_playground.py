@@ -12,10 +12,12 @@ import httpx
 import numpy as np
 import pytest
 
-from router import costs, playground, review
-from router.core import PrefillRouter
+from router.routing import costs
+from router.ui import playground
+from router.ui import review
+from router.routing.router import PrefillRouter
 from router.errors import InputError
-from router.pool import load_pool
+from router.routing.pool import load_pool
 
 from .ui_helpers import stub_pool_yaml
 
@@ -66,7 +68,7 @@ def test_redecide_before_any_query_is_a_no_op(default_router):
 
 
 def test_record_has_the_audit_log_fields(default_router):
-    from router.audit import decision_record
+    from router.audit.log import decision_record
 
     s = playground.Session()
     r = playground.route(default_router, s, QUERY, 0.3, None)

@@ -1,1 +1,3 @@
-"""One module per CLI command (see router/cli.py)."""
+"""One module per CLI command (`python -m router COMMAND`); `cli.py` builds the parser.
+
+May import anything in the package; nothing imports commands."""

@@ -21,8 +21,8 @@ def configure(p):
 
 
 def run(args) -> int:
-    from router.audit import read_records
-    from router.audit_summary import format_summary, parse_time, summarize
+    from router.audit.log import read_records
+    from router.audit.summary import format_summary, parse_time, summarize
 
     since = parse_time(args.since) if args.since else None
     split = parse_time(args.split) if args.split else None

@@ -26,8 +26,8 @@ def configure(p):
 
 
 def run(args) -> int:
-    from router.core import check_tolerance
-    from router.evaluate import evaluate, format_table, write_json, write_plot
+    from router.routing.router import check_tolerance
+    from router.training.evaluate import evaluate, format_table, write_json, write_plot
 
     report = evaluate(args.checkpoint, args.data, split=args.split, allow_overlap=args.allow_overlap,
                       default_tolerance=check_tolerance(args.tolerance), baselines=not args.no_baselines)
@@ -36,7 +36,7 @@ def run(args) -> int:
         write_json(report, args.json_out)
         print(f"report written to {args.json_out}")
     if args.record:
-        from router.evaluate import record_in_checkpoint
+        from router.training.evaluate import record_in_checkpoint
 
         if report["overlap_with_training"]:
             print("not recorded: the evaluated rows overlap the training set")

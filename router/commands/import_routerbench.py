@@ -15,7 +15,7 @@ def configure(p):
 
 
 def run(args) -> int:
-    from router.data import import_routerbench, write_labels
+    from router.training.data import import_routerbench, write_labels
 
     n = write_labels(import_routerbench(args.source), args.out)
     print(f"wrote {n} rows to {args.out}")

@@ -31,7 +31,7 @@ def format_result(r) -> str:
 
 
 def run(args) -> int:
-    from router.core import PrefillRouter
+    from router.routing.router import PrefillRouter
 
     router = PrefillRouter.from_config(args.config)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None

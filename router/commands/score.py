@@ -19,7 +19,7 @@ def configure(p):
 
 
 def read_questions(path: Path) -> tuple[list[str], list[str]]:
-    from router.data import iter_rows, question_id
+    from router.training.data import iter_rows, question_id
     from router.errors import InputError
 
     ids, qs = [], []
@@ -37,8 +37,8 @@ def read_questions(path: Path) -> tuple[list[str], list[str]]:
 def run(args) -> int:
     from tqdm.auto import tqdm
 
-    from router.encoder import get_encoder
-    from router.head import load_checkpoint
+    from router.model.encoder import get_encoder
+    from router.model.head import load_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
     ids, qs = read_questions(Path(args.input))

@@ -28,11 +28,11 @@ def configure(p):
 def run(args) -> int:
     import uvicorn
 
-    from router.registry import RouterRegistry
-    from router.server import create_api
+    from router.routing.registry import RouterRegistry
+    from router.serving.app import create_api
 
     if args.audit_log:
-        from router.audit import AuditLog
+        from router.audit.log import AuditLog
 
         AuditLog(args.audit_log)  # a bad path fails now, before the model loads
     configs = args.config or []

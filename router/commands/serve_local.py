@@ -11,7 +11,7 @@ from __future__ import annotations
 
 
 def configure(p):
-    from router.local_server import MAX_TOKENS_LIMIT
+    from router.local.server import MAX_TOKENS_LIMIT
 
     p.add_argument("--port", type=int, default=8001)
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
@@ -24,8 +24,8 @@ def configure(p):
 def run(args) -> int:
     import uvicorn
 
-    from router.local_model import BUNDLED_MODEL, LocalChatModel, converted_dir, ensure_converted
-    from router.local_server import create_local_app
+    from router.local.model import BUNDLED_MODEL, LocalChatModel, converted_dir, ensure_converted
+    from router.local.server import create_local_app
 
     if not (converted_dir() / "model.safetensors").exists():
         print(f"converting the bundled {BUNDLED_MODEL} weights once (takes up to a minute)...", flush=True)

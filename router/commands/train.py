@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 def configure(p):
-    from router.train import TrainConfig
+    from router.training.train import TrainConfig
 
     d = TrainConfig()
     p.add_argument("--data", required=True, help="label file or folder (long format, CSV/JSONL)")
@@ -37,8 +37,8 @@ def configure(p):
 
 
 def config_from_args(args):
-    from router.encoder import EncoderSpec
-    from router.train import TrainConfig
+    from router.model.encoder import EncoderSpec
+    from router.training.train import TrainConfig
 
     spec = EncoderSpec(source=args.encoder, kind=args.encoder_kind,
                        layers=tuple(int(x) for x in args.layers.split(",")), pooling=args.pooling,
@@ -50,8 +50,8 @@ def config_from_args(args):
 
 
 def run(args) -> int:
-    from router.data import read_labels
-    from router.train import train
+    from router.training.data import read_labels
+    from router.training.train import train
 
     table = read_labels(args.data)
     if args.models:

@@ -1,0 +1,143 @@
+"""Reading an audit log back: routing distribution, spend vs the baseline, drift between two windows.
+
+Plain functions over the records `router.audit.read_records` yields; `python -m router audit
+summary` prints `format_summary(summarize(...))`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping, Sequence
+
+from router.errors import InputError
+
+_REL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(value: str, now: float | None = None) -> float:
+    """'24h', '7d', '30m' (ago) or an ISO date/time ('2026-11-30', '2026-11-30T08:00Z') -> epoch seconds."""
+    now = time.time() if now is None else now
+    m = _REL.match(value)
+    if m:
+        return now - float(m.group(1)) * _UNIT_S[m.group(2)]
+    try:
+        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"cannot read time {value!r}: use e.g. 24h, 7d, 30m or 2026-11-30T08:00Z") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def _cost(r: Mapping[str, Any]) -> float | None:
+    if r.get("actual_cost_usd") is not None:
+        return float(r["actual_cost_usd"])
+    if r.get("expected_cost_usd") is not None:
+        return float(r["expected_cost_usd"])
+    return None
+
+
+def _chosen(r: Mapping[str, Any]) -> str:
+    return str(r.get("chosen") or r.get("selected") or "?")
+
+
+def window_stats(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    dist = Counter(_chosen(r) for r in records)
+    # Spend compares like with like: only answered requests, each with its baseline counterpart.
+    served = [r for r in records if r.get("status") == "ok"]
+    costs = [c for c in (_cost(r) for r in served) if c is not None]
+    base = [float(r["baseline_cost_usd"]) for r in served if r.get("baseline_cost_usd") is not None]
+    n = len(records)
+    return {
+        "requests": n,
+        "errors": sum(1 for r in records if r.get("status") != "ok"),
+        "failovers": sum(1 for r in records if r.get("selected") and r.get("chosen")
+                         and r["selected"] != r["chosen"]),
+        "distribution": {k: v / n for k, v in dist.most_common()} if n else {},
+        "counts": dict(dist.most_common()),
+        "spend_usd": sum(costs),
+        "baseline_usd": sum(base),
+        "cost_per_request_usd": (sum(costs) / len(costs)) if costs else None,
+        "first": min((r["ts"] for r in records), default=None),
+        "last": max((r["ts"] for r in records), default=None),
+    }
+
+
+def drift(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """Change from window a to window b: total variation distance of the chosen-model shares and cost/request."""
+    names = sorted(set(a["distribution"]) | set(b["distribution"]))
+    delta = {k: b["distribution"].get(k, 0.0) - a["distribution"].get(k, 0.0) for k in names}
+    ca, cb = a["cost_per_request_usd"], b["cost_per_request_usd"]
+    return {
+        "total_variation": 0.5 * sum(abs(v) for v in delta.values()),
+        "share_change": dict(sorted(delta.items(), key=lambda kv: -abs(kv[1]))),
+        "cost_per_request_change_usd": (cb - ca) if ca is not None and cb is not None else None,
+        "cost_per_request_change_pct": (100.0 * (cb - ca) / ca) if ca and cb is not None else None,
+    }
+
+
+def summarize(records: Iterable[Mapping[str, Any]], split: float | None = None) -> dict[str, Any]:
+    """Totals, plus drift between [first, split) and [split, last]; split defaults to the midpoint in time."""
+    recs = sorted(records, key=lambda r: float(r["ts"]))
+    total = window_stats(recs)
+    baselines = Counter(r.get("baseline") for r in recs if r.get("baseline"))
+    policies = Counter(r.get("policy") for r in recs if r.get("policy"))
+    out: dict[str, Any] = {"total": total, "baseline": baselines.most_common(1)[0][0] if baselines else None,
+                           "policies": dict(policies)}
+    saved = total["baseline_usd"] - total["spend_usd"]
+    out["saved_usd"] = saved
+    out["saved_pct"] = 100.0 * saved / total["baseline_usd"] if total["baseline_usd"] > 0 else None
+    if len(recs) >= 2:
+        cut = split if split is not None else (float(recs[0]["ts"]) + float(recs[-1]["ts"])) / 2
+        a = [r for r in recs if float(r["ts"]) < cut]
+        b = [r for r in recs if float(r["ts"]) >= cut]
+        if a and b:
+            wa, wb = window_stats(a), window_stats(b)
+            out["windows"] = {"split": cut, "before": wa, "after": wb, "drift": drift(wa, wb)}
+    return out
+
+
+def _t(ts: float | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _usd(x: float | None) -> str:
+    return "-" if x is None else f"${x:,.6f}"
+
+
+def format_summary(s: Mapping[str, Any]) -> str:
+    t = s["total"]
+    lines = [f"requests: {t['requests']} ({t['errors']} errors, {t['failovers']} failovers) "
+             f"from {_t(t['first'])} to {_t(t['last'])} UTC",
+             f"policies: {', '.join(f'{k} ({v})' for k, v in s['policies'].items()) or '-'}",
+             "", "routing distribution (chosen model):"]
+    width = max([len(k) for k in t["counts"]] + [5])
+    for name, n in t["counts"].items():
+        share = t["distribution"][name]
+        lines.append(f"  {name:<{width}}  {n:>6}  {100 * share:5.1f}%  {'#' * round(30 * share)}")
+    pct = "-" if s["saved_pct"] is None else f"{s['saved_pct']:.1f}%"
+    lines += ["", f"spend:     {_usd(t['spend_usd'])}  ({_usd(t['cost_per_request_usd'])} per request)",
+              f"baseline:  {_usd(t['baseline_usd'])}  (every request on {s['baseline'] or 'the baseline'})",
+              f"saved:     {_usd(s['saved_usd'])}  ({pct})"]
+    w = s.get("windows")
+    if w:
+        d = w["drift"]
+        lines += ["", f"drift: before {_t(w['split'])} ({w['before']['requests']} requests) vs after "
+                      f"({w['after']['requests']} requests)",
+                  f"  chosen-model shift (total variation): {d['total_variation']:.3f}"]
+        for name, dv in list(d["share_change"].items())[:8]:
+            if abs(dv) > 0:
+                lines.append(f"    {name:<{width}}  {100 * dv:+6.1f} pp")
+        chg = d["cost_per_request_change_usd"]
+        pc = d["cost_per_request_change_pct"]
+        lines.append(f"  cost per request: {_usd(w['before']['cost_per_request_usd'])} -> "
+                     f"{_usd(w['after']['cost_per_request_usd'])}"
+                     + ("" if chg is None else f" ({'+' if chg >= 0 else '-'}{_usd(abs(chg))}"
+                        + ("" if pc is None else f", {pc:+.1f}%") + ")"))
+    else:
+        lines += ["", "drift: needs requests in two time windows"]
+    return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""`python -m router COMMAND ...`: one module per command under router/commands.
+
+Each command module has `configure(parser)` and `run(args) -> int`. Library errors become a
+message on stderr and a non-zero exit here, in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from router.errors import ConfigError, RouterError
+
+# name -> module; modules are imported only to build the parser, and import nothing heavy.
+COMMANDS: dict[str, str] = {
+    "route": "router.commands.route",
+    "score": "router.commands.score",
+    "train": "router.commands.train",
+    "evaluate": "router.commands.evaluate",
+    "import-routerbench": "router.commands.import_routerbench",
+    "serve-local": "router.commands.serve_local",
+    "collect": "router.commands.collect",
+    "serve": "router.commands.serve",
+    "audit": "router.commands.audit",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m router", description=__import__("router").__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0],
+                           description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.configure(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RouterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

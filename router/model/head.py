@@ -1,0 +1,164 @@
+"""The scoring head (standardize -> PCA -> MLP ensemble -> P(correct) per slot) and checkpoint I/O.
+
+Inference is plain numpy: the head costs microseconds next to the encoder. A checkpoint is a
+directory with router.json (metadata) and weights.safetensors (tensors); loading never unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from router.model.encoder import EncoderSpec
+from router.errors import CheckpointError
+
+FORMAT = "prefill-router-checkpoint"
+FORMAT_VERSION = 1
+META_FILE = "router.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+
+
+@dataclass
+class Head:
+    scaler_mean: np.ndarray  # [d]
+    scaler_scale: np.ndarray  # [d]
+    pca: np.ndarray  # [d, k]
+    layers: list[tuple[np.ndarray, np.ndarray]]  # each (W [E, in, out], b [E, out])
+
+    @property
+    def in_dim(self) -> int:
+        return int(self.scaler_mean.shape[0])
+
+    @property
+    def n_slots(self) -> int:
+        return int(self.layers[-1][0].shape[-1])
+
+    @property
+    def members(self) -> int:
+        return int(self.layers[0][0].shape[0])
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return ((X - self.scaler_mean) / self.scaler_scale) @ self.pca
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        """[E, n, slots] logits of every ensemble member."""
+        h = np.broadcast_to(self.transform(np.asarray(X, dtype=np.float32)), (self.members,) + (X.shape[0], self.pca.shape[1]))
+        for i, (W, b) in enumerate(self.layers):
+            h = np.einsum("eni,eio->eno", h, W) + b[:, None, :]
+            if i < len(self.layers) - 1:
+                h = np.maximum(h, 0.0)
+        return h
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """P(correct) [n, slots]: the mean of the members' probabilities."""
+        X = np.atleast_2d(X)
+        if X.shape[1] != self.in_dim:
+            raise CheckpointError(f"feature size {X.shape[1]} does not match the head's input size {self.in_dim}: "
+                                  "the checkpoint was trained with another encoder spec")
+        return _sigmoid(self.logits(X)).mean(axis=0)
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        t = {"scaler.mean": self.scaler_mean, "scaler.scale": self.scaler_scale, "pca.components": self.pca}
+        for i, (W, b) in enumerate(self.layers):
+            t[f"mlp.{i}.weight"] = W
+            t[f"mlp.{i}.bias"] = b
+        return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in t.items()}
+
+    @classmethod
+    def from_tensors(cls, t: dict[str, np.ndarray], where: str) -> "Head":
+        try:
+            n_layers = len([k for k in t if k.startswith("mlp.") and k.endswith(".weight")])
+            layers = [(t[f"mlp.{i}.weight"], t[f"mlp.{i}.bias"]) for i in range(n_layers)]
+            head = cls(t["scaler.mean"], t["scaler.scale"], t["pca.components"], layers)
+        except KeyError as exc:
+            raise CheckpointError(f"{where}: missing tensor {exc.args[0]!r}") from None
+        if not layers:
+            raise CheckpointError(f"{where}: no MLP layers (mlp.0.weight ...)")
+        d, k = head.pca.shape
+        if head.scaler_mean.shape != (d,) or head.scaler_scale.shape != (d,):
+            raise CheckpointError(f"{where}: scaler size does not match pca.components {head.pca.shape}")
+        prev = k
+        for i, (W, b) in enumerate(layers):
+            if W.ndim != 3 or W.shape[1] != prev or b.shape != (W.shape[0], W.shape[2]):
+                raise CheckpointError(f"{where}: mlp.{i} has shape {W.shape}/{b.shape}, expected [E, {prev}, out]")
+            prev = W.shape[2]
+        return head
+
+
+@dataclass
+class Checkpoint:
+    path: str
+    meta: dict[str, Any]
+    head: Head
+    encoder_spec: EncoderSpec = field(init=False)
+
+    def __post_init__(self):
+        self.encoder_spec = EncoderSpec.from_json(self.meta["encoder"])
+
+    @property
+    def slots(self) -> list[str]:
+        return list(self.meta["slots"])
+
+    def output_tokens(self, slot: str) -> float:
+        stats = self.meta.get("output_tokens", {}).get(slot) or {}
+        return float(stats.get("mean", self.meta.get("default_output_tokens", 256)))
+
+    @property
+    def train_hashes(self) -> set[str]:
+        return set(self.meta.get("train_question_hashes", []))
+
+
+def save_checkpoint(path: str | Path, head: Head, meta: dict[str, Any]) -> Path:
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
+    if len(meta["slots"]) != head.n_slots:
+        raise CheckpointError(f"{path}: {len(meta['slots'])} slot names but the head outputs {head.n_slots}")
+    meta["head"] = {**meta.get("head", {}), "input_dim": head.in_dim, "pca_dim": int(head.pca.shape[1]),
+                    "members": head.members, "layers": len(head.layers)}
+    save_file(head.tensors(), str(path / WEIGHTS_FILE))
+    tmp = path / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path / META_FILE)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    meta_path, weights_path = path / META_FILE, path / WEIGHTS_FILE
+    for p in (meta_path, weights_path):
+        if not p.exists():
+            raise CheckpointError(f"{path}: not a router checkpoint: {p.name} is missing")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{meta_path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{meta_path}: field 'format' must be {FORMAT!r}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{meta_path}: format_version {meta.get('format_version')!r} is not supported "
+                              f"(this router reads version {FORMAT_VERSION})")
+    for key in ("encoder", "slots"):
+        if key not in meta:
+            raise CheckpointError(f"{meta_path}: missing field {key!r}")
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights_path}: unreadable safetensors file ({exc})") from None
+    head = Head.from_tensors(tensors, str(weights_path))
+    if head.n_slots != len(meta["slots"]):
+        raise CheckpointError(f"{meta_path}: lists {len(meta['slots'])} slots but the weights score {head.n_slots}")
+    return Checkpoint(str(path), meta, head)

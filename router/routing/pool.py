@@ -1,0 +1,177 @@
+"""Pool configs: the YAML schema, its validation, and path resolution.
+
+A pool is read-only once loaded. Every problem in a file is collected and reported
+together, each one located as `models[2].cost_per_m_input_tokens`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from router.paths import CONFIG_DIR, PROJECT_ROOT  # noqa: F401 (PROJECT_ROOT re-exported)
+from router.errors import ConfigError, UnknownModelError
+
+DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+OPENROUTER_BASE = "https://openrouter.ai/api/v1"
+
+
+class Slot(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    display_name: str | None = None
+    model: str = Field(min_length=1)  # destination id sent upstream
+    api_base: str = OPENROUTER_BASE
+    api_key_env: str | None = None  # the NAME of the env var; keys never live in YAML
+    cost_per_m_input_tokens: float = Field(ge=0)
+    cost_per_m_output_tokens: float = Field(ge=0)
+    trained_as: str | None = None  # checkpoint label column when it differs from `name`
+    trained_as_reason: str | None = None
+    local: bool = False
+    enabled: bool = True
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    system_prompt: str | None = None
+
+    @field_validator("api_base")
+    @classmethod
+    def _http_base(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name
+
+    @property
+    def score_as(self) -> str:
+        return self.trained_as or self.name
+
+    def cost_usd(self, input_tokens: float, output_tokens: float) -> float:
+        return (input_tokens * self.cost_per_m_input_tokens
+                + output_tokens * self.cost_per_m_output_tokens) / 1e6
+
+
+class Pool(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policy: str = Field(min_length=1)  # the `model` value clients send to get routed
+    description: str = ""
+    checkpoint: str
+    default_tolerance: float = Field(default=0.2, ge=0, le=1)
+    baseline: str | None = None  # slot that savings compare against; default: most expensive
+    audit_query_text: Literal["store", "hash", "drop"] = "store"
+    models: list[Slot] = Field(min_length=1)
+    source_path: str | None = None
+    checkpoint_path: str | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+    def slot(self, name: str) -> Slot:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise UnknownModelError(
+            f"unknown model {name!r} in pool {self.policy!r}; known slots: {', '.join(self.names)}")
+
+    @property
+    def baseline_slot(self) -> Slot:
+        if self.baseline:
+            return self.slot(self.baseline)
+        return max(self.models, key=lambda m: (m.cost_per_m_input_tokens + m.cost_per_m_output_tokens))
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _slot_hint(raw: dict, loc: tuple) -> str:
+    if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
+        try:
+            name = raw["models"][loc[1]].get("name")
+            if name:
+                return f" (slot {name!r})"
+        except (KeyError, IndexError, AttributeError, TypeError):
+            pass
+    return ""
+
+
+def resolve_path(value: str, config_path: Path | None) -> Path:
+    """Relative paths resolve against the YAML's folder, then the project root."""
+    p = Path(value).expanduser()
+    if p.is_absolute():
+        return p
+    if config_path is not None and (config_path.parent / p).exists():
+        return (config_path.parent / p).resolve()
+    return (PROJECT_ROOT / p).resolve()
+
+
+def parse_pool(raw: Any, path: str | Path = "<config>") -> Pool:
+    path = Path(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), ["expected a mapping with keys policy, checkpoint, models"])
+    problems: list[str] = []
+    for key in ("source_path", "checkpoint_path"):
+        if key in raw:
+            problems.append(f"{key}: is set by the loader and may not appear in the file")
+    try:
+        pool = Pool.model_validate({k: v for k, v in raw.items() if k not in ("source_path", "checkpoint_path")})
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling; allowed keys are listed in README 'Pool configs')"
+            problems.append(f"{_loc(loc)}{_slot_hint(raw, loc)}: {msg}")
+        raise ConfigError(str(path), problems) from None
+    seen: dict[str, int] = {}
+    for i, m in enumerate(pool.models):
+        if m.name in seen:
+            problems.append(f"models[{i}].name: duplicate slot name {m.name!r} (also models[{seen[m.name]}])")
+        seen.setdefault(m.name, i)
+    if pool.baseline and pool.baseline not in seen:
+        problems.append(f"baseline: {pool.baseline!r} is not a slot of this pool ({', '.join(seen)})")
+    if pool.policy in seen:
+        problems.append(f"policy: {pool.policy!r} collides with a slot name; pick a distinct policy name")
+    if problems:
+        raise ConfigError(str(path), problems)
+    ckpt = resolve_path(pool.checkpoint, path if path.exists() else None)
+    return pool.model_copy(update={"source_path": str(path), "checkpoint_path": str(ckpt)})
+
+
+def load_pool(path: str | Path | None = None) -> Pool:
+    path = Path(path) if path else DEFAULT_CONFIG
+    if not path.exists():
+        raise ConfigError(str(path), ["file not found"])
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from None
+    return parse_pool(raw, path)
+
+
+def check_scorable(pool: Pool, checkpoint_slots: list[str]) -> None:
+    """Every slot must map onto a label column the checkpoint was trained on."""
+    known = set(checkpoint_slots)
+    problems = []
+    for i, m in enumerate(pool.models):
+        if m.score_as not in known:
+            field = "trained_as" if m.trained_as else "name"
+            problems.append(
+                f"models[{i}].{field} (slot {m.name!r}): the checkpoint cannot score {m.score_as!r}; "
+                f"set trained_as to one of: {', '.join(checkpoint_slots)}")
+    if problems:
+        raise ConfigError(pool.source_path or "<config>", problems)
+
+
+def list_configs() -> list[Path]:
+    return sorted(CONFIG_DIR.glob("*.yaml"))

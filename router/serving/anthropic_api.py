@@ -1,0 +1,108 @@
+"""POST /v1/messages: the Anthropic Messages API, routed and translated to the upstream's
+OpenAI-compatible call and back, so Anthropic-format clients (Claude Code among them) need no shim.
+
+The routing reads the Anthropic conversation itself (system prompt excluded, as for OpenAI).
+"""
+
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import anyio
+
+from router.serving.anthropic_translate import StreamTranslator, sse_event, to_anthropic_message, to_openai_messages, to_openai_tools
+from router.serving.pipeline import Decision, ProxyState, decide, remember, router_headers, router_info, write_audit
+from router.errors import UpstreamError
+from router.upstream.failover import OpenStream, open_stream_with_failover
+from router.serving.openai_api import complete, fail
+from router.serving.schemas import CountTokensRequest, MessagesRequest
+
+
+def upstream_params(req: MessagesRequest) -> dict:
+    """Only fields with an OpenAI meaning go upstream: Anthropic-only ones (thinking, metadata,
+    service_tier, ...) would be rejected or misread by an OpenAI-compatible server. Reasoning is set
+    per slot (`extra_body`) instead."""
+    extra = to_openai_tools(req.tools, req.tool_choice)
+    if req.top_p is not None:
+        extra["top_p"] = req.top_p
+    if req.top_k is not None:
+        extra["top_k"] = req.top_k
+    return {"max_tokens": req.max_tokens, "temperature": req.temperature, "stop": req.stop_sequences or None,
+            "extra": extra}
+
+
+def _headers(d: Decision, slot) -> dict[str, str]:
+    return {**router_headers(d, slot), "request-id": d.request_id}
+
+
+def routed_model(registry, model: str | None) -> str | None:
+    """Anthropic clients (Claude Code) send their own `claude-*` names: those route with the default policy.
+
+    Only the base URL then has to change; a policy or slot name still selects or pins as usual.
+    """
+    if model and model.startswith("claude") and model not in registry.policies:
+        names = {n for r in registry for n in r.pool.names}
+        if model not in names:
+            return None
+    return model
+
+
+async def messages(state: ProxyState, req: MessagesRequest, *, token: str | None, session: str | None):
+    from fastapi.responses import JSONResponse, StreamingResponse
+
+    raw_msgs = [m.model_dump(exclude_unset=True) for m in req.messages]
+    d = await decide(state, routed_model(state.registry, req.model), raw_msgs, tolerance=req.tolerance,
+                     models=req.models, session=session, token=token, stream=req.stream)
+    upstream_msgs = to_openai_messages(raw_msgs, req.system)
+    params = upstream_params(req)
+    msg_id = "msg_" + d.request_id.removeprefix("req_")
+    if req.stream:
+        try:
+            st = await open_stream_with_failover(state.backend, d.plan, upstream_msgs, **params)
+        except UpstreamError as exc:
+            raise fail(state, d, exc, "anthropic") from None
+        tr = StreamTranslator(msg_id, st.slot.model, d.result.input_tokens if d.result else 0, req.stop_sequences)
+        headers = {**_headers(d, st.slot), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(relay(state, d, st, tr), media_type="text/event-stream", headers=headers)
+    slot, res, attempts, audit = await complete(state, d, upstream_msgs, "anthropic", **params)
+    body = to_anthropic_message(res.raw, msg_id=msg_id, model=slot.model, stop_sequences=req.stop_sequences)
+    body["router"] = router_info(d, slot, attempts)
+    return JSONResponse(body, headers=_headers(d, slot), background=audit)
+
+
+async def relay(state: ProxyState, d: Decision, st: OpenStream, tr: StreamTranslator) -> AsyncIterator[str]:
+    status, error = "client_closed", None
+    try:
+        for ev in tr.start():
+            yield ev
+        try:
+            async for chunk in st.rest():
+                for ev in tr.feed(chunk):
+                    yield ev
+        except UpstreamError as exc:
+            status, error = "error", str(exc)
+            yield sse_event("error", {"error": {"type": "api_error",
+                                               "message": f"upstream stream failed midway: {exc}"}})
+            return
+        status = "ok"
+        remember(state, d, st.slot)
+        for ev in tr.finish_events({"router": router_info(d, st.slot, st.attempts)}):
+            yield ev
+    finally:
+        write_audit(state, d, api="anthropic", selected=st.slot, attempts=st.attempts, usage=tr.usage,
+                    status=status, error=error)
+        with anyio.CancelScope(shield=True):
+            await st.aclose()
+
+
+async def count_tokens(state: ProxyState, req: CountTokensRequest) -> dict:
+    """An estimate with the router's own tokenizer (upstream tokenizers differ): system + every turn."""
+    import anyio.to_thread
+
+    from router.model.encoder import content_text
+
+    router, _ = state.registry.resolve(routed_model(state.registry, req.model))
+    msgs = [m.model_dump(exclude_unset=True) for m in req.messages]
+    text = "\n\n".join(content_text(m.get("content")) for m in to_openai_messages(msgs, req.system))
+    n = await anyio.to_thread.run_sync(router.encoder.count_tokens, text or " ")
+    return {"input_tokens": int(n)}

@@ -1,0 +1,152 @@
+"""The HTTP API: `create_api(registry)` -> FastAPI app (app.py mounts the UI on it; `python -m router
+serve` runs it headless).
+
+    POST /v1/route             RoutingResult as JSON (no upstream call)
+    POST /v1/chat/completions  OpenAI chat, routed (model = policy) or pinned (model = slot)
+    POST /v1/messages          Anthropic Messages, routed or pinned, translated to the upstream call
+    POST /v1/messages/count_tokens   input-token estimate (Anthropic format; the router's tokenizer)
+    GET  /v1/models            policies and slots in OpenAI's (and Anthropic's) list format
+    GET  /api/models           every pool: slots, prices, bindings, local flag, whether its key is set
+    GET  /health               liveness; always open
+
+FastAPI is imported here and only here (plus the modules this one wires together).
+One `httpx.AsyncClient` (router.http_client) is created in the app's lifespan and shared by every
+upstream call.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Sequence
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from router.serving import errors as http_errors
+from router.serving.anthropic_api import count_tokens
+from router.serving.anthropic_api import messages as anthropic_messages
+from router.audit.log import AuditLog
+from router.upstream.backends import Backend
+from router.serving.openai_api import chat_completions
+from router.serving.schemas import ChatCompletionRequest, CountTokensRequest, MessagesRequest, RouteRequest
+from router.serving.auth import check_access, configured_keys
+from router.routing.router import check_tolerance
+from router.serving.pipeline import ProxyState
+from router.errors import InputError
+from router.routing.registry import RouterRegistry
+
+AUDIT_ENV = "ROUTER_AUDIT_LOG"
+
+
+def _client():
+    from router.upstream.client import upstream_client
+
+    # Generous pool: each concurrent proxied request holds one upstream connection while it streams.
+    return upstream_client(max_connections=1000)
+
+
+def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path | None = None,
+               api_keys: Sequence[str] | None = None, retries: int = 2, backoff: float = 0.25,
+               timeout: float = 120.0):
+    """Build the API. Audit log: `audit_log`, else $ROUTER_AUDIT_LOG, else none.
+    Access keys: `api_keys`, else $ROUTER_API_KEYS (comma-separated), else open."""
+    registry = registry or RouterRegistry.from_paths()
+    audit_path = audit_log or os.environ.get(AUDIT_ENV)
+    state = ProxyState(registry=registry, api_keys=tuple(configured_keys() if api_keys is None else api_keys),
+                       audit=AuditLog(audit_path) if audit_path else None, retries=retries, backoff=backoff,
+                       timeout=timeout)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        async with _client() as client:
+            state.backend = Backend(client, retries=state.retries, backoff=state.backoff, timeout=state.timeout)
+            yield
+            state.backend = None
+
+    app = FastAPI(title="Prefill Router", version="1.0",
+                  description="OpenAI- and Anthropic-compatible router: cheapest model within `tolerance` "
+                              "of the best predicted P(correct).", lifespan=lifespan)
+    app.state.proxy = state
+    http_errors.install(app)
+
+    async def backend_ready() -> None:
+        if state.backend is None:  # served without lifespan (e.g. some test clients): one client, lazily
+            state.backend = Backend(_client(), retries=state.retries, backoff=state.backoff, timeout=state.timeout)
+
+    async def access(request: Request) -> str | None:
+        return check_access(request.headers, state.api_keys)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "policies": registry.policies, "default": registry.default,
+                "auth": bool(state.api_keys), "audit_log": str(state.audit.path) if state.audit else None}
+
+    @app.get("/api/models")
+    async def api_models() -> dict[str, Any]:
+        return {"default": registry.default, "policies": [_pool_info(r, registry.default) for r in registry]}
+
+    @app.get("/v1/models")
+    async def v1_models(token: str | None = Depends(access)) -> dict[str, Any]:
+        data = []
+        for r in registry:
+            data.append(_model_entry(r.pool.policy, f"router policy: {r.pool.description or r.pool.policy}"))
+        seen = set(registry.policies)
+        for r in registry:
+            for s in r.pool.models:
+                if s.name not in seen:
+                    seen.add(s.name)
+                    data.append(_model_entry(s.name, s.label))
+        return {"object": "list", "data": data, "has_more": False,
+                "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
+
+    @app.post("/v1/route")
+    async def route(body: RouteRequest, token: str | None = Depends(access)) -> JSONResponse:
+        if (body.question is None) == (body.messages is None):
+            raise InputError("send exactly one of question (a string) or messages (a chat conversation)")
+        router = registry.get(body.policy or body.model)
+        query = body.question if body.question is not None else [m.model_dump(exclude_unset=True)
+                                                                 for m in body.messages]
+        tolerance = None if body.tolerance is None else check_tolerance(body.tolerance)
+        router.allowed_mask(body.models)  # cheap checks before the encoder pass
+        result = router.decide(await state.score(router, router.query_text(query)), tolerance, body.models)
+        headers = {"X-Router-Selected": result.chosen, "X-Router-Tolerance": f"{result.tolerance:g}",
+                   "X-Router-P-Max": f"{result.p_max:.6f}", "X-Router-Threshold": f"{result.threshold:.6f}"}
+        return JSONResponse(result.to_dict(), headers=headers)
+
+    @app.post("/v1/chat/completions")
+    async def chat(body: ChatCompletionRequest, request: Request, token: str | None = Depends(access)):
+        await backend_ready()
+        return await chat_completions(state, body, token=token, session=request.headers.get("x-router-session"))
+
+    @app.post("/v1/messages")
+    async def messages(body: MessagesRequest, request: Request, token: str | None = Depends(access)):
+        await backend_ready()
+        return await anthropic_messages(state, body, token=token, session=request.headers.get("x-router-session"))
+
+    @app.post("/v1/messages/count_tokens")
+    async def messages_count_tokens(body: CountTokensRequest, token: str | None = Depends(access)):
+        return await count_tokens(state, body)
+
+    return app
+
+
+def _model_entry(model_id: str, display: str) -> dict[str, Any]:
+    # Both SDKs read this list: OpenAI wants id/object/created/owned_by, Anthropic id/type/display_name/created_at.
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": "prefill-router", "type": "model",
+            "display_name": display, "created_at": "1970-01-01T00:00:00Z"}
+
+
+def _pool_info(router, default: str) -> dict[str, Any]:
+    pool = router.pool
+    slots = []
+    for s in pool.models:
+        slots.append({"name": s.name, "display_name": s.label, "model": s.model, "api_base": s.api_base,
+                      "api_key_env": s.api_key_env, "key_set": bool(s.api_key_env and os.environ.get(s.api_key_env)),
+                      "local": s.local, "enabled": s.enabled, "cost_per_m_input_tokens": s.cost_per_m_input_tokens,
+                      "cost_per_m_output_tokens": s.cost_per_m_output_tokens, "trained_as": s.score_as,
+                      "trained_as_reason": s.trained_as_reason})
+    return {"policy": pool.policy, "default": pool.policy == default, "description": pool.description,
+            "default_tolerance": pool.default_tolerance, "baseline": pool.baseline_slot.name,
+            "checkpoint": pool.checkpoint_path, "audit_query_text": pool.audit_query_text, "models": slots}

@@ -1,0 +1,66 @@
+"""Score concurrent requests in one encoder forward instead of one after another.
+
+The encoder runs one forward at a time on the process's torch thread, so under load requests
+queue. Here a request puts its text in the pool's queue and, when no drain job is queued already,
+queues one on the torch thread; the drain scores what is waiting (up to `max_batch`) as one padded
+batch and, if more arrived meanwhile, queues itself again behind other pools' jobs. A lone request
+is scored at once (no timer, no added latency), with one thread hop and no other. Mean pooling is
+masked, so a query's features do not depend on what it was batched with (up to float rounding).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+
+from router.model import torch_thread
+from router.routing.router import PrefillRouter, Scores
+
+
+class ScoreBatcher:
+    def __init__(self, router: PrefillRouter, max_batch: int = 32):
+        self.router = router
+        self.max_batch = int(max_batch)
+        self._lock = threading.Lock()
+        self._pending: list[tuple[str, Future]] = []
+        self._queued = False
+
+    def submit(self, text: str) -> Future:
+        """A Future of the text's Scores (`asyncio.wrap_future` awaits it). `text` must already be
+        validated (router.query_text). Cancelling the Future before its batch starts drops the text."""
+        fut: Future = Future()
+        with self._lock:
+            self._pending.append((text, fut))
+            start, self._queued = not self._queued, True
+        if start:
+            torch_thread.submit(self._drain)
+        return fut
+
+    def score(self, text: str) -> Scores:
+        """Blocking; from any thread but the torch thread."""
+        return self.submit(text).result()
+
+    def _drain(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+        # A caller that went away (client disconnected) cancelled its Future: no forward for it.
+        batch = [(t, f) for t, f in batch if f.set_running_or_notify_cancel()]
+        try:
+            if batch:
+                for (_, fut), scores in zip(batch, self._score_batch([t for t, _ in batch])):
+                    fut.set_result(scores)
+        except BaseException as exc:  # every waiter must hear about it, or it would hang
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            with self._lock:
+                self._queued = bool(self._pending)
+                again = self._queued
+            if again:
+                torch_thread.submit(self._drain)
+
+    def _score_batch(self, texts: list[str]) -> list[Scores]:
+        return self.router.score_texts(texts)

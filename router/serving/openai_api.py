@@ -1,0 +1,136 @@
+"""POST /v1/chat/completions: an OpenAI chat request, routed, sent upstream with failover, answered
+in OpenAI's format with the destination actually called as `model` and the decision in `router`.
+
+Streams relay the upstream's chunks as they come; the last chunk before `[DONE]` carries usage (when
+known) and the `router` object with every attempt (see `relay`). A stream that breaks after its first chunk
+ends with an OpenAI error chunk, which the SDKs raise.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, AsyncIterator
+
+import anyio
+
+from router.serving.pipeline import (Decision, ProxyState, audit_after_response, decide, remember, router_headers, router_info,
+                       write_audit)
+from router.errors import UpstreamError
+from router.upstream.failover import OpenStream, chat_with_failover, open_stream_with_failover
+from router.serving.schemas import ChatCompletionRequest
+
+OWN_FIELDS = {"model", "messages", "stream", "stream_options", "tolerance", "models", "max_tokens",
+              "temperature", "stop"}
+
+
+def upstream_params(req: ChatCompletionRequest) -> dict[str, Any]:
+    """What the Backend needs besides messages: known knobs plus every other field, passed through."""
+    extra = {k: v for k, v in req.model_dump(exclude_unset=True).items() if k not in OWN_FIELDS}
+    stop = [req.stop] if isinstance(req.stop, str) else req.stop
+    return {"max_tokens": req.max_tokens, "temperature": req.temperature, "stop": stop or None, "extra": extra}
+
+
+def fail(state: ProxyState, d: Decision, exc: UpstreamError, api: str) -> UpstreamError:
+    """Audit a request that failed upstream; attach the decision so the error body can show it."""
+    write_audit(state, d, api=api, selected=None, attempts=exc.attempts, usage=None, status="error", error=str(exc))
+    exc.router = router_info(d, None, exc.attempts)  # type: ignore[attr-defined]
+    exc.headers = router_headers(d, None)  # type: ignore[attr-defined]
+    return exc
+
+
+async def complete(state: ProxyState, d: Decision, messages: list[dict], api: str, **params):
+    """Non-streaming call down the failover plan, remembered for session stickiness. Returns the
+    slot, result, attempts and the audit task to attach to the response (see audit_after_response)."""
+    try:
+        slot, res, attempts = await chat_with_failover(state.backend, d.plan, messages, **params)
+    except UpstreamError as exc:
+        raise fail(state, d, exc, api) from None
+    remember(state, d, slot)
+    audit = audit_after_response(state, d, api=api, selected=slot, attempts=attempts, usage=res.usage)
+    return slot, res, attempts, audit
+
+
+async def chat_completions(state: ProxyState, req: ChatCompletionRequest, *, token: str | None,
+                           session: str | None):
+    from fastapi.responses import JSONResponse, StreamingResponse
+
+    messages = [m.model_dump(exclude_unset=True) for m in req.messages]
+    d = await decide(state, req.model, messages, tolerance=req.tolerance, models=req.models, session=session,
+                     token=token, stream=req.stream)
+    params = upstream_params(req)
+    if req.stream:
+        try:
+            st = await open_stream_with_failover(state.backend, d.plan, messages, **params)
+        except UpstreamError as exc:
+            raise fail(state, d, exc, "openai") from None
+        headers = {**router_headers(d, st.slot), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        include_usage = bool((req.stream_options or {}).get("include_usage"))
+        return StreamingResponse(relay(state, d, st, include_usage), media_type="text/event-stream",
+                                 headers=headers)
+    slot, res, attempts, audit = await complete(state, d, messages, "openai", **params)
+    body = dict(res.raw)
+    body["model"] = slot.model
+    body["router"] = router_info(d, slot, attempts)
+    return JSONResponse(body, headers=router_headers(d, slot), background=audit)
+
+
+def _sse(obj: dict) -> str:
+    return f"data: {json.dumps(obj, separators=(',', ':'))}\n\n"
+
+
+async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: bool = False) -> AsyncIterator[str]:
+    """Relay chunks as they come, except the one carrying finish_reason: it waits for the end of the
+    stream so that it can carry the `router` object (with the last attempt) and the usage. Clients
+    that asked for `stream_options.include_usage` get OpenAI's extra usage chunk (`choices: []`)
+    instead; others never see a chunk without choices."""
+    usage: dict | None = None
+    status, error = "client_closed", None
+    held: dict | None = None
+    meta = {"id": f"chatcmpl-{d.request_id}", "created": int(time.time())}
+    try:
+        try:
+            async for chunk in st.rest():
+                if chunk.get("usage"):
+                    usage = {"prompt_tokens": int(chunk["usage"].get("prompt_tokens") or 0),
+                             "completion_tokens": int(chunk["usage"].get("completion_tokens") or 0)}
+                meta["id"] = chunk.get("id") or meta["id"]
+                meta["created"] = chunk.get("created") or meta["created"]
+                if not chunk.get("choices"):
+                    continue  # usage-only chunk: its numbers go out at the end
+                out = {**chunk, "model": st.slot.model}
+                if any(c.get("finish_reason") for c in chunk["choices"] if isinstance(c, dict)):
+                    held = out
+                else:
+                    yield _sse(out)
+        except UpstreamError as exc:
+            status, error = "error", str(exc)
+            if held is not None:
+                yield _sse(held)
+            yield _sse({"error": {"message": f"upstream stream failed midway: {exc}", "type": "upstream_error",
+                                  "param": None, "code": "upstream_stream_broken"},
+                        "router": router_info(d, st.slot, st.attempts)})
+            return
+        status = "ok"
+        remember(state, d, st.slot)
+        base = {"id": meta["id"], "object": "chat.completion.chunk", "created": meta["created"], "model": st.slot.model}
+        if held is None:
+            held = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        info = router_info(d, st.slot, st.attempts)
+        if include_usage:
+            yield _sse(held)
+            yield _sse({**base, "choices": [], "usage": _usage_out(usage), "router": info})
+        else:
+            yield _sse({**held, "usage": _usage_out(usage), "router": info})
+        yield "data: [DONE]\n\n"
+    finally:
+        write_audit(state, d, api="openai", selected=st.slot, attempts=st.attempts, usage=usage,
+                    status=status, error=error)
+        with anyio.CancelScope(shield=True):
+            await st.aclose()
+
+
+def _usage_out(usage: dict | None) -> dict | None:
+    if usage is None:
+        return None
+    return {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}

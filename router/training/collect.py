@@ -1,0 +1,349 @@
+"""Collect labels: ask every enabled slot of a pool every question, judge the answers, append rows.
+
+Output is the long label format (JSONL), one row per (question, model), written and flushed as
+each call completes, so an interrupted run loses at most the calls in flight; rerunning skips
+the (id, model) pairs already in the file. Calls run with bounded concurrency per endpoint
+(api_base). A budget cap (USD) stops new calls once spent + reserved estimates would pass it;
+calls already in flight finish and are recorded.
+
+Each row: id, question, model (the slot name: what a retrained checkpoint learns), correct
+(None = unknown), cost_usd, input_tokens, output_tokens, latency_ms, response, destination,
+finish_reason, judge, judge_note, and reference/task/split when the question had them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from router.upstream.backends import Backend, resolve_key
+from router.training.data import approx_tokens, question_id
+from router.errors import InputError, MissingKeyError, UpstreamError
+from router.jsonl import iter_objects
+from router.training.judges import Judge, Verdict
+from router.routing.pool import Pool, Slot
+
+DEFAULT_OUTPUT_GUESS = 256  # output tokens assumed for a slot's budget reservation before it has answered
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    question: str
+    reference: str | None = None
+    task: str = ""
+    split: str = ""
+
+
+def read_questions(path: str | Path) -> list[Item]:
+    """Questions from .txt (one a line) or .jsonl (`id`, `question`, optional `reference`, `task`, `split`)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: questions file not found")
+    items: list[Item] = []
+    if path.suffix == ".txt":
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                items.append(Item(question_id(line.strip()), line.strip()))
+    elif path.suffix == ".jsonl":
+        hint = '{"id": "q1", "question": "...", "reference": "..."}'
+        for n, row in iter_objects(path.read_text(encoding="utf-8").splitlines(), path, hint):
+            q = row.get("question")
+            if not isinstance(q, str) or not q.strip():
+                raise InputError(f"{path}: line {n}: field 'question' must be a non-empty string")
+            ref = row.get("reference")
+            if ref is not None and not isinstance(ref, (str, int, float)):
+                raise InputError(f"{path}: line {n}: field 'reference' must be a string or number")
+            items.append(Item(str(row.get("id") or question_id(q)), q, None if ref is None else str(ref),
+                              str(row.get("task") or ""), str(row.get("split") or "")))
+    else:
+        raise InputError(f"{path}: questions must be a .txt (one per line) or .jsonl file")
+    if not items:
+        raise InputError(f"{path}: no questions in the file")
+    seen: dict[str, str] = {}
+    for it in items:
+        if seen.setdefault(it.id, it.question) != it.question:
+            raise InputError(f"{path}: id {it.id!r} is used for two different questions")
+    return list({it.id: it for it in items}.values())  # a repeated question is asked once
+
+
+def read_collected(path: Path) -> list[dict]:
+    """Rows already in a label file (read-only). A torn last line (a run killed mid-write) is skipped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    raw = raw[: raw.rfind(b"\n") + 1]  # '' when no line is complete
+    rows = []
+    for n, row in iter_objects(raw.decode("utf-8").splitlines(), path, "fix or move the file"):
+        if "model" not in row:
+            raise InputError(f"{path}: line {n}: not a label row (needs id/question, model, correct)")
+        rows.append(row)
+    return rows
+
+
+def cut_torn_tail(path: Path) -> None:
+    """Drop an incomplete last line left by a killed run, so appended rows start on a line of their own."""
+    if not path.exists():
+        return
+    with open(path, "r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        fh.seek(0)
+        fh.truncate(fh.read().rfind(b"\n") + 1)
+
+
+def row_key(row: dict) -> tuple[str, str]:
+    return str(row.get("id") or question_id(row.get("question", ""))), str(row["model"])
+
+
+@dataclass
+class CollectConfig:
+    concurrency: int = 4  # calls in flight per endpoint (api_base)
+    max_usd: float | None = None  # this run's spending cap; None = no cap
+    max_tokens: int | None = None  # per answer; also what the budget reserves per call
+    temperature: float | None = None  # None: not sent (the endpoint's default; some reject 0)
+    system: str | None = None  # extra system message before each question
+    retries: int = 2
+    backoff: float = 0.5
+    timeout: float = 120.0
+    limit: int | None = None  # stop after this many calls (smoke runs)
+    models: tuple[str, ...] | None = None  # slots to ask (disabled ones too); None = every enabled slot
+
+    def __post_init__(self):
+        if self.concurrency < 1:
+            raise InputError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.max_usd is not None and self.max_usd < 0:
+            raise InputError(f"max_usd must be >= 0, got {self.max_usd}")
+
+
+@dataclass
+class CollectReport:
+    pending: int = 0  # calls this run set out to make
+    skipped: int = 0  # (question, model) pairs already in the file
+    written: int = 0
+    failed: int = 0
+    spent_usd: float = 0.0
+    judge_usd: float = 0.0
+    stopped_by_budget: bool = False
+    stopped_by_limit: bool = False
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def calls_per_s(self) -> float:
+        return (self.written + self.failed) / self.seconds if self.seconds > 0 else 0.0
+
+
+class Budget:
+    """Spend tracking with reservations, so concurrent calls cannot jointly overshoot the cap."""
+
+    def __init__(self, cap: float | None):
+        self.cap, self.spent, self.reserved = cap, 0.0, 0.0
+        self.exhausted = False
+
+    def reserve(self, estimate: float) -> bool:
+        if self.cap is not None and (self.spent >= self.cap or self.spent + self.reserved + estimate > self.cap):
+            self.exhausted = True
+            return False
+        self.reserved += estimate
+        return True
+
+    def settle(self, estimate: float, actual: float) -> None:
+        self.reserved -= estimate
+        self.spent += actual
+
+
+def _messages(item: Item, cfg: CollectConfig) -> list[dict]:
+    msgs = [{"role": "system", "content": cfg.system}] if cfg.system else []
+    return msgs + [{"role": "user", "content": item.question}]
+
+
+class _Run:
+    """One collect run: shared by the workers of every endpoint (single event loop, no threads)."""
+
+    def __init__(self, pool: Pool, judge: Judge, cfg: CollectConfig, backend: Backend, out, bar):
+        self.pool, self.judge, self.cfg, self.backend, self.out, self.bar = pool, judge, cfg, backend, out, bar
+        self.budget = Budget(cfg.max_usd)
+        self.report = CollectReport()
+        self.out_tokens: dict[str, list[float]] = defaultdict(list)
+        self.started = 0
+        self.stop = False
+
+    def estimate(self, item: Item, slot: Slot) -> float:
+        seen = self.out_tokens[slot.name]
+        out = self.cfg.max_tokens or (sum(seen) / len(seen) if seen else DEFAULT_OUTPUT_GUESS)
+        return slot.cost_usd(approx_tokens((self.cfg.system or "") + item.question) + 8, out)
+
+    async def worker(self, queue: asyncio.Queue) -> None:
+        while not self.stop:
+            try:
+                item, slot = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            if self.cfg.limit is not None and self.started >= self.cfg.limit:
+                self.report.stopped_by_limit, self.stop = True, True
+                return
+            est = self.estimate(item, slot)
+            if not self.budget.reserve(est):
+                self.report.stopped_by_budget, self.stop = True, True
+                return
+            self.started += 1
+            try:
+                await self.ask(item, slot, est)
+            finally:
+                self.bar.update(1)
+                self.bar.set_postfix(spent=f"${self.budget.spent:.4f}", failed=self.report.failed, refresh=False)
+
+    async def ask(self, item: Item, slot: Slot, est: float) -> None:
+        try:
+            res = await self.backend.chat(slot, _messages(item, self.cfg), max_tokens=self.cfg.max_tokens,
+                                          temperature=self.cfg.temperature)
+        except UpstreamError as exc:
+            self.budget.settle(est, 0.0)
+            self.report.failed += 1
+            if len(self.report.errors) < 20:
+                self.report.errors.append(f"{item.id} x {slot.name}: {exc}")
+            return
+        in_tok = res.usage.get("prompt_tokens") or approx_tokens(item.question)
+        out_tok = res.usage.get("completion_tokens") or (approx_tokens(res.text) if res.text else 0)
+        cost = slot.cost_usd(in_tok, out_tok)
+        self.budget.settle(est, cost)
+        self.out_tokens[slot.name].append(out_tok)
+        if self.judge.needs_all_answers:
+            verdict = Verdict(None, f"pending: {self.judge.name} is decided once every model answered")
+        else:
+            verdict = await self.judge.grade(item.question, res.text, item.reference)
+            self.budget.spent += verdict.cost_usd
+            self.report.judge_usd += verdict.cost_usd
+        row = {"id": item.id, "question": item.question, "model": slot.name, "correct": verdict.score,
+               "cost_usd": round(cost, 10), "input_tokens": in_tok, "output_tokens": out_tok,
+               "latency_ms": res.latency_ms, "response": res.text, "destination": res.model,
+               "finish_reason": res.finish_reason, "attempts": len(res.attempts),
+               "judge": self.judge.name, "judge_note": verdict.note}
+        row.update({k: v for k, v in (("reference", item.reference), ("task", item.task), ("split", item.split))
+                    if v})
+        self.out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.out.flush()  # the OS has the row even if this process is killed next
+        self.report.written += 1
+
+
+def asked_slots(pool: Pool, names: tuple[str, ...] | None = None) -> list[Slot]:
+    """The named slots (pool order; a disabled one too, when named), else every enabled slot."""
+    if names:
+        wanted = {pool.slot(n).name for n in names}  # unknown names raise, listing the pool's slots
+        return [s for s in pool.models if s.name in wanted]
+    slots = [s for s in pool.models if s.enabled]
+    if not slots:
+        raise InputError(f"{pool.source_path}: no enabled slots to ask; enable one or name slots with --models")
+    return slots
+
+
+def check_keys(slots: list[Slot]) -> None:
+    """Fail before the first call when any slot's API key is missing (names every one)."""
+    missing: list[MissingKeyError] = []
+    for s in slots:
+        try:
+            resolve_key(s)
+        except MissingKeyError as exc:
+            missing.append(exc)
+    if missing:
+        err = missing[0]
+        err.args = ("missing API keys (keys are read from the environment only): "
+                    + "; ".join(f"slot {e.slot!r} needs {e.env_var}" for e in missing)
+                    + ". Set them, or disable those slots (enabled: false) in the pool",)
+        raise err
+
+
+async def collect_async(pool: Pool, items: list[Item], out: str | Path, judge: Judge,
+                        cfg: CollectConfig | None = None, *, client=None, progress: bool = True) -> CollectReport:
+    from tqdm.auto import tqdm
+
+    from router.upstream.client import upstream_client
+
+    cfg = cfg or CollectConfig()
+    out = Path(out)
+    if not out.name.endswith(".jsonl"):
+        raise InputError(f"{out}: collect appends rows as they complete, so --out must be a .jsonl file")
+    slots = asked_slots(pool, cfg.models)
+    check_keys(slots)
+    cut_torn_tail(out)
+    done = {row_key(r) for r in read_collected(out)}
+    jobs = [(it, s) for it in items for s in slots if (it.id, s.name) not in done]
+    queues: dict[str, asyncio.Queue] = defaultdict(asyncio.Queue)
+    for it, s in jobs:
+        queues[s.api_base].put_nowait((it, s))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    own = client is None
+    if own:
+        n = cfg.concurrency * max(1, len(queues)) + 4
+        client = upstream_client(max_connections=n, timeout=cfg.timeout)
+    try:
+        with open(out, "a", encoding="utf-8") as fh, tqdm(total=len(jobs), desc="collecting", unit="call",
+                                                            disable=not progress) as bar:
+            run = _Run(pool, judge, cfg, Backend(client, cfg.retries, cfg.backoff, cfg.timeout), fh, bar)
+            run.report.pending, run.report.skipped = len(jobs), len(items) * len(slots) - len(jobs)
+            await asyncio.gather(*(run.worker(q) for q in queues.values() for _ in range(cfg.concurrency)))
+    finally:
+        if own:
+            await client.aclose()
+    report = run.report
+    report.spent_usd = round(run.budget.spent, 8)
+    report.seconds = round(time.perf_counter() - t0, 3)
+    if judge.needs_all_answers:
+        finalize_group_judge(out, judge)
+    return report
+
+
+def collect(pool: Pool, items: list[Item], out: str | Path, judge: Judge, cfg: CollectConfig | None = None,
+            progress: bool = True) -> CollectReport:
+    return asyncio.run(collect_async(pool, items, out, judge, cfg, progress=progress))
+
+
+def finalize_group_judge(path: Path, judge: Judge) -> int:
+    """Grade every question's collected answers together (vote) and rewrite the file atomically."""
+    rows = read_collected(path)
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        if r.get("judge") == judge.name and isinstance(r.get("response"), str):
+            groups[row_key(r)[0]].append(r)
+    for group in groups.values():
+        verdicts = judge.grade_group({r["model"]: r["response"] for r in group}, group[0].get("reference"))
+        for r in group:
+            v = verdicts[r["model"]]
+            r["correct"], r["judge_note"] = v.score, v.note
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return sum(len(g) for g in groups.values())
+
+
+def summarize(path: str | Path) -> list[dict[str, Any]]:
+    """Per model: rows, accuracy over known labels, unknown count, total cost, mean latency."""
+    acc: dict[str, dict[str, Any]] = {}
+    for r in read_collected(Path(path)):
+        s = acc.setdefault(r["model"], {"model": r["model"], "rows": 0, "known": 0, "correct": 0.0,
+                                        "cost_usd": 0.0, "latency_ms": 0.0})
+        s["rows"] += 1
+        if r.get("correct") is not None:
+            s["known"] += 1
+            s["correct"] += float(r["correct"])
+        s["cost_usd"] += float(r.get("cost_usd") or 0)
+        s["latency_ms"] += float(r.get("latency_ms") or 0)
+    return [{"model": s["model"], "rows": s["rows"], "unknown": s["rows"] - s["known"],
+             "accuracy": round(s["correct"] / s["known"], 3) if s["known"] else None,
+             "cost_usd": round(s["cost_usd"], 6), "mean_latency_ms": round(s["latency_ms"] / s["rows"], 1)}
+            for s in acc.values()]

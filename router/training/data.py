@@ -1,0 +1,267 @@
+"""Labeled routing data: the long format (one row per question x model) and importers.
+
+Long format, CSV or JSONL (optionally .gz): id (optional), question, model, correct (0..1;
+empty = unknown, masked in training and never counted as 0), optional cost_usd,
+input_tokens, output_tokens, task, split.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import gzip
+import hashlib
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from router.errors import InputError
+from router.jsonl import iter_objects
+
+LONG_FIELDS = ["id", "question", "model", "correct", "cost_usd", "input_tokens", "output_tokens", "task", "split"]
+REQUIRED = ("question", "model", "correct")  # `correct` is kept even when null (= unknown)
+DATA_SUFFIXES = (".csv", ".jsonl", ".csv.gz", ".jsonl.gz")
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+def question_id(question: str) -> str:
+    return hashlib.sha256(question.encode("utf-8")).hexdigest()[:16]
+
+
+def short_hash(question: str) -> str:
+    """Short, non-reversible fingerprint of a question (what checkpoints keep of their training set)."""
+    return hashlib.sha256(question.strip().encode("utf-8")).hexdigest()[:12]
+
+
+def _open_text(path: Path, mode: str = "rt"):
+    if path.name.endswith(".gz"):
+        return gzip.open(path, mode, encoding="utf-8", newline="" if "t" in mode else None)
+    return open(path, mode.replace("t", ""), encoding="utf-8", newline="")
+
+
+def _num(value: Any, path: Path, where: str, field_name: str, lo: float | None = None,
+         hi: float | None = None) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: {where}: field {field_name!r} must be a number, got {value!r}") from None
+    if math.isnan(x):
+        return None
+    if (lo is not None and x < lo) or (hi is not None and x > hi):
+        rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise InputError(f"{path}: {where}: field {field_name!r} must be in {rng}, got {value!r}")
+    return x
+
+
+def iter_rows(path: Path) -> Iterator[tuple[str, dict]]:
+    """Raw rows of one CSV/JSONL file with a location string for error messages."""
+    name = path.name
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        with _open_text(path) as fh:
+            for n, row in iter_objects(fh, path):
+                yield f"line {n}", row
+    elif name.endswith((".csv", ".csv.gz")):
+        with _open_text(path) as fh:
+            reader = csv.DictReader(fh)
+            for n, row in enumerate(reader, 2):
+                yield f"line {n}", row
+    else:
+        raise InputError(f"{path}: unsupported data file; expected one of {', '.join(DATA_SUFFIXES)}")
+
+
+def data_files(path: str | Path) -> list[Path]:
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(DATA_SUFFIXES))
+        if not files:
+            raise InputError(f"{p}: folder holds no data files ({', '.join(DATA_SUFFIXES)})")
+        return files
+    if not p.exists():
+        raise InputError(f"{p}: file not found")
+    return [p]
+
+
+@dataclass
+class LabelTable:
+    """Questions x models. Y holds correctness in [0,1] or NaN for unknown."""
+
+    ids: list[str]
+    questions: list[str]
+    models: list[str]
+    Y: np.ndarray  # [n_questions, n_models] float, NaN = unknown
+    cost: np.ndarray  # [n, m] USD per call, NaN = unknown
+    output_tokens: np.ndarray  # [n, m], NaN = unknown
+    input_tokens: np.ndarray  # [n, m], NaN = unknown
+    tasks: list[str] = field(default_factory=list)
+    splits: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, idx: Iterable[int]) -> "LabelTable":
+        idx = np.asarray(list(idx), dtype=int)
+        return LabelTable(
+            ids=[self.ids[i] for i in idx], questions=[self.questions[i] for i in idx], models=list(self.models),
+            Y=self.Y[idx], cost=self.cost[idx], output_tokens=self.output_tokens[idx],
+            input_tokens=self.input_tokens[idx], tasks=[self.tasks[i] for i in idx],
+            splits=[self.splits[i] for i in idx])
+
+    def split(self, name: str) -> "LabelTable":
+        return self.subset(i for i, s in enumerate(self.splits) if s == name)
+
+    def select_models(self, models: list[str]) -> "LabelTable":
+        missing = [m for m in models if m not in self.models]
+        if missing:
+            raise InputError(f"models not in the data: {missing}; the data has {self.models}")
+        j = [self.models.index(m) for m in models]
+        return LabelTable(self.ids, self.questions, list(models), self.Y[:, j], self.cost[:, j],
+                          self.output_tokens[:, j], self.input_tokens[:, j], self.tasks, self.splits)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for q in self.questions:
+            h.update(q.encode("utf-8") + b"\0")
+        h.update(json.dumps(self.models).encode())
+        h.update(np.nan_to_num(self.Y, nan=-1).astype(np.float32).tobytes())
+        return h.hexdigest()[:16]
+
+
+def read_labels(path: str | Path) -> LabelTable:
+    """Read long-format labels from a file or a folder of files."""
+    ids: dict[str, int] = {}
+    questions: list[str] = []
+    tasks: list[str] = []
+    splits: list[str] = []
+    models: dict[str, int] = {}
+    cells: list[tuple[int, int, float | None, float | None, float | None, float | None]] = []
+    for f in data_files(path):
+        for where, row in iter_rows(f):
+            q = row.get("question")
+            if not isinstance(q, str) or not q.strip():
+                raise InputError(f"{f}: {where}: field 'question' must be a non-empty string")
+            m = row.get("model")
+            if not isinstance(m, str) or not m.strip():
+                raise InputError(f"{f}: {where}: field 'model' must be a non-empty string")
+            if "correct" not in row:
+                raise InputError(f"{f}: {where}: missing field 'correct' (0..1, or empty for unknown)")
+            qid = str(row.get("id") or "") or question_id(q)
+            if qid not in ids:
+                ids[qid] = len(questions)
+                questions.append(q)
+                tasks.append(str(row.get("task") or ""))
+                splits.append(str(row.get("split") or ""))
+            elif questions[ids[qid]] != q:
+                raise InputError(f"{f}: {where}: id {qid!r} is used for two different questions")
+            # split and task belong to the question; any of its rows may carry them
+            qi = ids[qid]
+            for name, store in (("split", splits), ("task", tasks)):
+                value = str(row.get(name) or "")
+                if value and not store[qi]:
+                    store[qi] = value
+                elif value and store[qi] != value:
+                    raise InputError(f"{f}: {where}: field {name!r} is {value!r} but another row of question "
+                                     f"{qid!r} says {store[qi]!r}")
+            if m not in models:
+                models[m] = len(models)
+            cells.append((
+                ids[qid], models[m],
+                _num(row.get("correct"), f, where, "correct", 0, 1),
+                _num(row.get("cost_usd"), f, where, "cost_usd", 0),
+                _num(row.get("output_tokens"), f, where, "output_tokens", 0),
+                _num(row.get("input_tokens"), f, where, "input_tokens", 0),
+            ))
+    if not questions:
+        raise InputError(f"{path}: no labeled rows found")
+    shape = (len(questions), len(models))
+    Y, C, O, I = (np.full(shape, np.nan) for _ in range(4))
+    for qi, mi, y, c, o, i in cells:
+        Y[qi, mi], C[qi, mi], O[qi, mi], I[qi, mi] = (np.nan if v is None else v for v in (y, c, o, i))
+    return LabelTable(list(ids), questions, list(models), Y, C, O, I, tasks, splits)
+
+
+def write_labels(rows: Iterable[dict], path: str | Path) -> int:
+    """Write long-format rows as JSONL or CSV (by suffix, .gz allowed). Returns the row count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    tmp = path.with_name(".tmp-" + path.name)
+    with _open_text(tmp, "wt") as fh:
+        if path.name.endswith((".csv", ".csv.gz")):
+            w = csv.DictWriter(fh, fieldnames=LONG_FIELDS, extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in LONG_FIELDS})
+                n += 1
+        else:
+            for r in rows:
+                keep = {k: r.get(k) for k in LONG_FIELDS if k in REQUIRED or r.get(k) not in (None, "")}
+                fh.write(json.dumps(keep,
+                                    ensure_ascii=False) + "\n")
+                n += 1
+    tmp.replace(path)
+    return n
+
+
+# ---- RouterBench (wide) importer -------------------------------------------------------
+
+def approx_tokens(text: str) -> int:
+    """~4 characters per token, the usual rule for English BPE vocabularies."""
+    return max(1, math.ceil(len(text) / 4))
+
+
+def _literal_list_text(value: str) -> str:
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+    if isinstance(parsed, (list, tuple)):
+        return "\n\n".join(str(x) for x in parsed)
+    return str(parsed)
+
+
+def import_routerbench_file(path: Path, split: str | None = None) -> Iterator[dict]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        cols = reader.fieldnames or []
+        for need in ("prompt",):
+            if need not in cols:
+                raise InputError(f"{path}: not a RouterBench wide CSV: missing column {need!r}")
+        skip = {"", "sample_id", "prompt", "eval_name", "oracle_model_to_route_to"}
+        models = [c for c in cols if c not in skip and "|" not in c]
+        if not models:
+            raise InputError(f"{path}: no model columns found (expected one column per model)")
+        if split is None:
+            stem = path.stem.lower()
+            split = "test" if stem.endswith("test") else "train" if stem.endswith("train") else ""
+        for n, row in enumerate(reader, 2):
+            question = _literal_list_text(row["prompt"])
+            # sample_id repeats within RouterBench files (other few-shot variants of one item):
+            # split + sample_id + text hash keeps every prompt its own row.
+            qid = f"{split or 'all'}/{row.get('sample_id') or 'q'}/{question_id(question)[:8]}"
+            for m in models:
+                correct = _num(row.get(m), path, f"line {n}", m, 0, 1)
+                response = row.get(f"{m}|model_response")
+                yield {
+                    "id": qid, "question": question, "model": m, "correct": correct,
+                    "cost_usd": _num(row.get(f"{m}|total_cost"), path, f"line {n}", f"{m}|total_cost", 0),
+                    "input_tokens": approx_tokens(question),
+                    "output_tokens": approx_tokens(_literal_list_text(response)) if response else None,
+                    "task": row.get("eval_name") or "", "split": split,
+                }
+
+
+def import_routerbench(src: str | Path) -> Iterator[dict]:
+    src = Path(src)
+    files = sorted(src.glob("*.csv")) if src.is_dir() else [src]
+    if not files:
+        raise InputError(f"{src}: no .csv files to import")
+    for f in files:
+        yield from import_routerbench_file(f)

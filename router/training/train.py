@@ -1,0 +1,208 @@
+"""Train a checkpoint: features -> standardize -> PCA -> masked-BCE MLP ensemble.
+
+Fixed seeds, early stopping on a validation split carved from the training questions, and
+unknown labels masked out of the loss (never counted as wrong). Test-split rows are never used.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from router.model import torch_thread
+from router.training.data import LabelTable, short_hash
+from router.model.encoder import EncoderSpec
+from router.errors import InputError
+from router.model.head import Head, save_checkpoint
+
+
+@dataclass
+class TrainConfig:
+    encoder: EncoderSpec = field(default_factory=EncoderSpec)
+    pca_dim: int = 128  # components kept after standardizing (capped by samples and features)
+    hidden: tuple[int, ...] = (256,)  # hidden widths of each MLP
+    members: int = 5  # ensemble size; members differ by seed and bootstrap of the train rows
+    epochs: int = 300
+    patience: int = 30  # epochs without validation improvement before stopping
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    dropout: float = 0.2
+    batch_size: int = 128
+    val_fraction: float = 0.15
+    seed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["encoder"] = self.encoder.to_json()
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+def fit_pca(Z: np.ndarray, k: int) -> np.ndarray:
+    """Principal axes [d, k] of already-standardized Z (deterministic sign)."""
+    k = max(1, min(k, Z.shape[0] - 1, Z.shape[1]))
+    Zc = Z - Z.mean(axis=0)
+    _, _, Vt = np.linalg.svd(Zc, full_matrices=False)
+    V = Vt[:k].T
+    signs = np.sign(V[np.abs(V).argmax(axis=0), np.arange(k)])
+    return (V * np.where(signs == 0, 1, signs)).astype(np.float32)
+
+
+def _masked_bce(logits, y, mask):
+    import torch
+
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    return (loss * mask).sum() / mask.sum().clamp(min=1)
+
+
+def _train_member(Xtr, Ytr, Xva, Yva, cfg: TrainConfig, seed: int) -> tuple[list, int, float]:
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    dims = [Xtr.shape[1], *cfg.hidden, Ytr.shape[1]]
+    mods: list[torch.nn.Module] = []
+    for i in range(len(dims) - 1):
+        if i > 0:
+            mods += [torch.nn.ReLU(), torch.nn.Dropout(cfg.dropout)]
+        mods.append(torch.nn.Linear(dims[i], dims[i + 1]))
+    net = torch.nn.Sequential(torch.nn.Dropout(cfg.dropout / 2), *mods)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def tens(a):
+        return torch.tensor(a, dtype=torch.float32)
+
+    boot = rng.integers(0, len(Xtr), len(Xtr)) if cfg.members > 1 else np.arange(len(Xtr))
+    xt, yt = tens(Xtr[boot]), tens(np.nan_to_num(Ytr[boot]))
+    mt = tens(~np.isnan(Ytr[boot]))
+    xv, yv, mv = tens(Xva), tens(np.nan_to_num(Yva)), tens(~np.isnan(Yva))
+    best, best_state, best_epoch, bad = float("inf"), None, 0, 0
+    for epoch in range(cfg.epochs):
+        net.train()
+        perm = torch.tensor(rng.permutation(len(xt)))
+        for s in range(0, len(perm), cfg.batch_size):
+            b = perm[s: s + cfg.batch_size]
+            opt.zero_grad()
+            _masked_bce(net(xt[b]), yt[b], mt[b]).backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            v = float(_masked_bce(net(xv), yv, mv))
+        if v < best - 1e-5:
+            best, best_state, best_epoch, bad = v, copy.deepcopy(net.state_dict()), epoch, 0
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+    net.load_state_dict(best_state)
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    return [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in linears], best_epoch, best
+
+
+def _stack(members: list[list[tuple[np.ndarray, np.ndarray]]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(np.stack([m[i][0] for m in members]), np.stack([m[i][1] for m in members]))
+            for i in range(len(members[0]))]
+
+
+def token_stats(values: np.ndarray) -> dict[str, float]:
+    v = values[~np.isnan(values)]
+    if v.size == 0:
+        return {}
+    return {"mean": round(float(v.mean()), 2), "median": float(np.median(v)), "p90": float(np.percentile(v, 90)),
+            "n": int(v.size)}
+
+
+def slot_metrics(P: np.ndarray, Y: np.ndarray, slots: list[str]) -> dict[str, Any]:
+    from sklearn.metrics import roc_auc_score
+
+    out: dict[str, Any] = {"auroc": {}, "brier": {}}
+    for j, s in enumerate(slots):
+        m = ~np.isnan(Y[:, j])
+        y, p = Y[m, j] >= 0.5, P[m, j]
+        out["brier"][s] = round(float(np.mean((p - Y[m, j]) ** 2)), 4) if m.any() else None
+        out["auroc"][s] = round(float(roc_auc_score(y, p)), 4) if 0 < y.sum() < y.size else None
+    vals = [v for v in out["auroc"].values() if v is not None]
+    out["mean_auroc"] = round(float(np.mean(vals)), 4) if vals else None
+    out["mean_brier"] = round(float(np.mean([v for v in out["brier"].values() if v is not None])), 4)
+    return out
+
+
+def training_rows(table: LabelTable) -> LabelTable:
+    """Every question not marked as test (test questions must never reach a checkpoint)."""
+    test_texts = {q.strip() for q, s in zip(table.questions, table.splits) if s.lower() == "test"}
+    # A prompt that also appears in the test split is left out too (RouterBench has two such).
+    keep = [i for i, (q, s) in enumerate(zip(table.questions, table.splits))
+            if s.lower() != "test" and q.strip() not in test_texts]
+    if not keep:
+        raise InputError("no training rows: every question is marked split=test")
+    return table.subset(keep)
+
+
+def train_head(X: np.ndarray, Y: np.ndarray, cfg: TrainConfig, progress: bool = True) -> tuple[Head, dict]:
+    """Fit scaler, PCA and the ensemble on (X, Y); returns the head and training facts."""
+    rng = np.random.default_rng(cfg.seed)
+    n = len(X)
+    if n < 10:
+        raise InputError(f"need at least 10 labeled questions to train, got {n}")
+    perm = rng.permutation(n)
+    n_val = max(2, int(round(n * cfg.val_fraction)))
+    va, tr = perm[:n_val], perm[n_val:]
+    mean = X[tr].mean(axis=0)
+    scale = X[tr].std(axis=0)
+    scale = np.where(scale < 1e-6, 1.0, scale)
+    pca = fit_pca((X[tr] - mean) / scale, cfg.pca_dim)
+    Z = ((X - mean) / scale) @ pca
+    members, epochs, losses = [], [], []
+    it = range(cfg.members)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc="training ensemble", unit="member")
+    for e in it:
+        # On the torch thread, like the encoder: a second OpenMP team would slow both down.
+        w, ep, loss = torch_thread.call(_train_member, Z[tr], Y[tr], Z[va], Y[va], cfg, cfg.seed * 1000 + e)
+        members.append(w)
+        epochs.append(ep)
+        losses.append(loss)
+    head = Head(mean.astype(np.float32), scale.astype(np.float32), pca, _stack(members))
+    facts = {"n_train": int(len(tr)), "n_val": int(len(va)), "best_epochs": epochs,
+             "val_bce": [round(x, 5) for x in losses], "val_index": va.tolist()}
+    return head, facts
+
+
+def train(table: LabelTable, out: str | Path, cfg: TrainConfig | None = None, progress: bool = True,
+          extra_meta: dict | None = None):
+    """Train on every non-test question of `table` and write a checkpoint directory."""
+    from router.model.features import cached_features
+    from router.model.head import load_checkpoint
+
+    cfg = cfg or TrainConfig()
+    t0 = time.time()
+    table = training_rows(table)
+    X = cached_features(cfg.encoder, table.questions, progress=progress)
+    head, facts = train_head(X, table.Y, cfg, progress=progress)
+    va = np.asarray(facts.pop("val_index"))
+    val_metrics = slot_metrics(head.predict(X[va]), table.Y[va], table.models)
+    meta = {
+        "slots": list(table.models),
+        "encoder": cfg.encoder.to_json(),
+        "output_tokens": {m: token_stats(table.output_tokens[:, j]) for j, m in enumerate(table.models)},
+        "default_output_tokens": 256,
+        "prior_accuracy": {m: round(float(np.nanmean(table.Y[:, j])), 4) for j, m in enumerate(table.models)},
+        "training": {
+            "config": cfg.to_json(), "data_fingerprint": table.fingerprint(), "n_questions": len(table),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "seconds": round(time.time() - t0, 1), **facts,
+        },
+        "metrics": {"validation": val_metrics},
+        "train_question_hashes": sorted({short_hash(q) for q in table.questions}),
+        **(extra_meta or {}),
+    }
+    save_checkpoint(out, head, meta)
+    return load_checkpoint(out)

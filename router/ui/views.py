@@ -1,0 +1,159 @@
+"""Text and tables of the playground: RoutingResult, answers, stats and records -> HTML/rows.
+
+Pure formatting; the numbers come from `core`, `costs` and `playground`.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any, Mapping, Sequence
+
+from router.routing.router import RoutingResult
+from router.routing.costs import Projection, SessionStats, SweepResult, session_stats
+from router.routing.pool import Pool
+
+COST_HEADERS = ["Model", "P(correct)", "Exp. cost ($)", "$/M in", "$/M out", "Exp. out tok.", "Status"]
+AUDIT_HEADERS = ["UTC", "Query", "Tol.", "Chosen", "p_max", "Thresh.", "Routed $", "Basis", "Baseline $", "Status"]
+SWEEP_HEADERS = ["Tolerance", "Questions", "Mean P(correct)", "Mean est. cost ($)", "Most chosen"]
+
+
+def usd(x: float | None, digits: int = 6) -> str:
+    if x is None:
+        return "–"
+    return f"${x:,.{digits}f}" if abs(x) < 1 else f"${x:,.2f}"
+
+
+def model_choices(pool: Pool) -> list[tuple[str, str]]:
+    """(label, value) pairs for the per-model toggles: name, prices and the trained_as binding."""
+    out = []
+    for s in pool.models:
+        label = f"{s.label} · ${s.cost_per_m_input_tokens:g} / ${s.cost_per_m_output_tokens:g} per M"
+        if s.local:
+            label += " · local"
+        if s.trained_as:
+            label += f" · scored as {s.trained_as}"
+        out.append((label, s.name))
+    return out
+
+
+def enabled_names(pool: Pool) -> list[str]:
+    return [s.name for s in pool.models if s.enabled]
+
+
+def pool_html(pool: Pool) -> str:
+    base = pool.baseline_slot
+    return (f"<div class='pool-info'><p>{escape(pool.description)}</p>"
+            f"<p><b>{len(pool.models)}</b> models · baseline <b>{escape(base.label)}</b> · "
+            f"default tolerance <b>{pool.default_tolerance:g}</b></p></div>")
+
+
+def decision_html(r: RoutingResult) -> str:
+    chosen, best = r.score(r.chosen), r.score(r.best)
+    t = r.timings_ms
+    saved = r.baseline_expected_cost_usd - r.expected_cost_usd
+    same = "" if r.best == r.chosen else f" · best: <b>{escape(best.display_name)}</b>"
+    return (
+        f"<div id='decision' class='decision' data-chosen='{escape(r.chosen)}' data-best='{escape(r.best)}'>"
+        f"<div class='decision-main'>→ <span class='chosen-name'>{escape(chosen.display_name)}</span>"
+        f"<span class='chosen-id'>{escape(r.chosen_model)}</span></div>"
+        f"<div class='decision-line'>p_max <b>{r.p_max:.3f}</b> · threshold <b>{r.threshold:.3f}</b> "
+        f"(p_max − {r.tolerance:.2f}) · choice P <b>{chosen.p:.3f}</b>{same} · "
+        f"{len(r.candidates)} candidate(s) · routing <b>{t.get('total_ms', 0):.1f} ms</b> "
+        f"(encode {t.get('encode_ms', 0):.1f}, head {t.get('head_ms', 0):.1f}, select {t.get('select_ms', 0):.2f})</div>"
+        f"<div class='decision-line'>expected cost {usd(r.expected_cost_usd)} vs {usd(r.baseline_expected_cost_usd)} "
+        f"on {escape(r.score(r.baseline).display_name)} (saves {usd(saved)}, estimate) · "
+        f"{r.input_tokens} input tokens</div></div>")
+
+
+def cost_rows(r: RoutingResult) -> list[list[Any]]:
+    rows = []
+    for m in sorted(r.models, key=lambda m: m.expected_cost_usd):
+        status = ("chosen" if m.name == r.chosen else "best" if m.name == r.best else
+                  "off" if not m.allowed else "candidate" if m.candidate else "below threshold")
+        rows.append([m.display_name, round(m.p, 3), f"{m.expected_cost_usd:.6f}", m.cost_per_m_input_tokens,
+                     m.cost_per_m_output_tokens, round(m.expected_output_tokens), status])
+    return rows
+
+
+def answer_html(ans) -> str:
+    """The streamed answer's header: which model, and what it cost (or why it was not sent)."""
+    who = f"<b>{escape(ans.display_name)}</b>"
+    if ans.error:
+        need = (f"<br>Missing: <code>{escape(ans.missing)}</code>" if ans.missing else "")
+        return (f"<div class='answer-meta error' id='answer-meta'>Not answered by {who}: "
+                f"{escape(ans.error)}{need}<br>The decision above still stands.</div>")
+    if not ans.done:
+        return f"<div class='answer-meta' id='answer-meta'>Streaming from {who}…</div>"
+    if ans.usage is None:
+        cost = "the upstream reported no usage, so the cost stays an estimate"
+    else:
+        u = ans.usage
+        cost = (f"actual cost <b id='actual-cost'>{usd(ans.cost_usd)}</b> "
+                f"({u['prompt_tokens']} in + {u['completion_tokens']} out tokens, real usage)")
+    return f"<div class='answer-meta done' id='answer-meta'>Answered by {who} in {ans.latency_ms:.0f} ms · {cost}</div>"
+
+
+def review_html(rv) -> str:
+    if rv is None:
+        return ""
+    score = "" if rv.score is None else f" (score {rv.score:.2f})"
+    body = escape(rv.reason) if rv.reason else (f"raw reply: <code>{escape(rv.raw[:300])}</code>"
+                                                if rv.verdict == "unparseable" else "")
+    cost = f" · review cost {usd(rv.cost_usd)}" if rv.cost_usd is not None else ""
+    return (f"<div class='review review-{rv.verdict.replace(' ', '-')}' id='review'>Review by "
+            f"<b>{escape(rv.judge)}</b>: <b>{escape(rv.verdict)}</b>{score}{cost}<br>{body}</div>")
+
+
+def stats_html(st: SessionStats, labels: Mapping[str, str]) -> str:
+    if not st.queries:
+        return "<div class='stats' id='stats'>No queries yet in this session.</div>"
+    pct = "–" if st.saved_pct is None else f"{st.saved_pct:.1f}%"
+    basis = {"actual": "real usage", "estimate": "estimates", "mixed":
+             f"real usage for {st.actual}, estimates for {st.estimated}"}[st.basis]
+    base = labels.get(st.baseline or "", st.baseline or "baseline")
+    return (f"<div class='stats' id='stats'><div class='stat'><span>{st.queries}</span>queries</div>"
+            f"<div class='stat'><span>{usd(st.routed_usd)}</span>routed</div>"
+            f"<div class='stat'><span>{usd(st.baseline_usd)}</span>all {escape(base)}</div>"
+            f"<div class='stat good'><span>{pct}</span>saved ({usd(st.saved_usd)})</div>"
+            f"<p class='basis'>Costs: {basis}. The baseline is never called, so its cost is an estimate "
+            f"(real prompt tokens where known).</p></div>")
+
+
+def audit_rows(records: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> list[list[Any]]:
+    rows = []
+    for r in records:
+        q = r.get("query") or (f"sha256:{r['query_sha256'][:12]}" if r.get("query_sha256") else "(dropped)")
+        routed = r["actual_cost_usd"] if r.get("actual_cost_usd") is not None else r["expected_cost_usd"]
+        rows.append([r["time"][11:19], q[:80], r["tolerance"], labels.get(r["chosen"], r["chosen"]),
+                     round(r["p_max"], 3), round(r["threshold"], 3), f"{routed:.6f}", r.get("cost_basis", "estimate"),
+                     f"{r['baseline_cost_usd']:.6f}", _status(r)])
+    return rows
+
+
+def _status(r: Mapping[str, Any]) -> str:
+    if r.get("status") == "error":
+        return "not answered"
+    return "answered" if r.get("selected") else "routed only"
+
+
+def sweep_rows(sw: SweepResult, labels: Mapping[str, str]) -> list[list[Any]]:
+    return [[t, n, round(p, 3), f"{c:.6f}", labels.get(top, top)] for t, n, p, c, top in sw.rows()]
+
+
+def projection_html(p: Projection, source: str, baseline_label: str) -> str:
+    pct = "–" if p.saved_pct is None else f"{p.saved_pct:.1f}%"
+    return (f"<div class='stats' id='projection'><div class='stat'><span>{p.requests:,.0f}</span>requests / month</div>"
+            f"<div class='stat'><span>{usd(p.baseline_usd)}</span>all {escape(baseline_label)}</div>"
+            f"<div class='stat'><span>{usd(p.routed_usd)}</span>routed</div>"
+            f"<div class='stat good'><span>{pct}</span>saved ({usd(p.saved_usd)})</div>"
+            f"<p class='basis'>Model mix from {escape(source)}. Every request is assumed to have the average "
+            f"input and output tokens given; prices from the pool config.</p></div>")
+
+
+def labels_of(pool: Pool) -> dict[str, str]:
+    return {s.name: s.label for s in pool.models}
+
+
+def stats_for(records, pool: Pool) -> tuple[SessionStats, str]:
+    st = session_stats(records)
+    return st, stats_html(st, labels_of(pool))

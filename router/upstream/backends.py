@@ -1,0 +1,269 @@
+"""Calls to OpenAI-compatible upstreams (OpenRouter, vLLM, any /v1/chat/completions server).
+
+One shared `httpx.AsyncClient` is passed in (created in the app's lifespan); a `Backend` holds
+only settings, so it is safe to share. Retries with exponential backoff on 429, 5xx and
+connection errors; other 4xx fail at once. A stream is retried only before its first chunk:
+after that, replaying would duplicate text the client already has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+import httpx
+
+from router.errors import MissingKeyError, UpstreamError
+from router.upstream.client import TRANSPORT_ERRORS, error_text
+from router.routing.pool import Slot
+
+RETRY_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
+MAX_RETRY_AFTER_S = 5.0
+
+
+@dataclass
+class Attempt:
+    slot: str
+    model: str
+    status: int | None
+    latency_ms: float
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        # Built by hand: dataclasses.asdict deep-copies, and this runs twice per proxied request.
+        return {"slot": self.slot, "model": self.model, "status": self.status, "latency_ms": self.latency_ms,
+                "error": self.error}
+
+
+@dataclass
+class ChatResult:
+    text: str
+    usage: dict[str, int]
+    latency_ms: float
+    status: int
+    model: str
+    finish_reason: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+def resolve_key(slot: Slot) -> str | None:
+    """The slot's API key from the environment; local slots may run without one."""
+    if slot.api_key_env:
+        value = os.environ.get(slot.api_key_env, "").strip()
+        if value:
+            return value
+    if slot.local:
+        return None
+    raise MissingKeyError(slot.name, slot.api_key_env or "<api_key_env is not set for this slot>")
+
+
+def _error_text(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+        err = body.get("error") if isinstance(body, dict) else None
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])[:300]
+        if isinstance(err, str):
+            return err[:300]
+    except (ValueError, json.JSONDecodeError):
+        pass
+    return resp.text[:300] or resp.reason_phrase
+
+
+class Backend:
+    def __init__(self, client: httpx.AsyncClient, retries: int = 2, backoff: float = 0.25, timeout: float = 60.0):
+        self.client = client
+        self.retries = max(0, int(retries))
+        self.backoff = float(backoff)
+        self.timeout = float(timeout)
+
+    # ---- request building --------------------------------------------------------
+    @staticmethod
+    def payload(slot: Slot, messages: list[dict], *, stream: bool = False, max_tokens: int | None = None,
+                temperature: float | None = None, stop: list[str] | None = None,
+                extra: dict | None = None) -> dict[str, Any]:
+        msgs = list(messages)
+        if slot.system_prompt:
+            msgs = [{"role": "system", "content": slot.system_prompt}] + msgs
+        body: dict[str, Any] = {**slot.extra_body, **(extra or {}), "model": slot.model, "messages": msgs}
+        if max_tokens is not None:
+            body["max_tokens"] = int(max_tokens)
+        if temperature is not None:
+            body["temperature"] = float(temperature)
+        if stop:
+            body["stop"] = list(stop)
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    @staticmethod
+    def headers(slot: Slot) -> dict[str, str]:
+        key = resolve_key(slot)
+        h = {"Content-Type": "application/json"}
+        if key:
+            h["Authorization"] = f"Bearer {key}"
+        if "openrouter.ai" in slot.api_base:
+            h["X-Title"] = "prefill-router"
+        return h
+
+    def _url(self, slot: Slot) -> str:
+        return f"{slot.api_base}/chat/completions"
+
+    async def _sleep(self, attempt: int, resp: httpx.Response | None) -> None:
+        delay = self.backoff * (2 ** attempt)
+        if resp is not None and resp.headers.get("retry-after"):
+            try:
+                delay = min(MAX_RETRY_AFTER_S, float(resp.headers["retry-after"]))
+            except ValueError:
+                pass
+        await asyncio.sleep(delay)
+
+    # ---- non-streaming -----------------------------------------------------------
+    async def chat(self, slot: Slot, messages: list[dict], *, max_tokens: int | None = None,
+                   temperature: float | None = None, stop: list[str] | None = None,
+                   extra: dict | None = None) -> ChatResult:
+        headers = self.headers(slot)  # raises MissingKeyError before any network use
+        body = self.payload(slot, messages, max_tokens=max_tokens, temperature=temperature, stop=stop, extra=extra)
+        attempts: list[Attempt] = []
+        for i in range(self.retries + 1):
+            t0 = time.perf_counter()
+            resp = None
+            try:
+                resp = await self.client.post(self._url(slot), json=body, headers=headers, timeout=self.timeout)
+            except TRANSPORT_ERRORS as exc:
+                attempts.append(Attempt(slot.name, slot.model, None, _ms(t0), error_text(exc)[:300]))
+            else:
+                if resp.status_code == 200:
+                    result = self._parse(slot, resp, _ms(t0), attempts)
+                    if result is not None:
+                        return result
+                    continue  # junk body: counted as an attempt, retried
+                attempts.append(Attempt(slot.name, slot.model, resp.status_code, _ms(t0),
+                                                _scrub(_error_text(resp), headers)))
+                if resp.status_code not in RETRY_STATUSES:
+                    break
+            if i < self.retries:
+                await self._sleep(i, resp)
+        raise _gave_up(slot, attempts)
+
+    def _parse(self, slot: Slot, resp: httpx.Response, latency_ms: float, attempts: list[Attempt]) -> ChatResult | None:
+        try:
+            data = resp.json()
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+            if not isinstance(text, str):
+                raise TypeError("content is not a string")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            attempts.append(Attempt(slot.name, slot.model, 200, latency_ms, f"invalid response body: {exc}"[:300]))
+            return None
+        usage = data.get("usage") or {}
+        attempts.append(Attempt(slot.name, slot.model, 200, latency_ms))
+        return ChatResult(
+            text=text, usage={"prompt_tokens": int(usage.get("prompt_tokens") or 0),
+                              "completion_tokens": int(usage.get("completion_tokens") or 0)},
+            latency_ms=latency_ms, status=200, model=str(data.get("model") or slot.model),
+            finish_reason=choice.get("finish_reason"), raw=data, attempts=attempts)
+
+    # ---- streaming ---------------------------------------------------------------
+    async def stream(self, slot: Slot, messages: list[dict], *, max_tokens: int | None = None,
+                     temperature: float | None = None, stop: list[str] | None = None, extra: dict | None = None,
+                     attempts: list[Attempt] | None = None) -> AsyncIterator[dict]:
+        """Yield OpenAI chunk dicts; the upstream's usage arrives in a late chunk when it sends one.
+
+        `attempts`, if given, is filled with one entry per try (for audit and failover reports).
+        """
+        headers = self.headers(slot)
+        body = self.payload(slot, messages, stream=True, max_tokens=max_tokens, temperature=temperature,
+                            stop=stop, extra=extra)
+        attempts = attempts if attempts is not None else []
+        for i in range(self.retries + 1):
+            t0 = time.perf_counter()
+            started = False
+            resp = None
+            try:
+                async with self.client.stream("POST", self._url(slot), json=body, headers=headers,
+                                              timeout=self.timeout) as resp:
+                    if resp.status_code != 200:
+                        await resp.aread()
+                        attempts.append(Attempt(slot.name, slot.model, resp.status_code, _ms(t0),
+                                                _scrub(_error_text(resp), headers)))
+                        if resp.status_code not in RETRY_STATUSES:
+                            break
+                    else:
+                        done, finished = False, False
+                        async for chunk in _sse_chunks(resp):
+                            if chunk is None:
+                                done = True
+                                break
+                            started = True
+                            finished = finished or _finish_reason(chunk) is not None
+                            yield chunk
+                        if done or finished:
+                            attempts.append(Attempt(slot.name, slot.model, 200, _ms(t0)))
+                            return
+                        if started:
+                            raise httpx.RemoteProtocolError("stream ended without a finish_reason or [DONE]")
+                        attempts.append(Attempt(slot.name, slot.model, 200, _ms(t0), "empty stream"))
+            except (*TRANSPORT_ERRORS, ValueError) as exc:
+                attempts.append(Attempt(slot.name, slot.model, resp.status_code if resp is not None else None,
+                                        _ms(t0), error_text(exc)[:300]))
+                if started:
+                    raise UpstreamError(f"{slot.name} ({slot.model}): stream broke off midway: {exc}",
+                                        status=502, attempts=attempts) from None
+            if i < self.retries:
+                await self._sleep(i, resp)
+        raise _gave_up(slot, attempts)
+
+
+async def _sse_chunks(resp: httpx.Response) -> AsyncIterator[dict | None]:
+    """Parse `data:` lines; None marks [DONE]. A line that is not JSON raises ValueError."""
+    async for line in resp.aiter_lines():
+        line = line.strip()
+        if not line or line.startswith(":") or not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            yield None
+            return
+        chunk = json.loads(data)
+        if not isinstance(chunk, dict):
+            raise ValueError("stream chunk is not a JSON object")
+        yield chunk
+
+
+def _scrub(text: str, headers: dict[str, str]) -> str:
+    """An upstream that echoes our key back in an error must not get it into responses or the audit log."""
+    auth = headers.get("Authorization", "")
+    key = auth[7:] if auth.startswith("Bearer ") else ""
+    return text.replace(key, "[redacted]") if key and len(key) >= 4 else text
+
+
+def _gave_up(slot: Slot, attempts: list[Attempt]) -> UpstreamError:
+    last = attempts[-1]
+    return UpstreamError(f"{slot.name} ({slot.model}) failed after {len(attempts)} attempt(s): "
+                         f"{last.status or 'connection error'} {last.error or ''}".strip(),
+                         status=last.status, attempts=attempts)
+
+
+def _finish_reason(chunk: dict) -> str | None:
+    try:
+        return chunk["choices"][0].get("finish_reason")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+
+
+def chunk_text(chunk: dict) -> str:
+    try:
+        return chunk["choices"][0]["delta"].get("content") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return ""
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1e3, 2)

@@ -1,0 +1,115 @@
+"""Failover: when the chosen model fails (after the backend's retries), try the next one.
+
+Order: the chosen model, then the cheapest other candidate (P >= threshold), then the best model.
+A pinned request has one model and no failover: the client asked for that model. Every try of
+every model is kept as an `Attempt` (slot, status, latency, error) for the response and the audit.
+A stream can fail over only before its first chunk; after that the client already has text.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+from router.upstream.backends import Attempt, Backend, ChatResult
+from router.routing.router import RoutingResult
+from router.errors import MissingKeyError, UpstreamError
+from router.routing.pool import Pool, Slot
+
+CLIENT_ERROR_STATUSES = {400, 413, 422}
+
+
+def failover_plan(result: RoutingResult, first: str, pool: Pool) -> list[Slot]:
+    order = [first]
+    names = pool.names
+    others = sorted((m for m in result.models if m.candidate and m.name != first),
+                    key=lambda m: (m.expected_cost_usd, names.index(m.name)))
+    if others:
+        order.append(others[0].name)
+    if result.best not in order:
+        order.append(result.best)
+    return [pool.slot(n) for n in order]
+
+
+def _missing_key_attempt(slot: Slot, exc: MissingKeyError) -> Attempt:
+    return Attempt(slot.name, slot.model, None, 0.0, f"missing API key: set {exc.env_var}")
+
+
+def final_error(errors: list[UpstreamError], attempts: list[Attempt]) -> UpstreamError:
+    """One error for the client once every model in the plan has failed."""
+    if errors and all(isinstance(e, MissingKeyError) for e in errors):
+        first = errors[0]
+        err = MissingKeyError(first.slot, first.env_var)
+        err.attempts = attempts
+        return err
+    statuses = [a.status for a in attempts if a.status is not None]
+    tried = ", ".join(dict.fromkeys(f"{a.slot}" for a in attempts))
+    last = attempts[-1] if attempts else None
+    detail = f"{last.status or 'connection error'} {last.error or ''}".strip() if last else "no attempt"
+    if statuses and all(s in CLIENT_ERROR_STATUSES for s in statuses):
+        return UpstreamError(f"the upstream rejected the request ({tried}): {detail}", status=400, attempts=attempts)
+    return UpstreamError(f"every model tried failed ({tried}); last error: {detail}", status=502, attempts=attempts)
+
+
+async def chat_with_failover(backend: Backend, plan: list[Slot], messages: list[dict],
+                             **params: Any) -> tuple[Slot, ChatResult, list[Attempt]]:
+    attempts: list[Attempt] = []
+    errors: list[UpstreamError] = []
+    for slot in plan:
+        try:
+            res = await backend.chat(slot, messages, **params)
+        except MissingKeyError as exc:
+            attempts.append(_missing_key_attempt(slot, exc))
+            errors.append(exc)
+        except UpstreamError as exc:
+            attempts.extend(exc.attempts)
+            errors.append(exc)
+        else:
+            attempts.extend(res.attempts)
+            return slot, res, attempts
+    raise final_error(errors, attempts)
+
+
+@dataclass
+class OpenStream:
+    """An upstream stream that has produced its first chunk (so the model is settled)."""
+
+    slot: Slot
+    first: dict | None
+    chunks: AsyncIterator[dict]
+    attempts: list[Attempt]
+    started: float = field(default_factory=time.perf_counter)
+
+    async def rest(self) -> AsyncIterator[dict]:
+        if self.first is not None:
+            yield self.first
+        async for chunk in self.chunks:
+            yield chunk
+
+    async def aclose(self) -> None:
+        close = getattr(self.chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+
+async def open_stream_with_failover(backend: Backend, plan: list[Slot], messages: list[dict],
+                                    **params: Any) -> OpenStream:
+    attempts: list[Attempt] = []
+    errors: list[UpstreamError] = []
+    for slot in plan:
+        # The backend appends every try to `attempts`, including the closing one of a stream that
+        # is still running when this returns.
+        agen = backend.stream(slot, messages, attempts=attempts, **params)
+        try:
+            first = await agen.__anext__()
+        except StopAsyncIteration:
+            return OpenStream(slot, None, agen, attempts)
+        except MissingKeyError as exc:
+            attempts.append(_missing_key_attempt(slot, exc))
+            errors.append(exc)
+        except UpstreamError as exc:
+            errors.append(exc)
+        else:
+            return OpenStream(slot, first, agen, attempts)
+    raise final_error(errors, attempts)
