@@ -6,7 +6,7 @@ import json
 
 import plotly.graph_objects as go
 
-from router.routing import costs
+from router.routing import costs, sweep
 from router.ui import playground
 from router.ui import views as ui_views
 from router.ui.charts import decision_figure, distribution_figure, projection_figure, sweep_figures
@@ -52,7 +52,7 @@ def test_other_figures_are_valid_plotly(default_router):
     labels = ui_views.labels_of(default_router.pool)
     go.Figure(distribution_figure({default_router.pool.names[0]: 3}, labels))
     sw = playground.run_sweep(default_router, ["What is 2 + 2?", "Prove Fermat's last theorem."],
-                              costs.tolerance_grid(), None)
+                              sweep.tolerance_grid(), None)
     mix, curve = sweep_figures(sw, labels, "Opus")
     assert sum(sum(t.y) for t in mix.data) == 2 * len(sw.tolerances)
     prices = {s.name: (s.cost_per_m_input_tokens, s.cost_per_m_output_tokens) for s in default_router.pool.models}

@@ -131,7 +131,7 @@ def test_projection_from_sweep_and_session(app_url):
 
 
 def test_export_jsonl_matches_audit_format(app_url):
-    from router.audit.log import decision_record
+    from router.audit.record import DecisionRecord
 
     c = _client(app_url)
     c.predict("default", QUERY, 0.1, ALL, api_name="/route")
@@ -146,7 +146,7 @@ def test_export_jsonl_matches_audit_format(app_url):
     assert [r["tolerance"] for r in lines] == [0.1, 0.4]
     stats, _dist, table = c.predict("default", api_name="/session_view")
     assert ">2</span>queries" in stats and len(table["data"]) == 2
-    keys = set(decision_record(None))
+    keys = set(DecisionRecord.build(None).to_line())
     assert all(keys <= set(r) for r in lines)
 
 

@@ -15,6 +15,8 @@ import json
 from typing import Any, Iterable
 
 from router.errors import InputError
+from router.routing.costs import normalize_usage
+from router.sse import sse
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
                 "content_filter": "refusal"}
@@ -144,15 +146,14 @@ def to_anthropic_message(raw: dict, *, msg_id: str, model: str, stop_sequences: 
     if not blocks:
         blocks.append({"type": "text", "text": ""})
     reason, seq = stop_info(choice.get("finish_reason"), choice.get("stop_reason"), stop_sequences)
-    usage = raw.get("usage") or {}
+    usage = normalize_usage(raw.get("usage")) or {"prompt_tokens": 0, "completion_tokens": 0}
     return {"id": msg_id, "type": "message", "role": "assistant", "model": model, "content": blocks,
             "stop_reason": reason, "stop_sequence": seq,
-            "usage": {"input_tokens": int(usage.get("prompt_tokens") or 0),
-                      "output_tokens": int(usage.get("completion_tokens") or 0)}}
+            "usage": {"input_tokens": usage["prompt_tokens"], "output_tokens": usage["completion_tokens"]}}
 
 
 def sse_event(kind: str, data: dict) -> str:
-    return f"event: {kind}\ndata: {json.dumps({'type': kind, **data}, separators=(',', ':'))}\n\n"
+    return sse({"type": kind, **data}, event=kind)
 
 
 class StreamTranslator:
@@ -194,9 +195,7 @@ class StreamTranslator:
     def feed(self, chunk: dict) -> list[str]:
         out: list[str] = []
         if chunk.get("usage"):
-            u = chunk["usage"]
-            self.usage = {"prompt_tokens": int(u.get("prompt_tokens") or 0),
-                          "completion_tokens": int(u.get("completion_tokens") or 0)}
+            self.usage = normalize_usage(chunk["usage"])
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
             text = delta.get("content")

@@ -32,8 +32,8 @@ from router.upstream.backends import Backend
 from router.serving.openai_api import chat_completions
 from router.serving.schemas import ChatCompletionRequest, CountTokensRequest, MessagesRequest, RouteRequest
 from router.serving.auth import check_access, configured_keys
-from router.routing.router import check_tolerance
 from router.serving.pipeline import ProxyState
+from router import __version__
 from router.errors import InputError
 from router.routing.registry import RouterRegistry
 
@@ -65,7 +65,7 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
             yield
             state.backend = None
 
-    app = FastAPI(title="Prefill Router", version="1.0",
+    app = FastAPI(title="Prefill Router", version=__version__,
                   description="OpenAI- and Anthropic-compatible router: cheapest model within `tolerance` "
                               "of the best predicted P(correct).", lifespan=lifespan)
     app.state.proxy = state
@@ -108,9 +108,8 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
         router = registry.get(body.policy or body.model)
         query = body.question if body.question is not None else [m.model_dump(exclude_unset=True)
                                                                  for m in body.messages]
-        tolerance = None if body.tolerance is None else check_tolerance(body.tolerance)
-        router.allowed_mask(body.models)  # cheap checks before the encoder pass
-        result = router.decide(await state.score(router, router.query_text(query)), tolerance, body.models)
+        args = router.check_args(body.tolerance, body.models)  # cheap checks before the encoder pass
+        result = router.decide_checked(await state.score(router, router.query_text(query)), args)
         headers = {"X-Router-Selected": result.chosen, "X-Router-Tolerance": f"{result.tolerance:g}",
                    "X-Router-P-Max": f"{result.p_max:.6f}", "X-Router-Threshold": f"{result.threshold:.6f}"}
         return JSONResponse(result.to_dict(), headers=headers)

@@ -8,7 +8,6 @@ ends with an OpenAI error chunk, which the SDKs raise.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, AsyncIterator
 
@@ -17,6 +16,8 @@ import anyio
 from router.serving.pipeline import (Decision, ProxyState, audit_after_response, decide, remember, router_headers, router_info,
                        write_audit)
 from router.errors import UpstreamError
+from router.routing.costs import normalize_usage
+from router.sse import DONE, sse
 from router.upstream.failover import OpenStream, chat_with_failover, open_stream_with_failover
 from router.serving.schemas import ChatCompletionRequest
 
@@ -76,7 +77,7 @@ async def chat_completions(state: ProxyState, req: ChatCompletionRequest, *, tok
 
 
 def _sse(obj: dict) -> str:
-    return f"data: {json.dumps(obj, separators=(',', ':'))}\n\n"
+    return sse(obj)
 
 
 async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: bool = False) -> AsyncIterator[str]:
@@ -92,8 +93,7 @@ async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: b
         try:
             async for chunk in st.rest():
                 if chunk.get("usage"):
-                    usage = {"prompt_tokens": int(chunk["usage"].get("prompt_tokens") or 0),
-                             "completion_tokens": int(chunk["usage"].get("completion_tokens") or 0)}
+                    usage = normalize_usage(chunk["usage"])
                 meta["id"] = chunk.get("id") or meta["id"]
                 meta["created"] = chunk.get("created") or meta["created"]
                 if not chunk.get("choices"):
@@ -122,7 +122,7 @@ async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: b
             yield _sse({**base, "choices": [], "usage": _usage_out(usage), "router": info})
         else:
             yield _sse({**held, "usage": _usage_out(usage), "router": info})
-        yield "data: [DONE]\n\n"
+        yield sse(DONE)
     finally:
         write_audit(state, d, api="openai", selected=st.slot, attempts=st.attempts, usage=usage,
                     status=status, error=error)

@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 
 from router.routing.router import RoutingResult
+from router.routing.select import within
 
 
 def sticky_choice(result: RoutingResult, current: str | None) -> tuple[str, bool]:
@@ -23,7 +24,7 @@ def sticky_choice(result: RoutingResult, current: str | None) -> tuple[str, bool
         score = result.score(current)
     except Exception:  # the slot left the pool (config reload): start over
         return result.chosen, False
-    if score.allowed and result.p_max - score.p <= result.tolerance + 1e-12:
+    if score.allowed and within(score.p, result.p_max, result.tolerance):
         return current, True
     return result.chosen, False
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
 from router.routing import costs
+from router.routing import sweep as tolerance_sweep
 from router.routing.router import PrefillRouter, RoutingResult, Scores
 from router.paths import ASSETS_DIR
 from router.errors import InputError, MissingKeyError, UpstreamError
@@ -33,7 +34,7 @@ class Session:
     request_id: str | None = None
     sent: bool = False  # the current record already carries an answer: a new decision gets a new id
     records: list[dict[str, Any]] = field(default_factory=list)
-    sweep: costs.SweepResult | None = None
+    sweep: tolerance_sweep.SweepResult | None = None
 
     def reset(self) -> None:
         """Forget the session's records; the decision on screen stays (and is re-recorded if used)."""
@@ -41,7 +42,7 @@ class Session:
 
 
 def _new_id() -> str:
-    from router.audit.log import new_request_id
+    from router.audit.record import new_request_id
 
     return new_request_id()
 
@@ -96,23 +97,21 @@ def _upsert(session: Session, record: dict[str, Any]) -> None:
 
 def decision_record(result: RoutingResult, query: str, request_id: str, query_mode: str = "store",
                     ts: float | None = None, ans: "Answer | None" = None, attempts: Sequence = ()) -> dict[str, Any]:
-    """One decision in the proxy's audit-log format (`router.audit.decision_record`), tagged api="playground".
+    """One decision as an audit line (router/audit/record.py), tagged api="playground".
 
     `cost_basis` says whether `actual_cost_usd` came from real usage; without it the routed cost
     is the router's estimate (`expected_cost_usd`).
     """
-    from router.audit.log import decision_record as audit_record
+    from router.audit.record import DecisionRecord
 
     routing_ms = result.timings_ms.get("total_ms") or 0.0
     kw: dict[str, Any] = {"latency_ms": routing_ms}
     if ans is not None:
-        kw = dict(selected=None if ans.error else ans.slot, model=None if ans.error else result.chosen_model,
-                  attempts=attempts, usage=ans.usage, latency_ms=routing_ms + (ans.latency_ms or 0.0),
-                  status="error" if ans.error else "ok", error=ans.error, stream=True)
-    rec = audit_record(result, request_id=request_id, ts=ts, api="playground", query_text=query,
-                       query_mode=query_mode, **kw)
-    rec["cost_basis"] = "actual" if rec.get("actual_cost_usd") is not None else "estimate"
-    return rec
+        kw = dict(selected=None if ans.error else result.score(ans.slot), attempts=attempts, usage=ans.usage,
+                  latency_ms=routing_ms + (ans.latency_ms or 0.0), status="error" if ans.error else "ok",
+                  error=ans.error, stream=True)
+    return DecisionRecord.build(result, request_id=request_id, ts=ts, api="playground", query_text=query,
+                                query_mode=query_mode, **kw).to_line()
 
 
 # ---- sending ---------------------------------------------------------------------------------
@@ -153,9 +152,7 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
         async for chunk in backend.stream(slot, messages, max_tokens=max_tokens, attempts=attempts):
             ans.text += chunk_text(chunk)
             if chunk.get("usage"):
-                u = chunk["usage"]
-                ans.usage = {"prompt_tokens": int(u.get("prompt_tokens") or 0),
-                             "completion_tokens": int(u.get("completion_tokens") or 0)}
+                ans.usage = costs.normalize_usage(chunk["usage"])
             yield ans
     except MissingKeyError as exc:
         ans.error, ans.missing = str(exc), exc.env_var
@@ -239,11 +236,11 @@ def _jsonl_question(line: str, where: str) -> str:
 
 
 def run_sweep(router: PrefillRouter, texts: Sequence[str], tolerances: Sequence[float],
-              enabled: Sequence[str] | None) -> costs.SweepResult:
+              enabled: Sequence[str] | None) -> tolerance_sweep.SweepResult:
     """Score the set once (one batched encoder pass), then apply the rule at every tolerance."""
     enabled = _check_enabled(router, enabled)
     P = router.score_batch(list(texts), progress=len(texts) > 64)
     _, counts = router.encoder.tokenize(list(texts))
     C = [router.expected_costs(n) for n in counts]
     allowed = router.allowed_mask(enabled)
-    return costs.sweep(P, C, tolerances, router.pool.names, allowed, router.pool.baseline_slot.name)
+    return tolerance_sweep.sweep(P, C, tolerances, router.pool.names, allowed, router.pool.baseline_slot.name)
