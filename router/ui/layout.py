@@ -8,7 +8,6 @@ returned by `build_ui` at "/" with `CSS_PATH` and `THEME` (Gradio 6 takes them a
 from __future__ import annotations
 
 from types import SimpleNamespace
-from pathlib import Path
 
 import gradio as gr
 

@@ -19,7 +19,6 @@ from router.routing import sweep as tolerance_sweep
 from router.routing.router import PrefillRouter, RoutingResult, Scores
 from router.paths import ASSETS_DIR
 from router.errors import InputError, MissingKeyError, UpstreamError
-from router.jsonl import parse_line
 
 SAMPLES_PATH = ASSETS_DIR / "samples.json"
 MAX_SWEEP_QUESTIONS = 5000
@@ -201,38 +200,10 @@ def load_samples(path: Path = SAMPLES_PATH) -> list[dict[str, str]]:
 
 
 def load_questions(path: str | Path) -> list[str]:
-    """Questions from a .txt (one per line) or .jsonl (strings, or objects with question/prompt/messages)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".txt", ".jsonl"):
-        raise InputError(f"{path.name}: expected a .txt (one question per line) or .jsonl file")
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    out: list[str] = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        out.append(line.strip() if suffix == ".txt" else _jsonl_question(line, f"{path.name}:{i}"))
-    if not out:
-        raise InputError(f"{path.name}: no questions in the file")
-    if len(out) > MAX_SWEEP_QUESTIONS:
-        raise InputError(f"{path.name}: {len(out)} questions; the playground sweeps at most {MAX_SWEEP_QUESTIONS}")
-    return out
+    """An uploaded question file (router/training/questions.py: .txt, .jsonl or .csv)."""
+    from router.training.questions import read_questions
 
-
-def _jsonl_question(line: str, where: str) -> str:
-    from router.model.encoder import messages_to_text
-
-    obj = parse_line(line, where, objects_only=False)
-    if isinstance(obj, str) and obj.strip():
-        return obj
-    if isinstance(obj, dict):
-        for key in ("question", "prompt", "query", "text"):
-            if isinstance(obj.get(key), str) and obj[key].strip():
-                return obj[key]
-        if isinstance(obj.get("messages"), list) and obj["messages"]:
-            return messages_to_text(obj["messages"])
-    raise InputError(f"{where}: expected a string or an object with a non-empty "
-                     "'question', 'prompt', 'query', 'text' or 'messages' field")
+    return [q.question for q in read_questions(path, limit=MAX_SWEEP_QUESTIONS)]
 
 
 def run_sweep(router: PrefillRouter, texts: Sequence[str], tolerances: Sequence[float],
