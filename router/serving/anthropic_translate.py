@@ -15,6 +15,7 @@ import json
 from typing import Any, Iterable
 
 from router.errors import InputError
+from router.model.encoder import content_text
 from router.routing.costs import normalize_usage
 from router.sse import sse
 
@@ -23,11 +24,7 @@ STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_
 
 
 def _text_of(blocks: Any) -> str:
-    if isinstance(blocks, str):
-        return blocks
-    if isinstance(blocks, list):
-        return "\n".join(b.get("text", "") for b in blocks if isinstance(b, dict) and b.get("type") == "text")
-    return ""
+    return content_text(blocks) if isinstance(blocks, (str, list)) else ""
 
 
 def _image_part(block: dict) -> dict | None:

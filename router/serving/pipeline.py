@@ -19,8 +19,8 @@ from router.upstream.backends import Attempt, Backend
 from router.serving.batching import ScoreBatcher
 from router.routing.router import PrefillRouter, RoutingResult, Scores
 from router.model.encoder import content_text
-from router.errors import InputError
-from router.upstream.failover import failover_plan
+from router.errors import InputError, UpstreamError
+from router.upstream.failover import chat_with_failover, failover_plan
 from router.routing.pool import Slot
 from router.routing.registry import RouterRegistry
 from router.serving.sessions import SessionStore, sticky_choice
@@ -171,3 +171,23 @@ def audit_after_response(state: ProxyState, d: Decision, **kw: Any):
         write_audit(state, d, ended=ended, **kw)
 
     return BackgroundTask(write)
+
+
+def fail(state: ProxyState, d: Decision, exc: UpstreamError, api: str) -> UpstreamError:
+    """Audit a request that failed upstream; attach the decision so the error body can show it."""
+    write_audit(state, d, api=api, selected=None, attempts=exc.attempts, usage=None, status="error", error=str(exc))
+    exc.router = router_info(d, None, exc.attempts)
+    exc.headers = router_headers(d, None)
+    return exc
+
+
+async def complete(state: ProxyState, d: Decision, messages: list[dict], api: str, **params):
+    """Non-streaming call down the failover plan, remembered for session stickiness. Returns the
+    slot, result, attempts and the audit task to attach to the response (see audit_after_response)."""
+    try:
+        slot, res, attempts = await chat_with_failover(state.backend, d.plan, messages, **params)
+    except UpstreamError as exc:
+        raise fail(state, d, exc, api) from None
+    remember(state, d, slot)
+    audit = audit_after_response(state, d, api=api, selected=slot, attempts=attempts, usage=res.usage)
+    return slot, res, attempts, audit

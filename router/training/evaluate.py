@@ -25,7 +25,6 @@ from router.training.data import LabelTable, read_labels, short_hash
 from router.files import atomic_write_text
 from router.errors import InputError
 
-BASELINE_ORDER = ("oracle", "random", "prior", "knn-40", "logistic")
 
 
 def eval_rows(table: LabelTable, split: str | None) -> LabelTable:

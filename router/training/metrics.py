@@ -81,26 +81,19 @@ def aiq(costs: np.ndarray, accs: np.ndarray, c_best: float, grid: np.ndarray = A
 
 
 def auroc(p: np.ndarray, y: np.ndarray) -> float | None:
-    """Rank-based AUROC (ties count half); None when only one class is present."""
+    """AUROC of P against correctness >= 0.5 (scikit-learn; ties count half); None with one class."""
+    from sklearn.metrics import roc_auc_score
+
     m = ~np.isnan(y)
     p, y = np.asarray(p)[m], np.asarray(y)[m] >= 0.5
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
+    if y.all() or not y.any():
         return None
-    order = np.argsort(p, kind="mergesort")
-    ranks = np.empty(len(p))
-    sp = p[order]
-    i = 0
-    while i < len(sp):  # average ranks over ties
-        j = i
-        while j + 1 < len(sp) and sp[j + 1] == sp[i]:
-            j += 1
-        ranks[order[i: j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return float(roc_auc_score(y, p))
 
 
 def brier(p: np.ndarray, y: np.ndarray) -> float | None:
+    """Mean squared error of P against correctness. By hand: labels may be fractional (a judge's
+    0..1 score), which scikit-learn's brier_score_loss refuses."""
     m = ~np.isnan(y)
     return float(np.mean((np.asarray(p)[m] - np.asarray(y)[m]) ** 2)) if m.any() else None
 
