@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import plotly.graph_objects as go
+import pytest
 
 from router.routing import costs, sweep
 from router.ui import playground
@@ -57,4 +58,9 @@ def test_other_figures_are_valid_plotly(default_router):
     assert sum(sum(t.y) for t in mix.data) == 2 * len(sw.tolerances)
     prices = {s.name: (s.cost_per_m_input_tokens, s.cost_per_m_output_tokens) for s in default_router.pool.models}
     proj = costs.monthly_projection(10, 10, 100, 100, sw.mix_at(0.2), prices, default_router.pool.baseline_slot.name)
-    projection_figure(proj, labels, "Opus")
+    fig = projection_figure(proj, labels, "Opus")
+    routed = [t for t in fig.data if t.x == ("routed",)]
+    assert sum(t.y[0] for t in routed) == pytest.approx(proj.routed_usd)
+    [base] = [t for t in fig.data if t.x == ("all Opus",)]
+    assert base.y[0] == pytest.approx(proj.baseline_usd) and base.text[0] == f"${proj.baseline_usd:,.0f}"
+    assert {t.name for t in routed} == {labels.get(n, n) for n in proj.per_model_usd}
