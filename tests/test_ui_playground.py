@@ -116,7 +116,7 @@ def test_send_without_key_names_the_env_var_and_keeps_the_decision(default_route
 
 
 def test_send_to_unreachable_local_endpoint_names_the_url(tmp_path):
-    from tests.conftest import free_port
+    from tests.serving import free_port
 
     url = f"http://127.0.0.1:{free_port()}/v1"
     router = PrefillRouter(load_pool(stub_pool_yaml(tmp_path, url)))
