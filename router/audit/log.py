@@ -9,10 +9,13 @@ Fields: request_id, time (ISO 8601 UTC), ts (epoch seconds), api, client, policy
 session, sticky, query | query_sha256, input_tokens, models [{name, p, expected_cost_usd, candidate,
 allowed}], p_max, threshold, candidates, best, chosen (the router's pick), expected_cost_usd,
 baseline, baseline_cost_usd, selected (the slot that answered), model (its destination id),
-attempts [{slot, model, status, latency_ms, error}], usage {prompt_tokens, completion_tokens},
+attempts [{slot, model, status, latency_ms, error}], usage {prompt_tokens, completion_tokens[, reasoning_tokens]},
 actual_cost_usd, routing_ms (encoder + head + selection), routing_wall_ms (proxy only: from the
 request's arrival to its decision, so it includes waiting for the encoder under load), latency_ms,
-stream, status ("ok" | "error"), error.
+stream, status ("ok" | "error"), error; when a sensitivity rule or budget acted: governance
+{sensitive {action, rules, matches [{message, rule, detector, spans, action}], local_only, reason},
+budget {removed, reason, caps}} (never the matched text; the query is stored with matches masked),
+client_name (the ROUTER_API_KEYS name of the key, when it has one).
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ def decision_record(result: RoutingResult | None = None, *, request_id: str | No
     rec["attempts"] = [a.to_dict() if hasattr(a, "to_dict") else dict(a) for a in attempts]
     rec["usage"] = ({"prompt_tokens": int(usage.get("prompt_tokens") or 0),
                      "completion_tokens": int(usage.get("completion_tokens") or 0)} if usage else None)
+    if usage and usage.get("reasoning_tokens"):  # kept for `audit calibrate-costs`
+        rec["usage"]["reasoning_tokens"] = int(usage["reasoning_tokens"])
     if result is not None and usage and selected:
         sel = next((m for m in result.models if m.name == selected), None)
         if sel is not None and actual_cost_usd is None:

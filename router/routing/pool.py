@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from router.paths import CONFIG_DIR, PROJECT_ROOT  # noqa: F401 (PROJECT_ROOT re-exported)
 from router.errors import ConfigError, UnknownModelError
+from router.routing import budgets as budget_rules
+from router.routing import sensitivity
 
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 OPENROUTER_BASE = "https://openrouter.ai/api/v1"
@@ -35,6 +37,8 @@ class Slot(BaseModel):
     enabled: bool = True
     extra_body: dict[str, Any] = Field(default_factory=dict)
     system_prompt: str | None = None
+    expected_output_tokens: float | None = Field(default=None, ge=0)  # overrides the checkpoint's mean
+    reasoning_tokens: float | None = Field(default=None, ge=0)  # expected hidden reasoning tokens, billed as output
 
     @field_validator("api_base")
     @classmethod
@@ -66,6 +70,8 @@ class Pool(BaseModel):
     baseline: str | None = None  # slot that savings compare against; default: most expensive
     audit_query_text: Literal["store", "hash", "drop"] = "store"
     models: list[Slot] = Field(min_length=1)
+    sensitive: list[sensitivity.SensitiveRule] = Field(default_factory=list)
+    budgets: list[budget_rules.BudgetRule] = Field(default_factory=list)
     source_path: str | None = None
     checkpoint_path: str | None = None
 
@@ -142,6 +148,8 @@ def parse_pool(raw: Any, path: str | Path = "<config>") -> Pool:
         problems.append(f"baseline: {pool.baseline!r} is not a slot of this pool ({', '.join(seen)})")
     if pool.policy in seen:
         problems.append(f"policy: {pool.policy!r} collides with a slot name; pick a distinct policy name")
+    problems += sensitivity.pool_problems(pool.sensitive, pool.models)
+    problems += budget_rules.pool_problems(pool.budgets, pool.names)
     if problems:
         raise ConfigError(str(path), problems)
     ckpt = resolve_path(pool.checkpoint, path if path.exists() else None)

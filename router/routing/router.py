@@ -73,6 +73,7 @@ class ModelScore:
     local: bool
     trained_as: str | None
     trained_as_reason: str | None
+    output_estimate: str = "training mean"  # where expected_output_tokens came from (see output_estimates)
 
 
 @dataclass
@@ -92,6 +93,8 @@ class RoutingResult:
     baseline_expected_cost_usd: float
     timings_ms: dict[str, float] = field(default_factory=dict)
     checkpoint: str = ""
+    # What the pool's sensitivity rules and budgets did to this decision (router.serving.governance)
+    governance: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +108,23 @@ class RoutingResult:
     @property
     def probabilities(self) -> dict[str, float]:
         return {m.name: m.p for m in self.models}
+
+
+def output_estimates(pool: Pool, checkpoint) -> tuple[np.ndarray, list[str]]:
+    """Expected output tokens per slot and where each number comes from: the slot's own
+    `expected_output_tokens` (+ `reasoning_tokens`) when the YAML sets them, else the mean output
+    length of the label column in the training data (+ the slot's reasoning tokens, if set)."""
+    out, src = [], []
+    for s in pool.models:
+        base = s.expected_output_tokens
+        label = "config"
+        if base is None:
+            base, label = checkpoint.output_tokens(s.score_as), "training mean"
+        if s.reasoning_tokens:
+            base, label = base + s.reasoning_tokens, label + " + reasoning (config)"
+        out.append(float(base))
+        src.append(label)
+    return np.array(out), src
 
 
 @dataclass
@@ -132,7 +152,7 @@ class PrefillRouter:
 
             encoder = get_encoder(self.checkpoint.encoder_spec)
         self.encoder = encoder
-        self._out_tokens = np.array([self.checkpoint.output_tokens(s.score_as) for s in pool.models])
+        self._out_tokens, self._out_source = output_estimates(pool, self.checkpoint)
 
     @classmethod
     def from_config(cls, path: str | Path | None = None) -> "PrefillRouter":
@@ -207,7 +227,8 @@ class PrefillRouter:
             expected_output_tokens=round(float(self._out_tokens[i]), 1),
             cost_per_m_input_tokens=s.cost_per_m_input_tokens, cost_per_m_output_tokens=s.cost_per_m_output_tokens,
             allowed=allowed[i], candidate=i in cand, local=s.local,
-            trained_as=s.trained_as, trained_as_reason=s.trained_as_reason) for i, s in enumerate(slots)]
+            trained_as=s.trained_as, trained_as_reason=s.trained_as_reason,
+            output_estimate=self._out_source[i]) for i, s in enumerate(slots)]
         base = self.pool.baseline_slot
         bi = self.pool.names.index(base.name)
         select_ms = (time.perf_counter() - t0) * 1e3

@@ -15,6 +15,7 @@ import json
 from typing import Any, Iterable
 
 from router.errors import InputError
+from router.routing.budgets import normalize_usage
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
                 "content_filter": "refusal"}
@@ -195,8 +196,7 @@ class StreamTranslator:
         out: list[str] = []
         if chunk.get("usage"):
             u = chunk["usage"]
-            self.usage = {"prompt_tokens": int(u.get("prompt_tokens") or 0),
-                          "completion_tokens": int(u.get("completion_tokens") or 0)}
+            self.usage = normalize_usage(u)
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
             text = delta.get("content")

@@ -14,11 +14,12 @@ from typing import Any, AsyncIterator
 
 import anyio
 
-from router.serving.pipeline import (Decision, ProxyState, audit_after_response, decide, remember, router_headers, router_info,
-                       write_audit)
+from router.serving.pipeline import (Decision, ProxyState, audit_after_response, decide, outgoing, remember, router_headers,
+                                     router_info, write_audit)
 from router.errors import UpstreamError
 from router.upstream.failover import OpenStream, chat_with_failover, open_stream_with_failover
 from router.serving.schemas import ChatCompletionRequest
+from router.routing.budgets import normalize_usage
 
 OWN_FIELDS = {"model", "messages", "stream", "stream_options", "tolerance", "models", "max_tokens",
               "temperature", "stop"}
@@ -33,6 +34,9 @@ def upstream_params(req: ChatCompletionRequest) -> dict[str, Any]:
 
 def fail(state: ProxyState, d: Decision, exc: UpstreamError, api: str) -> UpstreamError:
     """Audit a request that failed upstream; attach the decision so the error body can show it."""
+    if d.gate is not None and d.gate.local_only:  # say why no cloud slot was tried
+        exc.args = (f"{exc}; this request may only be answered by local slots ({d.gate.local_reason}), "
+                    f"so no cloud slot was tried",)
     write_audit(state, d, api=api, selected=None, attempts=exc.attempts, usage=None, status="error", error=str(exc))
     exc.router = router_info(d, None, exc.attempts)  # type: ignore[attr-defined]
     exc.headers = router_headers(d, None)  # type: ignore[attr-defined]
@@ -58,6 +62,7 @@ async def chat_completions(state: ProxyState, req: ChatCompletionRequest, *, tok
     messages = [m.model_dump(exclude_unset=True) for m in req.messages]
     d = await decide(state, req.model, messages, tolerance=req.tolerance, models=req.models, session=session,
                      token=token, stream=req.stream)
+    messages = outgoing(d, messages)
     params = upstream_params(req)
     if req.stream:
         try:
@@ -92,8 +97,7 @@ async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: b
         try:
             async for chunk in st.rest():
                 if chunk.get("usage"):
-                    usage = {"prompt_tokens": int(chunk["usage"].get("prompt_tokens") or 0),
-                             "completion_tokens": int(chunk["usage"].get("completion_tokens") or 0)}
+                    usage = normalize_usage(chunk["usage"])
                 meta["id"] = chunk.get("id") or meta["id"]
                 meta["created"] = chunk.get("created") or meta["created"]
                 if not chunk.get("choices"):

@@ -24,6 +24,7 @@ from router.upstream.failover import failover_plan
 from router.routing.pool import Slot
 from router.routing.registry import RouterRegistry
 from router.serving.sessions import SessionStore, sticky_choice
+from router.serving import governance as gov_hooks
 
 
 @dataclass
@@ -37,9 +38,15 @@ class ProxyState:
     backoff: float = 0.25
     timeout: float = 120.0
     batchers: dict[str, ScoreBatcher] = field(default_factory=dict)
+    governance: "gov_hooks.Governance | None" = None  # spend counters, shared sessions, clock
 
     def __post_init__(self):
         self.batchers = {r.pool.policy: ScoreBatcher(r) for r in self.registry}
+        if self.governance is None:
+            from router.serving.state import SqliteSpend
+
+            self.governance = gov_hooks.Governance(spend=SqliteSpend(), sessions=self.sessions)
+        self.sessions = self.governance.sessions
 
     async def score(self, router: PrefillRouter, text: str) -> Scores:
         """The encoder pass, on the torch thread (off the event loop), batched with whatever else is waiting."""
@@ -61,6 +68,8 @@ class Decision:
     started: float = field(default_factory=time.perf_counter)
     ts: float = field(default_factory=time.time)
     routing_wall_ms: float | None = None  # arrival to decision: the forward plus any wait for the encoder
+    gate: "gov_hooks.Gate | None" = None  # what the sensitivity rules and budgets did
+    budget_client: str | None = None  # the client as budgets count it (key name or pseudonym)
 
     @property
     def pool(self):
@@ -88,25 +97,39 @@ def routing_text(router: PrefillRouter, messages: Any) -> str:
 
 async def decide(state: ProxyState, model: str | None, messages: Any, *, tolerance: Any = None,
                  models: Sequence[str] | None = None, session: str | None = None, token: str | None = None,
-                 stream: bool = False) -> Decision:
+                 stream: bool = False, scan: Any = None) -> Decision:
+    """`scan`: the messages as they will go upstream (system prompt included), for the sensitivity
+    rules; default `messages`."""
     t0 = time.perf_counter()
     router, pinned = state.registry.resolve(model)
     if tolerance is not None:
         tolerance = check_tolerance(tolerance)
     text = routing_text(router, messages)  # validates messages before any work
     client = client_id(token)
-    common = dict(request_id=new_request_id(), router=router, text=text, client=client, stream=stream, started=t0)
+    if pinned is None:
+        router.allowed_mask(models)
+    key = (client, router.pool.policy, session) if session else None
+    budget_client = state.governance.client_name(token)
+    g = gov_hooks.gate(state.governance, router.pool, scan_messages=messages if scan is None else scan,
+                       pinned=pinned, models=models, client=budget_client, session_key=key, routing_text=text)
+    common = dict(request_id=new_request_id(), router=router, text=text, client=client, stream=stream, started=t0,
+                  gate=g, budget_client=budget_client)
     if pinned is not None:
         return Decision(result=None, pinned=pinned, plan=[pinned], **common)
-    router.allowed_mask(models)
     scores = await state.score(router, text)
-    result = router.decide(scores, tolerance, models)
-    first, sticky, key = result.chosen, False, None
+    result = router.decide(scores, tolerance, g.models if g.models is not None else models)
+    result.governance = g.info()
+    first, sticky = result.chosen, False
     if session:
-        key = (client, router.pool.policy, session)
         first, sticky = sticky_choice(result, state.sessions.get(key))
-    return Decision(result=result, pinned=None, plan=failover_plan(result, first, router.pool), sticky=sticky,
+    plan = gov_hooks.filter_plan(g, failover_plan(result, first, router.pool))
+    return Decision(result=result, pinned=None, plan=plan, sticky=sticky,
                     session_key=key, routing_wall_ms=round((time.perf_counter() - t0) * 1e3, 2), **common)
+
+
+def outgoing(d: Decision, messages: Any) -> Any:
+    """The messages as they may leave the router: with `redact` rules' spans masked."""
+    return d.gate.outgoing if d.gate is not None and d.gate.outgoing is not None else messages
 
 
 def remember(state: ProxyState, d: Decision, selected: Slot | None) -> None:
@@ -127,6 +150,8 @@ def router_info(d: Decision, selected: Slot | None, attempts: Sequence[Attempt])
                      "probabilities": r.probabilities, "expected_cost_usd": r.expected_cost_usd,
                      "input_tokens": r.input_tokens,
                      "timings_ms": {**r.timings_ms, "routing_wall_ms": d.routing_wall_ms}})
+    if d.gate is not None and d.gate.info():
+        info["governance"] = d.gate.info()
     info["attempts"] = [a.to_dict() for a in attempts]
     return info
 
@@ -142,6 +167,8 @@ def router_headers(d: Decision, selected: Slot | None) -> dict[str, str]:
         h["X-Router-Tolerance"] = f"{d.result.tolerance:g}"
         h["X-Router-P-Max"] = f"{d.result.p_max:.6f}"
         h["X-Router-Threshold"] = f"{d.result.threshold:.6f}"
+    if d.gate is not None:
+        h.update(d.gate.headers())
     return h
 
 
@@ -160,18 +187,33 @@ def audit_line(d: Decision, *, api: str, selected: Slot | None, attempts: Sequen
             baseline = price_usd(int(usage.get("prompt_tokens") or 0), d.router.checkpoint.output_tokens(base.score_as),
                                  base.cost_per_m_input_tokens, base.cost_per_m_output_tokens)
     extra: dict[str, Any] = {"routing_wall_ms": d.routing_wall_ms}
+    query_text = d.text
+    if d.gate is not None:
+        # Never the matched text: rule, message index and span count only; the query text masked.
+        if d.gate.info():
+            extra["governance"] = d.gate.info()
+        if d.gate.audit_text is not None:
+            query_text = d.gate.audit_text
+    if d.budget_client is not None and not d.budget_client.startswith("sha256:"):
+        extra["client_name"] = d.budget_client
     if d.result is None:
         extra.update(chosen=d.pinned.name if d.pinned else None, baseline=pool.baseline_slot.name)
     return decision_record(
         d.result, request_id=d.request_id, ts=d.ts, api=api, client=d.client, policy=pool.policy,
-        query_text=d.text, query_mode=pool.audit_query_text, selected=selected.name if selected else None,
+        query_text=query_text, query_mode=pool.audit_query_text, selected=selected.name if selected else None,
         model=selected.model if selected else None, attempts=attempts, usage=usage, actual_cost_usd=actual,
         baseline_cost_usd=baseline, latency_ms=(end - d.started) * 1e3, status=status, error=error,
         pinned=d.pinned is not None, session=d.session_key[2] if d.session_key else None, sticky=d.sticky,
         stream=d.stream, **extra)
 
 
+def settle(state: ProxyState, d: Decision, kw: dict) -> None:
+    """Count a finished call's real cost against the budgets (once per request, with or without an audit log)."""
+    gov_hooks.settle(state.governance, d.pool, d.budget_client, kw.get("selected"), kw.get("usage"))
+
+
 def write_audit(state: ProxyState, d: Decision, **kw: Any) -> None:
+    settle(state, d, kw)
     if state.audit is not None:
         state.audit.write(audit_line(d, **kw))
 
@@ -179,7 +221,8 @@ def write_audit(state: ProxyState, d: Decision, **kw: Any) -> None:
 def audit_after_response(state: ProxyState, d: Decision, **kw: Any):
     """A background task (for the response) that writes the audit line once the answer is out, so
     that the client does not wait for the record to be built and appended; the latency it records
-    still ends now. None when there is no audit log."""
+    still ends now. None when there is no audit log. The call's spend is counted now."""
+    settle(state, d, kw)
     if state.audit is None:
         return None
     from starlette.background import BackgroundTask
@@ -187,6 +230,6 @@ def audit_after_response(state: ProxyState, d: Decision, **kw: Any):
     ended = time.perf_counter()
 
     async def write() -> None:  # async: runs on the event loop, no thread hop for a short append
-        write_audit(state, d, ended=ended, **kw)
+        state.audit.write(audit_line(d, ended=ended, **kw))
 
     return BackgroundTask(write)

@@ -20,6 +20,7 @@ import httpx
 from router.errors import MissingKeyError, UpstreamError
 from router.upstream.client import TRANSPORT_ERRORS, error_text
 from router.routing.pool import Slot
+from router.routing.budgets import normalize_usage
 
 RETRY_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_RETRY_AFTER_S = 5.0
@@ -165,8 +166,7 @@ class Backend:
         usage = data.get("usage") or {}
         attempts.append(Attempt(slot.name, slot.model, 200, latency_ms))
         return ChatResult(
-            text=text, usage={"prompt_tokens": int(usage.get("prompt_tokens") or 0),
-                              "completion_tokens": int(usage.get("completion_tokens") or 0)},
+            text=text, usage=normalize_usage(usage),
             latency_ms=latency_ms, status=200, model=str(data.get("model") or slot.model),
             finish_reason=choice.get("finish_reason"), raw=data, attempts=attempts)
 
