@@ -85,7 +85,8 @@ def _ipv6_ok(s: str) -> bool:
         ipaddress.IPv6Address(s)
     except ValueError:
         return False
-    return s.count(":") >= 2
+    # `a::b` (C++ scopes) parses as IPv6; real addresses in text nearly always hold a digit.
+    return s.count(":") >= 2 and any(c.isdigit() for c in s)
 
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
