@@ -116,13 +116,23 @@ class RedisLink:
 
     def call(self, fn):
         """fn(client) -> value, or raise ConnectionError (fast while Redis is known to be down)."""
+        now = self.clock()
+        if self.down_since is not None:
+            if now < self._retry_at:
+                raise ConnectionError("redis is down")
+            self._guarded(lambda c: c.ping(), now)  # back? push what was kept locally before reading
+            with self._lock:
+                self.down_since = None
+            log.warning("Redis at %s is back", _safe_url(self.url))
+            for cb in self.on_up:
+                cb()
+        return self._guarded(fn, now)
+
+    def _guarded(self, fn, now: float):
         import redis
 
-        now = self.clock()
-        if self.down_since is not None and now < self._retry_at:
-            raise ConnectionError("redis is down")
         try:
-            value = fn(self.client)
+            return fn(self.client)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             with self._lock:
                 if self.down_since is None:
@@ -131,14 +141,6 @@ class RedisLink:
                     self.down_since = time.time()
                 self._retry_at = now + RETRY_S
             raise ConnectionError(str(exc)) from None
-        if self.down_since is not None:
-            with self._lock:
-                was_down, self.down_since = self.down_since is not None, None
-            if was_down:
-                log.warning("Redis at %s is back", _safe_url(self.url))
-                for cb in self.on_up:
-                    cb()
-        return value
 
     def health(self) -> dict[str, Any]:
         return {"url": _safe_url(self.url), "status": "ok" if self.up else "down",
