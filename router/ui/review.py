@@ -30,8 +30,12 @@ class Review:
                 "cost_usd": self.cost_usd}
 
 
-def judge_slot(pool: Pool) -> Slot:
-    ranked = sorted(enumerate(pool.models),
+def judge_slot(pool: Pool, local_only: bool = False) -> Slot | None:
+    """The judge; for a query that must stay on-prem, the strongest local slot (None: there is none)."""
+    models = [(i, m) for i, m in enumerate(pool.models) if m.local or not local_only]
+    if not models:
+        return None
+    ranked = sorted(models,
                     key=lambda im: (im[1].cost_per_m_input_tokens + im[1].cost_per_m_output_tokens, im[0]))
     return ranked[-1][1]
 
@@ -60,11 +64,16 @@ def verdict_word(score: float | None) -> str:
     return "correct" if score >= 0.75 else "incorrect" if score <= 0.25 else "partly correct"
 
 
-async def review(backend, pool: Pool, question: str, answer: str, max_tokens: int = 300) -> Review:
-    """Ask the judge slot; a missing key or failed call comes back as 'not reviewed' with the reason."""
+async def review(backend, pool: Pool, question: str, answer: str, max_tokens: int = 300,
+                 local_only: bool = False) -> Review:
+    """Ask the judge slot; a missing key or failed call comes back as 'not reviewed' with the reason.
+    `local_only`: the query may not leave the premises, so only a local slot may judge it."""
     from router.training.judges import judge_messages
 
-    slot = judge_slot(pool)
+    slot = judge_slot(pool, local_only)
+    if slot is None:
+        return Review("no judge", "not reviewed", reason="this query may only go to local slots and the pool "
+                                                         "has none to judge it")
     messages = judge_messages(question, answer)
     messages[-1]["content"] += ' Add a one-sentence "reason".'
     try:
