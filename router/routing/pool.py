@@ -72,6 +72,7 @@ class Pool(BaseModel):
     models: list[Slot] = Field(min_length=1)
     sensitive: list[sensitivity.SensitiveRule] = Field(default_factory=list)
     budgets: list[budget_rules.BudgetRule] = Field(default_factory=list)
+    output_length_data: str | None = None  # labeled data with output_tokens: per-query output length (output_length.py)
     source_path: str | None = None
     checkpoint_path: str | None = None
 
@@ -153,7 +154,14 @@ def parse_pool(raw: Any, path: str | Path = "<config>") -> Pool:
     if problems:
         raise ConfigError(str(path), problems)
     ckpt = resolve_path(pool.checkpoint, path if path.exists() else None)
-    return pool.model_copy(update={"source_path": str(path), "checkpoint_path": str(ckpt)})
+    update = {"source_path": str(path), "checkpoint_path": str(ckpt)}
+    if pool.output_length_data:
+        data = resolve_path(pool.output_length_data, path if path.exists() else None)
+        if not data.exists():
+            raise ConfigError(str(path), [f"output_length_data: {data} not found; point it at the training data "
+                                          f"(long format with question, model, output_tokens) or remove the key"])
+        update["output_length_data"] = str(data)
+    return pool.model_copy(update=update)
 
 
 def load_pool(path: str | Path | None = None) -> Pool:
