@@ -94,3 +94,15 @@ def test_clean_query_goes_to_the_cloud_and_counts_against_the_budget(router, stu
     spent = gov.caps(router.pool, "playground")[0].spent
     assert spent == pytest.approx(ans.cost_usd) and "budgets" in html and "policy" in html
     assert "output-estimate" in views.decision_html(s.result)
+
+
+def test_the_issue_case_ssn_with_mixed_local_at_tolerance_zero_stays_on_prem(default_router):
+    """The report: an SSN routed with configs/mixed-local.yaml at tolerance 0 went to claude-opus-4-6-high."""
+    from router.paths import CONFIG_DIR
+
+    mixed = PrefillRouter(load_pool(CONFIG_DIR / "mixed-local.yaml"), encoder=default_router.encoder)
+    q = "My social security number is 123-45-6789. Which tax form do I file?"
+    s = playground.Session()
+    assert playground.route(mixed, s, q, 0.0, None).chosen == "nemotron-3-nano-local"
+    assert playground.route(mixed, playground.Session(), "Which tax form do I file?", 0.0, None).chosen != \
+        "nemotron-3-nano-local"  # without the SSN the best predicted model is a cloud one
