@@ -14,7 +14,7 @@ import pytest
 from router.routing import budgets as B
 from router.serving.governance import Governance
 
-from .governance_env import CLOUD, CLOUD_KEY_ENV, LOCAL, POLICY, SLOTS, Clock, dest, write_pool
+from .governance_env import CLOUD_KEY_ENV, POLICY, SLOTS, Clock, dest, write_pool
 from .proxy_env import audit_for, make_registry, serve_api
 from .upstream_stub import UpstreamStub
 

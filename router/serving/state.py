@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from router.serving.sessions import SessionStore
 
@@ -276,7 +276,3 @@ def state_backends(audit_path: str | Path | None, redis_url: str | None, clock=t
 def session_local_key(key: tuple) -> tuple:
     """The session-store key that marks a conversation as local-only (see governance.py)."""
     return ("__local_only__",) + tuple(key)
-
-
-def flatten(keys: Iterable[tuple[str, float]]) -> list[str]:
-    return [k for k, _ in keys]
