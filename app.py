@@ -21,7 +21,7 @@ def create_app(config: str | None = None, registry=None):
 
     registry = registry or RouterRegistry.from_paths(default_path=config or os.environ.get("ROUTER_CONFIG"))
     api = create_api(registry)
-    demo = build_ui(registry)
+    demo = build_ui(registry, governance=api.state.proxy.governance)  # one set of budget counters
     return gr.mount_gradio_app(api, demo, path="/", **ui_mount_options())
 
 

@@ -3,6 +3,7 @@
     RouterError
     ├── ConfigError          a pool YAML or option is invalid (names file, slot and field)
     ├── CheckpointError      a checkpoint directory is missing, malformed or mismatched
+    ├── GovernanceError      a sensitivity rule or a budget refused the request (403 / 429 / 503)
     ├── InputError           a query, tolerance or data file the caller gave is unusable
     │   └── UnknownModelError  a slot or policy name that the pool does not have
     └── UpstreamError        an upstream model endpoint failed or is not configured
@@ -33,6 +34,21 @@ class ConfigError(RouterError):
 
 class CheckpointError(RouterError):
     pass
+
+
+class GovernanceError(RouterError):
+    """Refused by policy, not by a fault: `status` 403 (sensitive data may not go there), 429 (budget
+    cap; `retry_after` seconds to the period's end) or 503 (no local slot to answer a local-only request)."""
+
+    def __init__(self, message: str, status: int, code: str, retry_after: int | None = None,
+                 governance: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+        self.governance = governance or {}
+        # SDKs retry 429s on their own; a cap that resets in hours is not worth retrying now.
+        self.headers = {"Retry-After": str(retry_after), "x-should-retry": "false"} if retry_after is not None else {}
 
 
 class InputError(RouterError):

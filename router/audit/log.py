@@ -10,7 +10,12 @@ baseline, baseline_cost_usd, selected (the slot that answered), model (its desti
 attempts [{slot, model, status, latency_ms, error}], usage {prompt_tokens, completion_tokens},
 actual_cost_usd, routing_ms (encoder + head + selection), routing_wall_ms (proxy only: from the
 request's arrival to its decision, so it includes waiting for the encoder under load), latency_ms,
-stream, status ("ok" | "error"), error, cost_basis ("actual" | "estimate"), record_version.
+stream, status ("ok" | "error"), error, cost_basis ("actual" | "estimate"), record_version; when a
+sensitivity rule or budget acted: governance {sensitive {action, rules, matches [{message, rule,
+detector, spans, action}], local_only, reason}, budget {removed, reason, caps}} (never the matched
+text; the query is stored with matches masked), client_name (the ROUTER_API_KEYS name of the key,
+when it has one). usage may carry reasoning_tokens and cached_tokens (shares of completion and
+prompt tokens) when the upstream reported them.
 """
 
 from __future__ import annotations

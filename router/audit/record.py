@@ -95,6 +95,8 @@ class DecisionRecord:
     routing_wall_ms: float | None = None  # proxy: arrival to decision, incl. waiting for the encoder
     timings_ms: dict[str, float] | None = None
     review: dict[str, Any] | None = None
+    governance: dict[str, Any] | None = None  # what sensitivity rules and budgets did (never matched text)
+    client_name: str | None = None  # the ROUTER_API_KEYS name of the client's key, when it has one
     record_version: int = RECORD_VERSION
 
     # ---- building ----------------------------------------------------------------------------
@@ -163,7 +165,7 @@ class DecisionRecord:
             if f.name in ("request_id", "ts", "timings_ms"):
                 continue
             v = getattr(self, f.name)
-            if f.name in ("query", "query_sha256", "review") and v is None:
+            if f.name in _OPTIONAL and v is None:
                 continue
             if self.models is None and f.name in _DECISION_FIELDS:
                 continue
@@ -182,6 +184,8 @@ class DecisionRecord:
                          "probabilities": {m["name"]: m["p"] for m in self.models},
                          "expected_cost_usd": self.expected_cost_usd, "input_tokens": self.input_tokens,
                          "timings_ms": {**(self.timings_ms or {}), "routing_wall_ms": self.routing_wall_ms}})
+        if self.governance:
+            info["governance"] = self.governance
         info["attempts"] = list(self.attempts)
         return info
 
@@ -197,6 +201,8 @@ class DecisionRecord:
         return cls(**kw)
 
 
+# Keys a line carries only when set.
+_OPTIONAL = ("query", "query_sha256", "review", "governance", "client_name")
 # Keys a pinned request's line leaves out (it had no RoutingResult); `chosen`, `baseline` stay.
 _DECISION_FIELDS = ("input_tokens", "models", "p_max", "threshold", "candidates", "best", "expected_cost_usd",
                     "routing_ms")

@@ -26,14 +26,17 @@ def price_usd(prices: Any, input_tokens: float, output_tokens: float) -> float:
             + float(output_tokens) * prices.cost_per_m_output_tokens) / 1e6
 
 
-USAGE_DETAILS = (("prompt_tokens_details", "cached_tokens"), ("completion_tokens_details", "reasoning_tokens"))
+USAGE_DETAILS = (("prompt_tokens_details", "cached_tokens"), ("completion_tokens_details", "reasoning_tokens"),
+                 ("output_tokens_details", "reasoning_tokens"))
 
 
 def normalize_usage(usage: Mapping[str, Any] | None) -> dict[str, int] | None:
     """An upstream's usage (OpenAI shape, counts possibly missing or null) as plain ints.
 
     {prompt_tokens, completion_tokens} always; cached_tokens / reasoning_tokens when the upstream
-    reported them (they are part of prompt/completion tokens, never added on top). None in, None out.
+    reported them. They are shares of prompt/completion tokens (OpenAI's convention, which
+    OpenRouter, vLLM and Anthropic's output_tokens follow), never added on top: completion_tokens is
+    what the slot bills as output, reasoning included. Idempotent. None in, None out.
     """
     if not usage:
         return None

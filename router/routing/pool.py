@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from router.paths import CONFIG_DIR, PROJECT_ROOT  # noqa: F401 (PROJECT_ROOT re-exported)
 from router.routing.costs import price_usd
 from router.errors import ConfigError, UnknownModelError
+from router.routing import budgets as budget_rules
+from router.routing import sensitivity
 
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 OPENROUTER_BASE = "https://openrouter.ai/api/v1"
@@ -36,6 +38,8 @@ class Slot(BaseModel):
     enabled: bool = True
     extra_body: dict[str, Any] = Field(default_factory=dict)
     system_prompt: str | None = None
+    expected_output_tokens: float | None = Field(default=None, ge=0)  # overrides the checkpoint's mean
+    reasoning_tokens: float | None = Field(default=None, ge=0)  # expected hidden reasoning tokens, billed as output
 
     @field_validator("api_base")
     @classmethod
@@ -66,6 +70,9 @@ class Pool(BaseModel):
     baseline: str | None = None  # slot that savings compare against; default: most expensive
     audit_query_text: Literal["store", "hash", "drop"] = "store"
     models: list[Slot] = Field(min_length=1)
+    sensitive: list[sensitivity.SensitiveRule] = Field(default_factory=list)
+    budgets: list[budget_rules.BudgetRule] = Field(default_factory=list)
+    output_length_data: str | None = None  # labeled data with output_tokens: per-query output length (output_length.py)
     source_path: str | None = None
     checkpoint_path: str | None = None
 
@@ -80,13 +87,17 @@ class Pool(BaseModel):
         raise UnknownModelError(
             f"unknown model {name!r} in pool {self.policy!r}; known slots: {', '.join(self.names)}")
 
+    def most_expensive(self, local_only: bool = False) -> Slot | None:
+        """Highest input + output price per million tokens; ties go to the later slot (pools list
+        models by capability). The default baseline and the auto-review judge. None when
+        `local_only` and the pool has no local slot."""
+        ranked = sorted(((i, m) for i, m in enumerate(self.models) if m.local or not local_only),
+                        key=lambda im: (im[1].cost_per_m_input_tokens + im[1].cost_per_m_output_tokens, im[0]))
+        return ranked[-1][1] if ranked else None
+
     @property
     def most_expensive_slot(self) -> Slot:
-        """Highest input + output price per million tokens; ties go to the later slot (pools list
-        models by capability). The default baseline and the auto-review judge."""
-        ranked = sorted(enumerate(self.models),
-                        key=lambda im: (im[1].cost_per_m_input_tokens + im[1].cost_per_m_output_tokens, im[0]))
-        return ranked[-1][1]
+        return self.most_expensive()
 
     @property
     def baseline_slot(self) -> Slot:
@@ -148,10 +159,19 @@ def parse_pool(raw: Any, path: str | Path = "<config>") -> Pool:
         problems.append(f"baseline: {pool.baseline!r} is not a slot of this pool ({', '.join(seen)})")
     if pool.policy in seen:
         problems.append(f"policy: {pool.policy!r} collides with a slot name; pick a distinct policy name")
+    problems += sensitivity.pool_problems(pool.sensitive, pool.models)
+    problems += budget_rules.pool_problems(pool.budgets, pool.names)
     if problems:
         raise ConfigError(str(path), problems)
     ckpt = resolve_path(pool.checkpoint, path if path.exists() else None)
-    return pool.model_copy(update={"source_path": str(path), "checkpoint_path": str(ckpt)})
+    update = {"source_path": str(path), "checkpoint_path": str(ckpt)}
+    if pool.output_length_data:
+        data = resolve_path(pool.output_length_data, path if path.exists() else None)
+        if not data.exists():
+            raise ConfigError(str(path), [f"output_length_data: {data} not found; point it at the training data "
+                                          f"(long format with question, model, output_tokens) or remove the key"])
+        update["output_length_data"] = str(data)
+    return pool.model_copy(update=update)
 
 
 def load_pool(path: str | Path | None = None) -> Pool:

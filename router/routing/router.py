@@ -35,6 +35,7 @@ class ModelScore:
     local: bool
     trained_as: str | None
     trained_as_reason: str | None
+    output_estimate: str = "training mean"  # where expected_output_tokens came from (see output_estimates)
 
 
 @dataclass
@@ -54,6 +55,8 @@ class RoutingResult:
     baseline_expected_cost_usd: float
     timings_ms: dict[str, float] = field(default_factory=dict)
     checkpoint: str = ""
+    # What the pool's sensitivity rules and budgets did to this decision (router.serving.governance)
+    governance: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +80,24 @@ class RouteArgs:
     allowed: list[bool]
 
 
+def output_estimates(pool: Pool, checkpoint) -> tuple[np.ndarray, list[str]]:
+    """Expected output tokens per slot and where each number comes from: the slot's own
+    `expected_output_tokens` (+ `reasoning_tokens`) when the YAML sets them, else the mean output
+    length of the label column in the training data (+ the slot's reasoning tokens, if set)."""
+    out, src = [], []
+    for s in pool.models:
+        base = s.expected_output_tokens
+        label = "config"
+        if base is None:
+            base = checkpoint.output_tokens(s.score_as)
+            label = f"training mean of {s.trained_as} (borrowed)" if s.trained_as else "training mean"
+        if s.reasoning_tokens:
+            base, label = base + s.reasoning_tokens, label + " + reasoning (config)"
+        out.append(float(base))
+        src.append(label)
+    return np.array(out), src
+
+
 @dataclass
 class Scores:
     """What the encoder + head said about one query: reusable for any tolerance or subset."""
@@ -85,6 +106,7 @@ class Scores:
     input_tokens: int
     encode_ms: float
     head_ms: float
+    output_tokens: np.ndarray | None = None  # per-query expected output per slot (None: the pool's fixed estimate)
 
 
 class PrefillRouter:
@@ -102,7 +124,18 @@ class PrefillRouter:
 
             encoder = get_encoder(self.checkpoint.encoder_spec)
         self.encoder = encoder
-        self._out_tokens = np.array([self.checkpoint.output_tokens(s.score_as) for s in pool.models])
+        self._out_tokens, self._out_source = output_estimates(pool, self.checkpoint)
+        self._length, self._predicted = None, []
+        if pool.output_length_data:
+            from router.routing.output_length import length_model
+
+            self._length = length_model(pool.output_length_data)
+            # Per-query only for slots whose labels are their own and whose YAML sets no length.
+            self._predicted = [i for i, s in enumerate(pool.models) if s.expected_output_tokens is None
+                               and s.trained_as is None and s.score_as in self._length.labels]
+        self._pred_source = [("predicted for this query (training data)"
+                              + (" + reasoning (config)" if s.reasoning_tokens else ""))
+                             if i in self._predicted else self._out_source[i] for i, s in enumerate(pool.models)]
 
     @classmethod
     def from_config(cls, path: str | Path | None = None) -> "PrefillRouter":
@@ -135,8 +168,21 @@ class PrefillRouter:
         X = self.encoder.encode_ids(ids)
         t1 = time.perf_counter()
         P = self.checkpoint.head.predict(X)[:, self._cols].astype(float)
+        outs = self.predicted_output_tokens(texts)
         t2 = time.perf_counter()
-        return [Scores(P[i], int(counts[i]), (t1 - t0) * 1e3, (t2 - t1) * 1e3) for i in range(len(P))]
+        return [Scores(P[i], int(counts[i]), (t1 - t0) * 1e3, (t2 - t1) * 1e3,
+                       None if outs is None else outs[i]) for i in range(len(P))]
+
+    def predicted_output_tokens(self, texts: Sequence[str]) -> np.ndarray | None:
+        """[texts, slots] expected output tokens, per query where the pool predicts them (else None)."""
+        if not self._predicted:
+            return None
+        slots = self.pool.models
+        pred = self._length.predict(texts, [slots[i].score_as for i in self._predicted])
+        out = np.tile(self._out_tokens, (len(texts), 1))
+        for k, i in enumerate(self._predicted):
+            out[:, i] = pred[:, k] + (slots[i].reasoning_tokens or 0.0)
+        return out
 
     def score_batch(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         X = self.encoder.features(list(texts), batch_size=batch_size, progress=progress)
@@ -163,8 +209,9 @@ class PrefillRouter:
         tol = self.pool.default_tolerance if tolerance is None else check_tolerance(tolerance)
         return RouteArgs(tol, self.allowed_mask(models))
 
-    def expected_costs(self, input_tokens: int) -> np.ndarray:
-        return np.array([s.cost_usd(input_tokens, o) for s, o in zip(self.pool.models, self._out_tokens)])
+    def expected_costs(self, input_tokens: int, output_tokens: Sequence[float] | None = None) -> np.ndarray:
+        out = self._out_tokens if output_tokens is None else output_tokens
+        return np.array([s.cost_usd(input_tokens, o) for s, o in zip(self.pool.models, out)])
 
     def decide(self, scores: Scores, tolerance: float | None = None,
                models: Sequence[str] | None = None) -> RoutingResult:
@@ -174,17 +221,20 @@ class PrefillRouter:
     def decide_checked(self, scores: Scores, args: RouteArgs) -> RoutingResult:
         t0 = time.perf_counter()
         tol, allowed = args.tolerance, args.allowed
-        costs = self.expected_costs(scores.input_tokens)
+        costs = self.expected_costs(scores.input_tokens, scores.output_tokens)
+        out_tokens = self._out_tokens if scores.output_tokens is None else scores.output_tokens
+        sources = self._out_source if scores.output_tokens is None else self._pred_source
         sel = select(scores.p, costs, tol, allowed)
         slots = self.pool.models
         cand = set(sel.candidates)
         rows = [ModelScore(
             name=s.name, display_name=s.label, model=s.model, p=round(float(scores.p[i]), 6),
             expected_cost_usd=float(costs[i]), expected_input_tokens=scores.input_tokens,
-            expected_output_tokens=round(float(self._out_tokens[i]), 1),
+            expected_output_tokens=round(float(out_tokens[i]), 1),
             cost_per_m_input_tokens=s.cost_per_m_input_tokens, cost_per_m_output_tokens=s.cost_per_m_output_tokens,
             allowed=allowed[i], candidate=i in cand, local=s.local,
-            trained_as=s.trained_as, trained_as_reason=s.trained_as_reason) for i, s in enumerate(slots)]
+            trained_as=s.trained_as, trained_as_reason=s.trained_as_reason,
+            output_estimate=sources[i]) for i, s in enumerate(slots)]
         base = self.pool.baseline_slot
         bi = self.pool.names.index(base.name)
         select_ms = (time.perf_counter() - t0) * 1e3

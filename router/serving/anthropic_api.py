@@ -11,7 +11,8 @@ from typing import AsyncIterator
 import anyio
 
 from router.serving.anthropic_translate import StreamTranslator, sse_event, to_anthropic_message, to_openai_messages, to_openai_tools
-from router.serving.pipeline import (Decision, ProxyState, complete, decide, fail, remember, router_headers, router_info,
+from router.serving.pipeline import (Decision, ProxyState, complete, decide, fail, outgoing, remember, router_headers,
+                                     router_info,
                                      write_audit)
 from router.errors import UpstreamError
 from router.upstream.failover import OpenStream, open_stream_with_failover
@@ -51,9 +52,10 @@ async def messages(state: ProxyState, req: MessagesRequest, *, token: str | None
     from fastapi.responses import JSONResponse, StreamingResponse
 
     raw_msgs = [m.model_dump(exclude_unset=True) for m in req.messages]
+    upstream_msgs = to_openai_messages(raw_msgs, req.system)  # what the sensitivity rules read: system too
     d = await decide(state, routed_model(state.registry, req.model), raw_msgs, tolerance=req.tolerance,
-                     models=req.models, session=session, token=token, stream=req.stream)
-    upstream_msgs = to_openai_messages(raw_msgs, req.system)
+                     models=req.models, session=session, token=token, stream=req.stream, scan=upstream_msgs)
+    upstream_msgs = outgoing(d, upstream_msgs)
     params = upstream_params(req)
     msg_id = "msg_" + d.request_id.removeprefix("req_")
     if req.stream:

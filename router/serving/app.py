@@ -7,7 +7,8 @@ serve` runs it headless).
     POST /v1/messages/count_tokens   input-token estimate (Anthropic format; the router's tokenizer)
     GET  /v1/models            policies and slots in OpenAI's (and Anthropic's) list format
     GET  /api/models           every pool: slots, prices, bindings, local flag, whether its key is set
-    GET  /health               liveness; always open
+    GET  /v1/budgets           every budget cap that concerns the caller: spend, cap, reset time
+    GET  /health               liveness (and the state store: SQLite / Redis up or down); always open
 
 FastAPI is imported here and only here (plus the modules this one wires together).
 One `httpx.AsyncClient` (router.http_client) is created in the app's lifespan and shared by every
@@ -31,7 +32,8 @@ from router.audit.log import AuditLog
 from router.upstream.backends import Backend
 from router.serving.openai_api import chat_completions
 from router.serving.schemas import ChatCompletionRequest, CountTokensRequest, MessagesRequest, RouteRequest
-from router.serving.auth import check_access, configured_keys
+from router.serving.auth import check_access, configured_keys, key_names
+from router.serving import governance as gov_hooks
 from router.serving.pipeline import ProxyState
 from router import __version__
 from router.errors import InputError
@@ -49,14 +51,18 @@ def _client():
 
 def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path | None = None,
                api_keys: Sequence[str] | None = None, retries: int = 2, backoff: float = 0.25,
-               timeout: float = 120.0):
+               timeout: float = 120.0, governance: "gov_hooks.Governance | None" = None):
     """Build the API. Audit log: `audit_log`, else $ROUTER_AUDIT_LOG, else none.
-    Access keys: `api_keys`, else $ROUTER_API_KEYS (comma-separated), else open."""
+    Access keys: `api_keys`, else $ROUTER_API_KEYS (comma-separated, `name:key` entries named), else open.
+    Budget spend and sessions: `governance`, else SQLite next to the audit log (or in memory) and
+    Redis when $ROUTER_REDIS_URL is set."""
     registry = registry or RouterRegistry.from_paths()
     audit_path = audit_log or os.environ.get(AUDIT_ENV)
+    if governance is None:
+        governance = gov_hooks.Governance.create(audit_path, key_names=key_names())
     state = ProxyState(registry=registry, api_keys=tuple(configured_keys() if api_keys is None else api_keys),
                        audit=AuditLog(audit_path) if audit_path else None, retries=retries, backoff=backoff,
-                       timeout=timeout)
+                       timeout=timeout, governance=governance)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -80,8 +86,17 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "policies": registry.policies, "default": registry.default,
-                "auth": bool(state.api_keys), "audit_log": str(state.audit.path) if state.audit else None}
+        out = {"status": "ok", "policies": registry.policies, "default": registry.default,
+               "auth": bool(state.api_keys), "audit_log": str(state.audit.path) if state.audit else None,
+               "state": governance.health()}
+        if governance.link is not None and not governance.link.up:
+            out["warnings"] = ["Redis is unreachable: budgets are enforced from this replica's counters "
+                               "and sessions are sticky per replica until it is back"]
+        return out
+
+    @app.get("/v1/budgets")
+    async def v1_budgets(token: str | None = Depends(access)) -> dict[str, Any]:
+        return gov_hooks.budget_report(governance, [r.pool for r in registry], governance.client_name(token))
 
     @app.get("/api/models")
     async def api_models() -> dict[str, Any]:
@@ -109,9 +124,14 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
         query = body.question if body.question is not None else [m.model_dump(exclude_unset=True)
                                                                  for m in body.messages]
         args = router.check_args(body.tolerance, body.models)  # cheap checks before the encoder pass
-        result = router.decide_checked(await state.score(router, router.query_text(query)), args)
+        text = router.query_text(query)
+        g = gov_hooks.gate(governance, router.pool, scan_messages=query, pinned=None, models=body.models,
+                           client=governance.client_name(token), session_key=None, routing_text=text)
+        result = router.decide_checked(await state.score(router, text), g.narrow(router, args))
+        result.governance = g.info()
         headers = {"X-Router-Selected": result.chosen, "X-Router-Tolerance": f"{result.tolerance:g}",
-                   "X-Router-P-Max": f"{result.p_max:.6f}", "X-Router-Threshold": f"{result.threshold:.6f}"}
+                   "X-Router-P-Max": f"{result.p_max:.6f}", "X-Router-Threshold": f"{result.threshold:.6f}",
+                   **g.headers()}
         return JSONResponse(result.to_dict(), headers=headers)
 
     @app.post("/v1/chat/completions")
@@ -148,4 +168,7 @@ def _pool_info(router, default: str) -> dict[str, Any]:
                       "trained_as_reason": s.trained_as_reason})
     return {"policy": pool.policy, "default": pool.policy == default, "description": pool.description,
             "default_tolerance": pool.default_tolerance, "baseline": pool.baseline_slot.name,
-            "checkpoint": pool.checkpoint_path, "audit_query_text": pool.audit_query_text, "models": slots}
+            "checkpoint": pool.checkpoint_path, "audit_query_text": pool.audit_query_text, "models": slots,
+            "sensitive": [{"name": r.name, "action": r.action, "detectors": r.detectors, "patterns": len(r.patterns),
+                           "keywords": len(r.keywords), "presidio": r.presidio is not None} for r in pool.sensitive],
+            "budgets": [r.model_dump() for r in pool.budgets]}

@@ -1,5 +1,8 @@
 """Access to /v1/*: when ROUTER_API_KEYS is set (comma-separated), a request must carry one of them.
 
+An entry may carry a name, `alice:KEY`: client budgets (`scope: client, name: alice`) and the audit
+line's `client_name` use it; the key itself is what the client sends.
+
 OpenAI clients send `Authorization: Bearer KEY`; Anthropic clients send `x-api-key: KEY` (or a
 bearer token). Comparison is constant-time. /health and the UI stay open.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 from typing import Mapping
 
 from router.errors import RouterError
@@ -19,9 +23,29 @@ class AuthError(RouterError):
     pass
 
 
+_NAMED = re.compile(r"^([A-Za-z0-9_.-]{1,64}):(.+)$")
+
+
+def parse_keys(raw: str) -> dict[str, str | None]:
+    """ROUTER_API_KEYS -> {key: name or None}; `name:key` entries are named."""
+    out: dict[str, str | None] = {}
+    for entry in (e.strip() for e in raw.split(",")):
+        if not entry:
+            continue
+        m = _NAMED.match(entry)
+        out[m.group(2).strip() if m else entry] = m.group(1) if m else None
+    return out
+
+
 def configured_keys(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     raw = (os.environ if environ is None else environ).get(ENV_VAR, "")
-    return tuple(k.strip() for k in raw.split(",") if k.strip())
+    return tuple(parse_keys(raw))
+
+
+def key_names(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Named keys only: key -> name (never logged; the name is what budgets and the audit show)."""
+    raw = (os.environ if environ is None else environ).get(ENV_VAR, "")
+    return {k: n for k, n in parse_keys(raw).items() if n}
 
 
 def request_token(headers: Mapping[str, str]) -> str | None:

@@ -3,7 +3,8 @@
 OpenAI:    {"error": {"message", "type", "param", "code"}}
 Anthropic: {"type": "error", "error": {"type", "message"}}    (for /v1/messages)
 
-Statuses: bad input 400, bad or missing key 401, unknown model/policy or path 404, upstream
+Statuses: bad input 400, bad or missing key 401, sensitive data refused 403, budget cap 429 (with
+Retry-After), no local slot for a local-only request 503, unknown model/policy or path 404, upstream
 rejected the request 400, upstream down after failover 502, upstream key not configured 503.
 Nothing leaves as a stack trace; unexpected errors are logged here and answered with a 500 body.
 """
@@ -14,7 +15,7 @@ import logging
 from typing import Any
 
 from router.serving.auth import AuthError
-from router.errors import (CheckpointError, ConfigError, InputError, MissingKeyError, RouterError, UnknownModelError,
+from router.errors import (CheckpointError, ConfigError, GovernanceError, InputError, MissingKeyError, RouterError, UnknownModelError,
                      UpstreamError)
 
 log = logging.getLogger("router.serving.app")
@@ -32,6 +33,9 @@ def classify(exc: BaseException) -> tuple[int, str, str | None]:
     """(HTTP status, OpenAI error type, OpenAI error code) for a router error."""
     if isinstance(exc, AuthError):
         return 401, "authentication_error", "invalid_api_key"
+    if isinstance(exc, GovernanceError):
+        etype = {403: "permission_error", 429: "budget_exceeded"}.get(exc.status, "server_error")
+        return exc.status, etype, exc.code
     if isinstance(exc, UnknownModelError):
         return 404, "invalid_request_error", "model_not_found"
     if isinstance(exc, InputError):
@@ -107,6 +111,8 @@ def install(app) -> None:
         if status == 401:
             headers["WWW-Authenticate"] = "Bearer"
         extra = {"router": exc.router} if exc.router else None
+        if isinstance(exc, GovernanceError) and exc.governance:
+            extra = {**(extra or {}), "governance": exc.governance}
         param = "model" if status == 404 else None
         return respond(request, status, str(exc), etype, code, param, extra, headers)
 

@@ -14,7 +14,8 @@ from typing import Any, AsyncIterator
 import anyio
 
 from router.errors import UpstreamError
-from router.serving.pipeline import (Decision, ProxyState, complete, decide, fail, remember, router_headers, router_info,
+from router.serving.pipeline import (Decision, ProxyState, complete, decide, fail, outgoing, remember, router_headers,
+                                     router_info,
                                      write_audit)
 from router.routing.costs import normalize_usage
 from router.sse import DONE, sse
@@ -39,6 +40,7 @@ async def chat_completions(state: ProxyState, req: ChatCompletionRequest, *, tok
     messages = [m.model_dump(exclude_unset=True) for m in req.messages]
     d = await decide(state, req.model, messages, tolerance=req.tolerance, models=req.models, session=session,
                      token=token, stream=req.stream)
+    messages = outgoing(d, messages)
     params = upstream_params(req)
     if req.stream:
         try:

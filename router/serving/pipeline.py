@@ -24,6 +24,7 @@ from router.upstream.failover import chat_with_failover, failover_plan
 from router.routing.pool import Slot
 from router.routing.registry import RouterRegistry
 from router.serving.sessions import SessionStore, sticky_choice
+from router.serving import governance as gov_hooks
 
 
 @dataclass
@@ -37,9 +38,15 @@ class ProxyState:
     backoff: float = 0.25
     timeout: float = 120.0
     batchers: dict[str, ScoreBatcher] = field(default_factory=dict)
+    governance: "gov_hooks.Governance | None" = None  # spend counters, shared sessions, clock
 
     def __post_init__(self):
         self.batchers = {r.pool.policy: ScoreBatcher(r) for r in self.registry}
+        if self.governance is None:
+            from router.serving.state import SqliteSpend
+
+            self.governance = gov_hooks.Governance(spend=SqliteSpend(), sessions=self.sessions)
+        self.sessions = self.governance.sessions
 
     async def score(self, router: PrefillRouter, text: str) -> Scores:
         """The encoder pass, on the torch thread (off the event loop), batched with whatever else is waiting."""
@@ -61,6 +68,8 @@ class Decision:
     started: float = field(default_factory=time.perf_counter)
     ts: float = field(default_factory=time.time)
     routing_wall_ms: float | None = None  # arrival to decision: the forward plus any wait for the encoder
+    gate: "gov_hooks.Gate | None" = None  # what the sensitivity rules and budgets did
+    budget_client: str | None = None  # the client as budgets count it (key name or pseudonym)
 
     @property
     def pool(self):
@@ -88,23 +97,36 @@ def routing_text(router: PrefillRouter, messages: Any) -> str:
 
 async def decide(state: ProxyState, model: str | None, messages: Any, *, tolerance: Any = None,
                  models: Sequence[str] | None = None, session: str | None = None, token: str | None = None,
-                 stream: bool = False) -> Decision:
+                 stream: bool = False, scan: Any = None) -> Decision:
+    """`scan`: the messages as they will go upstream (system prompt included), for the sensitivity
+    rules; default `messages`."""
     t0 = time.perf_counter()
     router, pinned = state.registry.resolve(model)
     args = router.check_args(tolerance, models)
     text = routing_text(router, messages)  # validates messages before any work
     client = client_id(token)
-    common = dict(request_id=new_request_id(), router=router, text=text, client=client, stream=stream, started=t0)
+    key = (client, router.pool.policy, session) if session else None
+    budget_client = state.governance.client_name(token)
+    g = gov_hooks.gate(state.governance, router.pool, scan_messages=messages if scan is None else scan,
+                       pinned=pinned, models=models, client=budget_client, session_key=key, routing_text=text)
+    common = dict(request_id=new_request_id(), router=router, text=text, client=client, stream=stream, started=t0,
+                  gate=g, budget_client=budget_client)
     if pinned is not None:
         return Decision(result=None, pinned=pinned, plan=[pinned], **common)
     scores = await state.score(router, text)
-    result = router.decide_checked(scores, args)
-    first, sticky, key = result.chosen, False, None
+    result = router.decide_checked(scores, g.narrow(router, args))
+    result.governance = g.info()
+    first, sticky = result.chosen, False
     if session:
-        key = (client, router.pool.policy, session)
         first, sticky = sticky_choice(result, state.sessions.get(key))
-    return Decision(result=result, pinned=None, plan=failover_plan(result, first, router.pool), sticky=sticky,
+    plan = gov_hooks.filter_plan(g, failover_plan(result, first, router.pool))
+    return Decision(result=result, pinned=None, plan=plan, sticky=sticky,
                     session_key=key, routing_wall_ms=round((time.perf_counter() - t0) * 1e3, 2), **common)
+
+
+def outgoing(d: Decision, messages: Any) -> Any:
+    """The messages as they may leave the router: with `redact` rules' spans masked."""
+    return d.gate.outgoing if d.gate is not None and d.gate.outgoing is not None else messages
 
 
 def remember(state: ProxyState, d: Decision, selected: Slot | None) -> None:
@@ -119,14 +141,19 @@ def record_of(d: Decision, *, api: str | None = None, selected: Slot | None = No
     end = time.perf_counter() if ended is None else ended
     pool = d.pool
     base = pool.baseline_slot
+    gate = d.gate
+    # Never the matched text: rule, message index and span count only; the query text masked.
+    query_text = gate.audit_text if gate is not None and gate.audit_text is not None else d.text
+    named = d.budget_client if d.budget_client and not d.budget_client.startswith("sha256:") else None
     return DecisionRecord.build(
         d.result, request_id=d.request_id, ts=d.ts, api=api, client=d.client, policy=pool.policy,
-        query_text=d.text, query_mode=pool.audit_query_text, selected=selected, attempts=attempts, usage=usage,
+        query_text=query_text, query_mode=pool.audit_query_text, selected=selected, attempts=attempts, usage=usage,
         baseline_prices=base, baseline_output_tokens=d.router.checkpoint.output_tokens(base.score_as),
         latency_ms=(end - d.started) * 1e3, status=status, error=error,
         chosen=d.pinned.name if d.pinned else None, baseline=base.name, pinned=d.pinned is not None,
         session=d.session_key[2] if d.session_key else None, sticky=d.sticky, stream=d.stream,
-        routing_wall_ms=d.routing_wall_ms)
+        routing_wall_ms=d.routing_wall_ms, governance=(gate.info() or None) if gate is not None else None,
+        client_name=named)
 
 
 def router_info(d: Decision, selected: Slot | None, attempts: Sequence[Attempt]) -> dict[str, Any]:
@@ -145,6 +172,8 @@ def router_headers(d: Decision, selected: Slot | None) -> dict[str, str]:
         h["X-Router-Tolerance"] = f"{d.result.tolerance:g}"
         h["X-Router-P-Max"] = f"{d.result.p_max:.6f}"
         h["X-Router-Threshold"] = f"{d.result.threshold:.6f}"
+    if d.gate is not None:
+        h.update(d.gate.headers())
     return h
 
 
@@ -152,7 +181,13 @@ def audit_line(d: Decision, **kw: Any) -> dict[str, Any]:
     return record_of(d, **kw).to_line()
 
 
+def settle(state: ProxyState, d: Decision, kw: dict) -> None:
+    """Count a finished call's real cost against the budgets (once per request, with or without an audit log)."""
+    gov_hooks.settle(state.governance, d.pool, d.budget_client, kw.get("selected"), kw.get("usage"))
+
+
 def write_audit(state: ProxyState, d: Decision, **kw: Any) -> None:
+    settle(state, d, kw)
     if state.audit is not None:
         state.audit.write(audit_line(d, **kw))
 
@@ -160,7 +195,8 @@ def write_audit(state: ProxyState, d: Decision, **kw: Any) -> None:
 def audit_after_response(state: ProxyState, d: Decision, **kw: Any):
     """A background task (for the response) that writes the audit line once the answer is out, so
     that the client does not wait for the record to be built and appended; the latency it records
-    still ends now. None when there is no audit log."""
+    still ends now. None when there is no audit log. The call's spend is counted now."""
+    settle(state, d, kw)
     if state.audit is None:
         return None
     from starlette.background import BackgroundTask
@@ -168,13 +204,16 @@ def audit_after_response(state: ProxyState, d: Decision, **kw: Any):
     ended = time.perf_counter()
 
     async def write() -> None:  # async: runs on the event loop, no thread hop for a short append
-        write_audit(state, d, ended=ended, **kw)
+        state.audit.write(audit_line(d, ended=ended, **kw))
 
     return BackgroundTask(write)
 
 
 def fail(state: ProxyState, d: Decision, exc: UpstreamError, api: str) -> UpstreamError:
     """Audit a request that failed upstream; attach the decision so the error body can show it."""
+    if d.gate is not None and d.gate.local_only:  # say why no cloud slot was tried
+        exc.args = (f"{exc}; this request may only be answered by local slots ({d.gate.local_reason}), "
+                    f"so no cloud slot was tried",)
     write_audit(state, d, api=api, selected=None, attempts=exc.attempts, usage=None, status="error", error=str(exc))
     exc.router = router_info(d, None, exc.attempts)
     exc.headers = router_headers(d, None)

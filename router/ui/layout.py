@@ -40,7 +40,9 @@ def _call(fn, *args, **kwargs):
         raise gr.Error(str(exc), print_exception=False) from None
 
 
-def build_ui(registry: RouterRegistry) -> gr.Blocks:
+def build_ui(registry: RouterRegistry, governance=None) -> gr.Blocks:
+    """`governance`: the proxy's spend counters (router.serving.governance), so the playground's
+    calls count against the same budgets and the Session tab shows them; None: no budgets here."""
     samples = playground.load_samples()
     pool = registry.get().pool
     w = SimpleNamespace()
@@ -66,6 +68,7 @@ def build_ui(registry: RouterRegistry) -> gr.Blocks:
                 w.stats2 = gr.HTML(V.stats_html(costs.SessionStats(), {}), elem_id="session-stats")
                 w.dist = gr.Plot(show_label=False, elem_id="dist-chart")
                 w.reset = gr.Button("Reset session stats", variant="secondary", elem_id="reset-btn")
+                w.budgets = gr.HTML(elem_id="budget-state")
             with gr.Tab("Tolerance sweep", id="sweep"):
                 _sweep_tab(w, len(samples))
             with gr.Tab("Monthly projection", id="projection"):
@@ -75,7 +78,7 @@ def build_ui(registry: RouterRegistry) -> gr.Blocks:
                 w.audit = gr.Dataframe(headers=V.AUDIT_HEADERS, interactive=False, wrap=True, elem_id="audit-table")
                 w.download = gr.DownloadButton("Download JSONL", value=None, interactive=False, elem_id="download-btn",
                                                size="md")
-        _wire(registry, w, samples)
+        _wire(registry, w, samples, governance)
     return demo
 
 
@@ -142,7 +145,7 @@ def _decision_outputs(session, pool, result):
             V.stats_for(session.records, pool)[1])
 
 
-def _wire(registry: RouterRegistry, w, samples) -> None:
+def _wire(registry: RouterRegistry, w, samples, governance=None) -> None:
     decision_out = [w.session, w.decision, w.chart, w.costs, w.stats]
     answer_out = [w.session, w.answer_meta, w.answer, w.review_out, w.stats]
     tab_out = [w.stats2, w.dist, w.audit]
@@ -150,7 +153,7 @@ def _wire(registry: RouterRegistry, w, samples) -> None:
 
     def on_route(session, policy, query, tolerance, enabled):
         router = registry.get(policy)
-        result = _call(playground.route, router, session, query, tolerance, enabled)
+        result = _call(playground.route, router, session, query, tolerance, enabled, governance)
         return _decision_outputs(session, router.pool, result)
 
     def on_redecide(session, policy, tolerance, enabled):
@@ -171,13 +174,19 @@ def _wire(registry: RouterRegistry, w, samples) -> None:
 
         router = registry.get(session.policy)
         async with upstream_client() as client:
-            async for ans in playground.send(router, session, client):
-                yield session, V.answer_html(ans), ans.text, "", gr.skip()
+            try:
+                async for ans in playground.send(router, session, client, governance=governance):
+                    yield session, V.answer_html(ans), ans.text, "", gr.skip()
+            except RouterError as exc:  # e.g. a cloud slot for a query that must stay on-prem
+                raise gr.Error(str(exc), print_exception=False) from None
             rv = await playground.review_answer(router, session, client, ans) if review_on else None
         yield session, V.answer_html(ans), ans.text, V.review_html(rv), V.stats_for(session.records, router.pool)[1]
 
     def on_tab(session, policy):
         return _session_outputs(session, registry.get(policy).pool)
+
+    def on_budgets(policy):
+        return V.budgets_html(registry.get(policy).pool, governance)
 
     def on_reset(session, policy):
         session.reset()
@@ -224,9 +233,10 @@ def _wire(registry: RouterRegistry, w, samples) -> None:
         comp.input(on_redecide, redecide_in, decision_out, trigger_mode="always_last", show_progress="hidden",
                    api_name="redecide", api_visibility="public" if comp is w.tolerance else "private", **free)
     w.policy.input(on_pool, [w.session, w.policy], [w.pool_info, w.tolerance, w.models], api_name="pool",
-                   **free).then(on_route_current(registry), [w.session, w.policy, w.tolerance, w.models],
+                   **free).then(on_route_current(registry, governance), [w.session, w.policy, w.tolerance, w.models],
                                 decision_out, api_visibility="private", **free)
     w.session_tab.select(on_tab, [w.session, w.policy], tab_out, api_name="session_view", **free)
+    w.session_tab.select(on_budgets, [w.policy], [w.budgets], api_name="budgets_view", **free)
     w.audit_tab.select(on_tab, [w.session, w.policy], tab_out, api_visibility="private", **free).then(
         on_export, [w.session], [w.download], api_name="export", **free)
     w.reset.click(on_reset, [w.session, w.policy], [w.session, w.stats, w.stats2, w.dist, w.audit], api_name="reset",
@@ -239,13 +249,13 @@ def _wire(registry: RouterRegistry, w, samples) -> None:
                     **free)
 
 
-def on_route_current(registry):
+def on_route_current(registry, governance=None):
     """After a pool switch: route the query on screen again under the new pool (new scores needed)."""
     def handler(session, policy, tolerance, enabled):
         if not session.query:
             return gr.skip()
         router = registry.get(policy)
-        result = _call(playground.route, router, session, session.query, tolerance, enabled)
+        result = _call(playground.route, router, session, session.query, tolerance, enabled, governance)
         return _decision_outputs(session, router.pool, result)
     return handler
 

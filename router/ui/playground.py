@@ -18,10 +18,11 @@ from router.routing import costs
 from router.routing import sweep as tolerance_sweep
 from router.routing.router import PrefillRouter, RoutingResult, Scores
 from router.paths import ASSETS_DIR
-from router.errors import InputError, MissingKeyError, UpstreamError
+from router.errors import GovernanceError, InputError, MissingKeyError, UpstreamError
 
 SAMPLES_PATH = ASSETS_DIR / "samples.json"
 MAX_SWEEP_QUESTIONS = 5000
+PLAYGROUND_CLIENT = "playground"  # what client budgets call the playground's own calls
 
 
 @dataclass
@@ -34,6 +35,14 @@ class Session:
     sent: bool = False  # the current record already carries an answer: a new decision gets a new id
     records: list[dict[str, Any]] = field(default_factory=list)
     sweep: tolerance_sweep.SweepResult | None = None
+    gate: Any = None  # what the pool's sensitivity rules (and budgets) did to the current query
+
+    @property
+    def audit_query(self) -> str:
+        """The query as the audit record may hold it: matched spans masked."""
+        if self.gate is not None and self.gate.audit_text is not None:
+            return self.gate.audit_text
+        return self.query
 
     def reset(self) -> None:
         """Forget the session's records; the decision on screen stays (and is re-recorded if used)."""
@@ -49,10 +58,17 @@ def _new_id() -> str:
 # ---- routing ---------------------------------------------------------------------------------
 
 def route(router: PrefillRouter, session: Session, query: str, tolerance: float,
-          enabled: Sequence[str] | None) -> RoutingResult:
-    """A new query: one encoder pass, then the decision; starts a new record."""
+          enabled: Sequence[str] | None, governance=None) -> RoutingResult:
+    """A new query: the sensitivity rules and budgets (which may refuse it or restrict the pool), one
+    encoder pass, then the decision; starts a new record."""
+    from router.serving.governance import gate
+
     enabled = _check_enabled(router, enabled)
+    session.gate = None
+    g = gate(governance, router.pool, scan_messages=query, pinned=None, models=enabled, client=PLAYGROUND_CLIENT,
+             session_key=None, routing_text=query)
     scores = router.score(query)
+    session.gate = g
     session.policy, session.query, session.scores = router.pool.policy, query, scores
     session.request_id, session.sent = _new_id(), False
     return _decide(router, session, tolerance, enabled)
@@ -80,9 +96,16 @@ def _check_enabled(router: PrefillRouter, enabled: Sequence[str] | None) -> list
 
 
 def _decide(router: PrefillRouter, session: Session, tolerance: float, enabled: list[str]) -> RoutingResult:
+    g = session.gate
+    if g is not None and g.models is not None:  # the rules' restriction holds for every re-decision too
+        enabled = [n for n in enabled if n in g.models]
+        if not enabled:
+            raise InputError(f"only these slots may answer this query: {', '.join(g.models)} "
+                             f"({g.local_reason or g.budget.reason()}); switch one of them on")
     result = router.decide(session.scores, tolerance, enabled)
+    result.governance = g.info() if g is not None else {}
     session.result = result
-    _upsert(session, decision_record(result, session.query, session.request_id,
+    _upsert(session, decision_record(result, session.audit_query, session.request_id,
                                      router.pool.audit_query_text))
     return result
 
@@ -130,16 +153,22 @@ class Answer:
 
 
 async def send(router: PrefillRouter, session: Session, client, max_tokens: int | None = None,
-               ) -> AsyncIterator[Answer]:
-    """Stream the current query to the chosen model; yields the growing `Answer`, then the final one."""
+               governance=None) -> AsyncIterator[Answer]:
+    """Stream the current query to the chosen model; yields the growing `Answer`, then the final one.
+    A query the rules keep on-prem is never sent to a cloud slot; its spend counts against the budgets."""
+    from router.serving.governance import settle
     from router.upstream.backends import Attempt, Backend, chunk_text, resolve_key
 
     if session.result is None:
         raise InputError("route a query first")
     slot = router.pool.slot(session.result.chosen)
     ans = Answer(slot.name, slot.label, slot.api_base)
+    g = session.gate
+    if g is not None and g.local_only and not slot.local:  # fail closed, whatever the screen says
+        raise GovernanceError(f"{slot.name} is a cloud slot and this query may only be answered on-prem "
+                              f"({g.local_reason})", status=403, code="sensitive_data_local_only")
     if not session.records or session.records[-1]["request_id"] != session.request_id:
-        _upsert(session, decision_record(session.result, session.query, session.request_id,
+        _upsert(session, decision_record(session.result, session.audit_query, session.request_id,
                                          router.pool.audit_query_text))
     record = session.records[-1]
     attempts: list[Attempt] = []
@@ -147,7 +176,8 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
     try:
         resolve_key(slot)
         backend = Backend(client, retries=1, backoff=0.2, timeout=120)
-        messages = [{"role": "user", "content": session.query}]
+        outgoing = g.outgoing if g is not None and g.outgoing is not None else session.query
+        messages = [{"role": "user", "content": outgoing}]
         async for chunk in backend.stream(slot, messages, max_tokens=max_tokens, attempts=attempts):
             ans.text += chunk_text(chunk)
             if chunk.get("usage"):
@@ -163,7 +193,8 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
     ans.done = True
     if ans.usage is not None:
         ans.cost_usd = costs.usage_cost(slot, ans.usage)
-    session.records[-1] = decision_record(session.result, session.query, session.request_id,
+        settle(governance, router.pool, PLAYGROUND_CLIENT, slot, ans.usage)
+    session.records[-1] = decision_record(session.result, session.audit_query, session.request_id,
                                           router.pool.audit_query_text, ts=record["ts"], ans=ans, attempts=attempts)
     session.sent = ans.error is None
     yield ans
@@ -176,7 +207,10 @@ async def review_answer(router: PrefillRouter, session: Session, client, ans: An
 
     if ans.error is not None or not ans.done:
         return None
-    rv = await review(Backend(client, retries=1, backoff=0.2, timeout=120), router.pool, session.query, ans.text)
+    g = session.gate
+    question = g.outgoing if g is not None and g.outgoing is not None else session.query
+    rv = await review(Backend(client, retries=1, backoff=0.2, timeout=120), router.pool, question, ans.text,
+                      local_only=g is not None and g.local_only)
     if session.records and session.records[-1]["request_id"] == session.request_id:
         session.records[-1]["review"] = rv.to_dict()
     return rv

@@ -30,8 +30,9 @@ class Review:
                 "cost_usd": self.cost_usd}
 
 
-def judge_slot(pool: Pool) -> Slot:
-    return pool.most_expensive_slot
+def judge_slot(pool: Pool, local_only: bool = False) -> Slot | None:
+    """The judge; for a query that must stay on-prem, the strongest local slot (None: there is none)."""
+    return pool.most_expensive(local_only)
 
 
 def parse_review(text: str) -> tuple[float | None, str]:
@@ -58,11 +59,16 @@ def verdict_word(score: float | None) -> str:
     return "correct" if score >= 0.75 else "incorrect" if score <= 0.25 else "partly correct"
 
 
-async def review(backend, pool: Pool, question: str, answer: str, max_tokens: int = 300) -> Review:
-    """Ask the judge slot; a missing key or failed call comes back as 'not reviewed' with the reason."""
+async def review(backend, pool: Pool, question: str, answer: str, max_tokens: int = 300,
+                 local_only: bool = False) -> Review:
+    """Ask the judge slot; a missing key or failed call comes back as 'not reviewed' with the reason.
+    `local_only`: the query may not leave the premises, so only a local slot may judge it."""
     from router.training.judges import judge_messages
 
-    slot = judge_slot(pool)
+    slot = judge_slot(pool, local_only)
+    if slot is None:
+        return Review("no judge", "not reviewed", reason="this query may only go to local slots and the pool "
+                                                         "has none to judge it")
     messages = judge_messages(question, answer)
     messages[-1]["content"] += ' Add a one-sentence "reason".'
     try:

@@ -63,14 +63,57 @@ def decision_html(r: RoutingResult) -> str:
         f"(encode {t.get('encode_ms', 0):.1f}, head {t.get('head_ms', 0):.1f}, select {t.get('select_ms', 0):.2f})</div>"
         f"<div class='decision-line'>expected cost {usd(r.expected_cost_usd)} vs {usd(r.baseline_expected_cost_usd)} "
         f"on {escape(r.score(r.baseline).display_name)} (saves {usd(saved)}, estimate) · "
-        f"{r.input_tokens} input tokens</div></div>")
+        f"{r.input_tokens} input tokens · output estimate <b>{round(chosen.expected_output_tokens)}</b> tokens "
+        f"(<span id='output-estimate'>{escape(chosen.output_estimate)}</span>)</div>"
+        f"{governance_html(r.governance)}</div>")
+
+
+def governance_html(gov: Mapping[str, Any] | None) -> str:
+    """What the sensitivity rules and budgets did: names, places and counts, never the matched text."""
+    if not gov:
+        return ""
+    parts = []
+    sens = gov.get("sensitive")
+    if sens:
+        what = ("only local slots may answer" if sens.get("local_only") else
+                "matched spans are masked before the call" if sens.get("redacted") else sens.get("action") or "")
+        parts.append(f"<div class='decision-line governance' id='sensitive-notice' "
+                     f"data-rules='{escape(','.join(sens.get('rules') or []))}'>🔒 sensitivity: <b>{escape(what)}</b>"
+                     f" · {escape(sens.get('reason') or '')}</div>")
+    bud = gov.get("budget")
+    if bud and bud.get("removed"):
+        parts.append(f"<div class='decision-line governance' id='budget-notice'>💰 budget: "
+                     f"{escape(bud.get('reason') or '')}</div>")
+    return "".join(parts)
+
+
+def budgets_html(pool: Pool, governance) -> str:
+    """The Session tab's budget table: every cap of the pool, spent vs cap, and when it resets."""
+    if not pool.budgets:
+        return "<div class='budgets' id='budgets'>This pool sets no budgets (add a budgets: block to its YAML).</div>"
+    if governance is None:
+        return "<div class='budgets' id='budgets'>Budgets are enforced by the proxy; none is attached here.</div>"
+    now = governance.clock()
+    rows = []
+    for st in governance.caps(pool, "playground", now):
+        d = st.to_dict(now)
+        who = d["scope"] + (f" {d['name']}" if d["name"] else "")
+        used = "reached" if d["reached"] else f"{100 * d['spent_usd'] / d['cap_usd']:.0f}%"
+        rows.append(f"<tr data-scope='{escape(who)}'><td>{escape(who)}</td><td>{d['period']}</td><td>{d['mode']}</td>"
+                    f"<td>{usd(d['spent_usd'])}</td><td>{usd(d['cap_usd'])}</td><td>{used}</td>"
+                    f"<td>{d['resets_in_s'] // 3600} h {d['resets_in_s'] % 3600 // 60} min</td></tr>")
+    return ("<div class='budgets' id='budgets'><b>Budgets</b> (this pool; client caps as the playground)"
+            "<table><tr><th>scope</th><th>period</th><th>mode</th><th>spent</th><th>cap</th><th>used</th>"
+            f"<th>resets in</th></tr>{''.join(rows)}</table></div>")
 
 
 def cost_rows(r: RoutingResult) -> list[list[Any]]:
     rows = []
     for m in sorted(r.models, key=lambda m: m.expected_cost_usd):
         status = ("chosen" if m.name == r.chosen else "best" if m.name == r.best else
-                  "off" if not m.allowed else "candidate" if m.candidate else "below threshold")
+                  "off (local only)" if not m.allowed and (r.governance.get("sensitive") or {}).get("local_only")
+                  else "off (budget)" if not m.allowed and m.name in (r.governance.get("budget") or {}).get("removed", {})
+                  else "off" if not m.allowed else "candidate" if m.candidate else "below threshold")
         rows.append([m.display_name, round(m.p, 3), f"{m.expected_cost_usd:.6f}", m.cost_per_m_input_tokens,
                      m.cost_per_m_output_tokens, round(m.expected_output_tokens), status])
     return rows

@@ -1,0 +1,419 @@
+"""Sensitivity rules: find personal data and secrets in a request and say what may happen to it.
+
+A pool's `sensitive:` block lists rules; each names built-in detectors, its own regexes and
+keywords (and, when `presidio-analyzer` is installed, a Presidio analyzer) and one action:
+
+    local_only  only `local: true` slots may answer (fail closed: never a cloud slot)
+    block       refuse the request
+    redact      mask the matched spans before the request leaves the router
+
+`scan(rules, messages)` reads every string of every message (system prompts, tool calls and tool
+results included, not only the text the encoder routes on) and returns a `Scan`: which rule matched
+where (message index, rule, detector, span count) and never the matched text itself, so the scan can
+go into the audit log as it is. Pure: no serving imports, no I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable, Iterable, Literal, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+Span = tuple[int, int]
+ACTIONS = ("local_only", "block", "redact")
+# Strongest first: a request that matches several rules gets the strictest treatment.
+ACTION_RANK = {"block": 3, "local_only": 2, "redact": 1}
+# Keys whose strings are structure, not content (ids, roles, base64 image data).
+SKIP_KEYS = frozenset({"role", "type", "id", "tool_call_id", "tool_use_id", "name", "cache_control", "media_type",
+                       "data", "url", "image_url", "source", "signature"})
+
+
+# ---- checks behind the detectors ---------------------------------------------------------------
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def iban_ok(iban: str) -> bool:
+    s = iban.replace(" ", "").upper()
+    if not 15 <= len(s) <= 34 or not s[:2].isalpha() or not s[2:4].isdigit():
+        return False
+    rearranged = s[4:] + s[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+def my_number_ok(digits: str) -> bool:
+    """Japan's individual number: 11 digits + a check digit (weights 2..7, 2..6 from the right, mod 11)."""
+    if len(digits) != 12 or not digits.isdigit():
+        return False
+    body = digits[:11]
+    total = sum(int(p) * (n + 1 if n <= 6 else n - 5) for n, p in enumerate(reversed(body), 1))
+    r = total % 11
+    return int(digits[11]) == (0 if r <= 1 else 11 - r)
+
+
+def _only_digits(s: str) -> str:
+    return re.sub(r"\D", "", s)
+
+
+# Runs of digits and separators: the digit detectors only look inside these (one cheap pass
+# instead of five regexes tried at every position of a long conversation).
+DIGIT_RUN = re.compile(r"[+(]?\d[\d \-.()/]*\d")
+
+
+@dataclass(frozen=True)
+class Detector:
+    name: str
+    regex: re.Pattern
+    check: Callable[[str], bool] | None = None
+    needs: str | None = None  # a substring without which the detector cannot match ("digits": DIGIT_RUN)
+
+    def find(self, text: str, runs: list[Span] | None = None) -> list[Span]:
+        if self.needs == "digits":
+            runs = [m.span() for m in DIGIT_RUN.finditer(text)] if runs is None else runs
+            # pos/endpos: lookbehinds still see the character before a run; a run is maximal, so one
+            # character after it is all a lookahead needs.
+            found = (m for a, b in runs for m in self.regex.finditer(text, a, min(len(text), b + 2)))
+        elif self.needs is not None and self.needs not in text:
+            return []
+        else:
+            found = self.regex.finditer(text)
+        out = []
+        for m in found:
+            if (self.check is None or self.check(m.group(0))) and (not out or m.start() >= out[-1][1]):
+                out.append(m.span())
+        return out
+
+
+def _ipv6_ok(s: str) -> bool:
+    try:
+        ipaddress.IPv6Address(s)
+    except ValueError:
+        return False
+    # `a::b` (C++ scopes) parses as IPv6; real addresses in text nearly always hold a digit.
+    return s.count(":") >= 2 and any(c.isdigit() for c in s)
+
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_API_KEYS = "|".join([
+    r"sk-ant-[A-Za-z0-9_-]{20,}",  # Anthropic
+    r"sk-or-v1-[A-Fa-f0-9]{32,}",  # OpenRouter
+    r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",  # OpenAI
+    r"(?:AKIA|ASIA)[0-9A-Z]{16}",  # AWS access key id
+    r"gh[pousr]_[A-Za-z0-9]{36,}", r"github_pat_[A-Za-z0-9_]{22,}",  # GitHub
+    r"glpat-[A-Za-z0-9_-]{20,}",  # GitLab
+    r"AIza[0-9A-Za-z_-]{35}",  # Google
+    r"xox[abposr]-[A-Za-z0-9-]{10,}",  # Slack
+    r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe
+    r"hf_[A-Za-z0-9]{30,}",  # Hugging Face
+    r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}",  # JWT
+])
+
+DETECTORS: dict[str, Detector] = {d.name: d for d in [
+    Detector("email", re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?!\w)"),
+             needs="@"),
+    # 10..15 digits in a phone-like shape (a date, a version or an SSN has fewer).
+    Detector("phone", re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,4}){1,4}(?![\w-])"
+                                 r"|(?<![\w+])\+\d{8,15}(?!\w)"),
+             lambda s: 10 <= len(_only_digits(s)) <= 15 and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", s),
+             needs="digits"),
+    Detector("credit_card", re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"),
+             lambda s: 13 <= len(_only_digits(s)) <= 19 and luhn_ok(_only_digits(s)), needs="digits"),
+    Detector("iban", re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])"), iban_ok),
+    Detector("us_ssn", re.compile(r"(?<![\d-])(?<!\d )(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}"
+                                  r"(?![\d-]| \d)"), needs="digits"),
+    # 12 digits (4-4-4 with one separator kind or none) that are not part of a longer digit group.
+    Detector("my_number", re.compile(r"(?<![\d-])(?<!\d )\d{4}([- ]?)\d{4}\1\d{4}(?![\d-]| \d)"),
+             lambda s: my_number_ok(_only_digits(s)), needs="digits"),
+    Detector("api_key", re.compile(rf"(?<![A-Za-z0-9_-])(?:{_API_KEYS})(?![A-Za-z0-9_-])")),
+    Detector("private_key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+                                       r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)"), needs="-----BEGIN"),
+    Detector("ip_address", re.compile(rf"(?<![\d.])(?:{_OCTET}\.){{3}}{_OCTET}(?!\.?\d)"), needs="digits"),
+    Detector("ipv6", re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])"),
+             _ipv6_ok, needs=":"),
+]}
+# `ip_address` in a rule means both families.
+ALIASES = {"ip_address": ("ip_address", "ipv6")}
+BUILTIN_NAMES = sorted(set(DETECTORS) - {"ipv6"})
+
+
+# ---- the rule, as it appears in the pool YAML --------------------------------------------------
+
+class PresidioSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entities: list[str] | None = None  # None: every entity the analyzer knows
+    score_threshold: float = Field(default=0.5, ge=0, le=1)
+    language: str = "en"
+
+
+class SensitiveRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    detectors: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+    presidio: PresidioSpec | None = None
+    action: Literal["local_only", "block", "redact"]
+    _compiled: list[tuple[str, re.Pattern]] = PrivateAttr(default_factory=list)
+
+    @field_validator("detectors")
+    @classmethod
+    def _known_detectors(cls, v: list[str]) -> list[str]:
+        unknown = [d for d in v if d not in BUILTIN_NAMES]
+        if unknown:
+            raise ValueError(f"unknown detector(s) {unknown}; the built-ins are {', '.join(BUILTIN_NAMES)} "
+                             f"(for anything else add a regex under patterns)")
+        return v
+
+    @field_validator("patterns")
+    @classmethod
+    def _valid_regexes(cls, v: list[str]) -> list[str]:
+        for i, p in enumerate(v):
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"patterns[{i}] {p!r} is not a valid regex ({exc}); fix it (Python `re` syntax, "
+                                 f"quote it in single quotes in YAML)") from None
+        return v
+
+    @field_validator("keywords")
+    @classmethod
+    def _non_empty_keywords(cls, v: list[str]) -> list[str]:
+        if any(not k.strip() for k in v):
+            raise ValueError("keywords may not be empty strings")
+        return v
+
+    @field_validator("presidio")
+    @classmethod
+    def _presidio_installed(cls, v):
+        if v is not None and not presidio_available():
+            raise ValueError("presidio-analyzer is not installed: pip install -r requirements-presidio.txt, "
+                             "or remove this rule's presidio block")
+        return v
+
+    @model_validator(mode="after")
+    def _something_to_match(self):
+        if not (self.detectors or self.patterns or self.keywords or self.presidio):
+            raise ValueError(f"rule {self.name!r} matches nothing: give detectors, patterns, keywords or presidio")
+        return self
+
+    def model_post_init(self, _ctx: Any) -> None:
+        comp = [(f"pattern[{i}]", re.compile(p)) for i, p in enumerate(self.patterns)]
+        if self.keywords:
+            words = "|".join(re.escape(k.strip()) for k in self.keywords)
+            comp.append(("keyword", re.compile(rf"(?i)(?<!\w)(?:{words})(?!\w)")))
+        self._compiled = comp
+
+    def find(self, text: str) -> list[tuple[str, list[Span]]]:
+        """(detector, spans) for every detector of this rule that matched `text`."""
+        out = []
+        runs = None
+        for d in self.detectors:
+            for name in ALIASES.get(d, (d,)):
+                det = DETECTORS[name]
+                if det.needs == "digits" and runs is None:
+                    runs = [m.span() for m in DIGIT_RUN.finditer(text)]
+                spans = det.find(text, runs)
+                if spans:
+                    out.append((d, spans))
+        for label, rx in self._compiled:
+            spans = [m.span() for m in rx.finditer(text) if m.end() > m.start()]
+            if spans:
+                out.append((label, spans))
+        if self.presidio is not None:
+            spans = presidio_spans(text, self.presidio)
+            if spans:
+                out.append(("presidio", spans))
+        return out
+
+
+def pool_problems(rules: Sequence[SensitiveRule], slots: Sequence[Any]) -> list[str]:
+    """Load-time checks that need the whole pool (one line per problem, with the field and the fix)."""
+    problems = []
+    seen: dict[str, int] = {}
+    has_local = any(s.local and s.enabled for s in slots)
+    for i, r in enumerate(rules):
+        if r.name in seen:
+            problems.append(f"sensitive[{i}].name: duplicate rule name {r.name!r} (also sensitive[{seen[r.name]}])")
+        seen.setdefault(r.name, i)
+        if r.action == "local_only" and not has_local:
+            problems.append(f"sensitive[{i}].action (rule {r.name!r}): local_only needs at least one enabled slot "
+                            f"with local: true, and this pool has none; add an on-prem slot or use action: block")
+    return problems
+
+
+# ---- Presidio (optional) -----------------------------------------------------------------------
+
+def presidio_available() -> bool:
+    try:
+        import presidio_analyzer  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=4)
+def _analyzer(language: str):
+    # Built once per process (it loads a spaCy model); read-only afterwards, so sharing it is safe.
+    from presidio_analyzer import AnalyzerEngine
+
+    return AnalyzerEngine(supported_languages=[language])
+
+
+def presidio_spans(text: str, spec: PresidioSpec) -> list[Span]:
+    results = _analyzer(spec.language).analyze(text=text, language=spec.language, entities=spec.entities,
+                                               score_threshold=spec.score_threshold)
+    return sorted((r.start, r.end) for r in results)
+
+
+# ---- scanning a request ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Match:
+    message: int  # index in the request's message list
+    rule: str
+    detector: str
+    spans: int
+    action: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"message": self.message, "rule": self.rule, "detector": self.detector, "spans": self.spans,
+                "action": self.action}
+
+
+@dataclass
+class Scan:
+    matches: list[Match] = field(default_factory=list)
+    # (message index, string path) -> spans to mask, for redact rules
+    _redact: dict[int, list[tuple[str, Span]]] = field(default_factory=dict)
+    _all: dict[int, list[tuple[str, Span]]] = field(default_factory=dict)
+    ms: float = 0.0
+
+    @property
+    def action(self) -> str | None:
+        """The strictest action among the rules that matched (None: nothing matched)."""
+        acts = {m.action for m in self.matches}
+        return max(acts, key=ACTION_RANK.__getitem__) if acts else None
+
+    @property
+    def local_only(self) -> bool:
+        return any(m.action == "local_only" for m in self.matches)
+
+    @property
+    def blocked(self) -> bool:
+        return any(m.action == "block" for m in self.matches)
+
+    @property
+    def redacts(self) -> bool:
+        return any(m.action == "redact" for m in self.matches)
+
+    def rules(self, action: str | None = None) -> list[str]:
+        return list(dict.fromkeys(m.rule for m in self.matches if action is None or m.action == action))
+
+    def reason(self) -> str:
+        if not self.matches:
+            return ""
+        parts = []
+        for m in self.matches:
+            parts.append(f"rule {m.rule!r} ({m.detector}, {m.spans} span{'s' if m.spans != 1 else ''} "
+                         f"in message {m.message})")
+        return "; ".join(dict.fromkeys(parts))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "rules": self.rules(), "matches": [m.to_dict() for m in self.matches]}
+
+
+def _walk(obj: Any, fn: Callable[[str, str], str | None], path: str = "") -> Any:
+    """Call fn(path, text) on every content string; a non-None return replaces the string."""
+    if isinstance(obj, str):
+        new = fn(path, obj)
+        return obj if new is None else new
+    if isinstance(obj, list):
+        return [_walk(v, fn, f"{path}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        return {k: (v if k in SKIP_KEYS and isinstance(v, (str, dict)) else _walk(v, fn, f"{path}.{k}"))
+                for k, v in obj.items()}
+    return obj
+
+
+def scan(rules: Sequence[SensitiveRule], messages: Sequence[Any] | str) -> Scan:
+    """Run every rule over every string of every message (a bare string is one user message)."""
+    import time
+
+    t0 = time.perf_counter()
+    out = Scan()
+    msgs = [messages] if isinstance(messages, str) else list(messages or [])
+    if rules:
+        for mi, msg in enumerate(msgs):
+            counts: dict[tuple[str, str, str], int] = {}
+
+            def visit(path: str, text: str, mi=mi, counts=counts) -> None:
+                for r in rules:
+                    for det, spans in r.find(text):
+                        key = (r.name, det, r.action)
+                        counts[key] = counts.get(key, 0) + len(spans)
+                        out._all.setdefault(mi, []).extend((path, s) for s in spans)
+                        if r.action == "redact":
+                            out._redact.setdefault(mi, []).extend((path, s) for s in spans)
+                return None
+
+            _walk(msg, visit)
+            out.matches.extend(Match(mi, rule, det, n, act) for (rule, det, act), n in counts.items())
+    out.ms = (time.perf_counter() - t0) * 1e3
+    return out
+
+
+def mask(text: str, spans: Iterable[Span], label: str = "[REDACTED]") -> str:
+    merged: list[list[int]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    for a, b in reversed(merged):
+        text = text[:a] + label + text[b:]
+    return text
+
+
+def _apply(messages: Sequence[Any] | str, where: dict[int, list[tuple[str, Span]]]) -> Any:
+    single = isinstance(messages, str)
+    msgs = [messages] if single else list(messages)
+    out = []
+    for mi, msg in enumerate(msgs):
+        todo = where.get(mi)
+        if not todo:
+            out.append(msg)
+            continue
+        by_path: dict[str, list[Span]] = {}
+        for path, span in todo:
+            by_path.setdefault(path, []).append(span)
+        out.append(_walk(msg, lambda path, text: mask(text, by_path[path]) if path in by_path else None))
+    return out[0] if single else out
+
+
+def redact(messages: Sequence[Any] | str, result: Scan) -> Any:
+    """The request with the spans of `redact` rules masked (a new structure; the input is untouched)."""
+    return _apply(messages, result._redact) if result._redact else messages
+
+
+def redact_all(messages: Sequence[Any] | str, result: Scan) -> Any:
+    """Every matched span masked, whatever the rule's action: what may be written to the audit log."""
+    return _apply(messages, result._all) if result._all else messages
+
+
+def redact_text(rules: Sequence[SensitiveRule], text: str) -> str:
+    """A single text with every span any rule matches masked (for the audit copy of the routed text)."""
+    res = scan(rules, text)
+    return redact_all(text, res)

@@ -1,0 +1,225 @@
+"""The proxy's gate: sensitivity rules and budgets applied to one request, before and after the call.
+
+`gate(...)` runs before routing: it scans every message, refuses what must be refused (block rule,
+local-only request pinned to a cloud slot, hard cap reached) and otherwise returns the slot list the
+router may choose from (local slots only for a local-only request; minus slots dropped by caps).
+`filter_plan` re-checks the failover plan, so no later step can put a cloud slot back. `settle(...)`
+adds a finished call's real cost to every counter it concerns.
+
+Everything the gate did goes into `RoutingResult.governance`, the `router` object, `X-Router-*`
+headers and the audit line (rule names, message indexes and span counts; never matched text).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from router.audit.record import client_id
+from router.errors import GovernanceError
+from router.routing import budgets, sensitivity
+from router.routing.costs import usage_cost
+from router.routing.pool import Pool, Slot
+from router.serving.state import REDIS_ENV, session_local_key, state_backends
+
+
+@dataclass
+class Governance:
+    """Per-process: the spend store, the session store, the clock (injected in tests), key names."""
+
+    spend: Any
+    sessions: Any
+    link: Any = None
+    clock: Callable[[], float] = time.time
+    key_names: dict[str, str] = field(default_factory=dict)  # API key -> its name (ROUTER_API_KEYS name:key)
+
+    @classmethod
+    def create(cls, audit_path=None, redis_url: str | None = None, clock: Callable[[], float] = time.time,
+               key_names: dict[str, str] | None = None) -> "Governance":
+        redis_url = redis_url if redis_url is not None else os.environ.get(REDIS_ENV) or None
+        spend, sessions, link = state_backends(audit_path, redis_url, clock=clock)
+        return cls(spend=spend, sessions=sessions, link=link, clock=clock, key_names=dict(key_names or {}))
+
+    def client_name(self, token: str | None) -> str | None:
+        """What client budgets count by: the key's name when it has one, else its pseudonym."""
+        if token is None:
+            return None
+        return self.key_names.get(token) or client_id(token)
+
+    def health(self) -> dict[str, Any]:
+        h = {"spend": self.spend.health()}
+        if self.link is not None:
+            h["redis"] = self.link.health()
+        return h
+
+    def caps(self, pool: Pool, client: str | None, now: float | None = None) -> list[budgets.CapState]:
+        now = self.clock() if now is None else now
+        keys = []
+        for r in pool.budgets:
+            pid, _, _ = budgets.period_bounds(r.period, now)
+            k = budgets.counter_key(pool.policy, r, client, pid)
+            if k is not None:
+                keys.append(k)
+        values = self.spend.get_many(keys)
+        return budgets.cap_states(pool.budgets, pool.policy, client, now, lambda k: values.get(k, 0.0))
+
+    def budget_plan(self, pool: Pool, client: str | None, slots: Sequence[Slot]) -> budgets.BudgetPlan:
+        if not pool.budgets:
+            return budgets.BudgetPlan(now=self.clock())
+        now = self.clock()
+        states = self.caps(pool, client, now)
+        values = {s.key: s.spent for s in states}
+        return budgets.plan(pool.budgets, pool.policy, client, slots, now, lambda k: values.get(k, 0.0))
+
+
+@dataclass
+class Gate:
+    scan: sensitivity.Scan
+    local_only: bool = False
+    local_reason: str = ""
+    session_local: bool = False  # the conversation was marked local-only by an earlier turn
+    models: list[str] | None = None  # slot names the router may pick from (None: as requested)
+    budget: budgets.BudgetPlan | None = None
+    outgoing: Any = None  # the messages as they may leave (redacted), None: unchanged
+    audit_text: str | None = None
+
+    def info(self) -> dict[str, Any]:
+        """What the gate did, for RoutingResult.governance / the router object / the audit line."""
+        out: dict[str, Any] = {}
+        if self.scan.matches or self.session_local:
+            out["sensitive"] = {**self.scan.to_dict(), "local_only": self.local_only, "reason": self.local_reason,
+                                "redacted": bool(self.scan.redacts), "session_local": self.session_local,
+                                "scan_ms": round(self.scan.ms, 3)}
+        if self.budget is not None and (self.budget.states or self.budget.removed):
+            out["budget"] = self.budget.to_dict()
+        return out
+
+    def narrow(self, router, args):
+        """The request's checked RouteArgs, with the allowed mask cut to the slots the gate left."""
+        if self.models is None:
+            return args
+        return type(args)(args.tolerance, router.allowed_mask(self.models))
+
+    def headers(self) -> dict[str, str]:
+        h = {}
+        if self.local_only:
+            h["X-Router-Restricted"] = "local-only"
+            h["X-Router-Sensitive-Rules"] = ",".join(self.scan.rules("local_only")) or "session"
+        elif self.scan.redacts:
+            h["X-Router-Redacted"] = ",".join(self.scan.rules("redact"))
+        if self.budget is not None and self.budget.removed:
+            h["X-Router-Budget"] = "narrowed"
+        return h
+
+
+def _forbidden(message: str, code: str, g: Gate) -> GovernanceError:
+    return GovernanceError(message, status=403, code=code, governance=g.info())
+
+
+def gate(gov: Governance | None, pool: Pool, *, scan_messages: Any, pinned: Slot | None,
+         models: Sequence[str] | None, client: str | None, session_key: tuple | None,
+         routing_text: str) -> Gate:
+    """Everything that must happen before the encoder pass; raises GovernanceError to refuse."""
+    res = sensitivity.scan(pool.sensitive, scan_messages)
+    g = Gate(scan=res)
+    if res.blocked:
+        raise _forbidden(f"request refused: it matches sensitivity rule(s) {', '.join(res.rules('block'))} "
+                         f"(action block: {res.reason()}); remove the sensitive data and retry",
+                         "sensitive_data_blocked", g)
+    sessions = gov.sessions if gov is not None else None
+    if session_key is not None and sessions is not None:
+        if res.local_only:
+            sessions.set(session_local_key(session_key), ",".join(res.rules("local_only")))
+        else:
+            earlier = sessions.get(session_local_key(session_key))
+            if earlier:
+                g.session_local = True
+                g.local_reason = (f"an earlier turn of session {session_key[2]!r} matched rule(s) {earlier}: "
+                                  f"the whole conversation stays on local slots")
+    g.local_only = res.local_only or g.session_local
+    if res.local_only:
+        g.local_reason = (f"matched {res.reason()}: only local slots may answer")
+    if res.matches:
+        g.audit_text = sensitivity.redact_text(pool.sensitive, routing_text)
+        if res.redacts:
+            g.outgoing = sensitivity.redact(scan_messages, res)
+    # The slots this request may use, before budgets.
+    if pinned is not None:
+        if g.local_only and not pinned.local:
+            raise _forbidden(f"slot {pinned.name!r} is a cloud slot and this request may only be answered on-prem "
+                             f"({g.local_reason}); pin a local slot or send the policy name to route",
+                             "sensitive_data_local_only", g)
+        allowed = [pinned]
+    else:
+        wanted = None if models is None else set(models)
+        allowed = [s for s in pool.models if (s.enabled if wanted is None else s.name in wanted)]
+        if g.local_only:
+            allowed = [s for s in allowed if s.local]
+            if not allowed:
+                local = [s.name for s in pool.models if s.local]
+                why = ("no local slot of this pool is enabled" if not local or wanted is None
+                       else f"none of the requested models is local (local slots: {', '.join(local)})")
+                raise GovernanceError(f"this request may only be answered by a local slot ({g.local_reason}), "
+                                      f"and {why}; it was not sent anywhere", status=503,
+                                      code="no_local_slot", governance=g.info())
+    if gov is not None and pool.budgets:
+        bp = gov.budget_plan(pool, client, allowed)
+        g.budget = bp
+        if bp.refused is not None:
+            st = bp.refused
+            raise GovernanceError(f"budget cap reached: {st.rule.label()} (${st.spent:.4f} of ${st.rule.usd:g} spent); "
+                                  f"requests resume when the {st.rule.period} resets in {bp.retry_after_s} s",
+                                  status=429, code="budget_exceeded", retry_after=bp.retry_after_s,
+                                  governance=g.info())
+        kept = [s for s in allowed if s.name not in bp.removed]
+        if not kept:
+            resets = [s.resets_at for s in bp.states if s.reached] or [bp.now + 1]
+            wait = max(1, int(min(resets) - bp.now))
+            raise GovernanceError(f"budget cap reached for every slot this request may use ({bp.reason()}); "
+                                  f"retry in {wait} s", status=429, code="budget_exceeded", retry_after=wait,
+                                  governance=g.info())
+        allowed = kept
+    if pinned is None and (g.local_only or (g.budget is not None and g.budget.removed)):
+        g.models = [s.name for s in allowed]
+    elif pinned is None:
+        g.models = None if models is None else list(models)
+    return g
+
+
+def filter_plan(g: Gate, plan: list[Slot]) -> list[Slot]:
+    """The failover plan minus anything the gate forbids; a local-only plan never holds a cloud slot."""
+    if g.local_only:
+        plan = [s for s in plan if s.local]
+    if g.models is not None:
+        plan = [s for s in plan if s.name in g.models]
+    if not plan:
+        raise GovernanceError("no slot left to answer this request after the sensitivity and budget rules",
+                              status=503, code="no_local_slot" if g.local_only else "no_slot", governance=g.info())
+    return plan
+
+
+def call_cost(slot: Slot, usage: dict | None) -> float:
+    return usage_cost(slot, usage) if usage else 0.0
+
+
+def settle(gov: Governance | None, pool: Pool, client: str | None, slot: Slot | None, usage: dict | None) -> float:
+    """Add one finished call's real cost to its policy, slot and client counters (day and month)."""
+    if gov is None or slot is None or not usage or not pool.budgets:
+        return 0.0  # no caps on this pool: keep the hot path free of a counter write
+    usd = call_cost(slot, usage)
+    if usd > 0:
+        gov.spend.add(budgets.spend_keys(pool.policy, slot.name, client, gov.clock()), usd)
+    return usd
+
+
+def budget_report(gov: Governance, pools: Sequence[Pool], client: str | None) -> dict[str, Any]:
+    """/v1/budgets: every cap of every pool that concerns the caller, with spend and reset time."""
+    now = gov.clock()
+    out = []
+    for pool in pools:
+        for st in gov.caps(pool, client, now):
+            out.append({"policy": pool.policy, **st.to_dict(now)})
+        # caps on other named clients are not the caller's business
+    return {"object": "list", "client": client, "now": now, "data": out, "state": gov.health()}

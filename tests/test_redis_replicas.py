@@ -1,0 +1,170 @@
+"""Several replicas, one truth: budget counters and sessions in a real redis-server (started here on
+127.0.0.1, random port), shared by two proxy processes; and what happens when Redis goes away."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from router.serving.state import RedisLink, RedisSpend, SqliteSpend
+
+from .governance_env import CLOUD_KEY_ENV, LOCAL, POLICY, SLOTS, SSN, dest, write_pool
+from .serving import free_port, wait_http
+from .upstream_stub import UpstreamStub
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+USAGE = {"prompt_tokens": 1000, "completion_tokens": 1000, "total_tokens": 2000}  # $0.002 on cloud-mid
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
+
+
+class RedisServer:
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        deadline = time.time() + 10
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_timeout=0.5).ping()
+                return self
+            except redis.ConnectionError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def redis_server():
+    srv = RedisServer().start()
+    yield srv
+    srv.stop()
+
+
+def test_redis_spend_falls_back_to_local_counters_and_catches_up(redis_server, monkeypatch):
+    import router.serving.state as state
+
+    monkeypatch.setattr(state, "RETRY_S", 0.0)  # retry Redis on every call, so the test need not wait
+    spend = RedisSpend(RedisLink(redis_server.url), SqliteSpend())
+    other = RedisSpend(RedisLink(redis_server.url), SqliteSpend())  # a second replica
+    keys = [("policy:p:day:x", time.time() + 3600)]
+    spend.add(keys, 1.0)
+    other.add(keys, 2.0)
+    assert spend.get_many(["policy:p:day:x"])["policy:p:day:x"] == pytest.approx(3.0)
+    redis_server.stop()
+    spend.add(keys, 0.5)  # Redis is gone: kept locally
+    assert spend.get_many(["policy:p:day:x"])["policy:p:day:x"] == pytest.approx(3.5)
+    assert spend.health()["status"] == "down" and spend.health()["pending_keys"] == 1
+    redis_server.start()  # an empty Redis on the same port (no persistence): the local delta is pushed back
+    assert spend.get_many(["policy:p:day:x"])["policy:p:day:x"] == pytest.approx(0.5)
+    assert spend.health()["status"] == "ok" and spend.health()["pending_keys"] == 0
+    import redis
+
+    assert float(redis.Redis(port=redis_server.port).get("router:policy:p:day:x")) == pytest.approx(0.5)
+    assert redis.Redis(port=redis_server.port).ttl("router:policy:p:day:x") > 0  # expires with its period
+
+
+class Replica:
+    def __init__(self, pool, redis_url, folder, name):
+        self.args = (pool, redis_url, folder, name)
+        self.log = open(folder / f"{name}.log", "w+")
+        self._spawn()
+
+    def _spawn(self):
+        pool, redis_url, folder, name = self.args
+        self.port = free_port()
+        env = {**os.environ, "ROUTER_REDIS_URL": redis_url, CLOUD_KEY_ENV: "cloud-key", "NO_PROXY": "127.0.0.1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "router", "serve", "--config", str(pool), "--port",
+                                      str(self.port), "--audit-log", str(folder / f"{name}.jsonl"), "--retries", "0"],
+                                     cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait(self):
+        for _ in range(3):  # another process on this shared machine may take the free port first
+            try:
+                return wait_http(f"{self.url}/health", self.proc, timeout=300, logs=self.logs)
+            except AssertionError:
+                if "address already in use" not in self.logs():
+                    raise
+                self._spawn()
+        raise AssertionError(f"no free port for the replica:\n{self.logs()}")
+
+    def logs(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()[-4000:]
+
+    def chat(self, model="cloud-mid", text="What is the capital of France?", **kw):
+        body = {"model": model, "messages": [{"role": "user", "content": text}], **kw.pop("body", {})}
+        return httpx.post(f"{self.url}/v1/chat/completions", json=body, timeout=60, **kw)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.mark.slow
+def test_two_replicas_share_caps_and_sessions_and_survive_redis_going_away(redis_server, tmp_path):
+    with UpstreamStub() as local, UpstreamStub() as cloud:
+        for s in (local, cloud):
+            for name, *_ in SLOTS:
+                s.behave(dest(name), usage=dict(USAGE))
+        budgets = [{"scope": "slot", "name": "cloud-mid", "period": "day", "usd": 0.005, "mode": "hard"}]
+        pool = write_pool(tmp_path, local.base_url, cloud.base_url, budgets=budgets)
+        a, b = Replica(pool, redis_server.url, tmp_path, "a"), Replica(pool, redis_server.url, tmp_path, "b")
+        try:
+            a.wait()
+            b.wait()
+            for _ in range(3):  # $0.006 through replica A
+                assert a.chat().status_code == 200
+            refused = b.chat()  # enforced by replica B
+            assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+            assert len(cloud.calls(dest("cloud-mid"))) == 3
+            # A session marked local-only through A stays local when its next turn lands on B.
+            h = {"X-Router-Session": "shared-conv"}
+            first = a.chat(model=POLICY, text=f"my ssn is {SSN}", headers=h, body={"tolerance": 0})
+            assert first.json()["router"]["selected"] in LOCAL
+            later = b.chat(model=POLICY, text="and next year?", headers=h, body={"tolerance": 0})
+            assert later.status_code == 200 and later.json()["router"]["selected"] in LOCAL
+            assert later.json()["router"]["governance"]["sensitive"]["session_local"] is True
+            assert httpx.get(f"{b.url}/health").json()["state"]["redis"]["status"] == "ok"
+
+            redis_server.stop()  # Redis goes away: keep serving, warn, enforce from local counters
+            ok = b.chat(model="onprem-small")
+            assert ok.status_code == 200
+            still = b.chat()
+            assert still.status_code == 429
+            time.sleep(2.2)  # past the retry pause: health reports the outage it has seen
+            b.chat(model="onprem-small")
+            health = httpx.get(f"{b.url}/health").json()
+            assert health["state"]["redis"]["status"] == "down" and health["warnings"]
+            assert "unreachable" in b.logs()
+            assert len(cloud.calls(dest("cloud-mid"))) == 3
+        finally:
+            a.stop()
+            b.stop()

@@ -1,0 +1,178 @@
+"""Sensitivity detectors (true and false positives for each built-in), rules, scanning and redaction,
+and the pool YAML's refusal of bad rules and caps."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from router.errors import ConfigError
+from router.routing.pool import load_pool, parse_pool
+from router.routing.sensitivity import (SensitiveRule, iban_ok, luhn_ok, my_number_ok, presidio_available, redact,
+                                        redact_all, scan)
+
+from .proxy_env import CHECKPOINT
+
+# detector -> (texts it must flag, texts it must not)
+CASES = {
+    "email": (["write to bob.smith+x@example.co.uk today", "A@B.IO"],
+              ["user@localhost", "foo@bar", "an @ sign", "price 5@3"]),
+    "phone": (["+1 415 555 2671", "call (415) 555-2671", "+447911123456", "03-1234-5678 (Tokyo)"],
+              ["on 2026-12-01", "version 1.2.3", "call 555-1234", "pi is 3.14159"]),
+    "credit_card": (["card 4111 1111 1111 1111 exp 12/29", "5555-5555-5555-4444", "378282246310005"],
+                    ["card 4111 1111 1111 1112", "order 1234567890123", "ts 1764576000000"]),
+    "iban": (["IBAN GB82 WEST 1234 5698 7654 32", "DE89370400440532013000"],
+             ["IBAN GB82 WEST 1234 5698 7654 33", "GB00 not an iban", "ISBN 9780262033848"]),
+    "us_ssn": (["ssn 123-45-6789", "123 45 6789"],
+               ["000-12-3456", "666-12-3456", "123-00-4567", "123-45-0000", "901-23-4567", "123-45-67890",
+                "123-45 6789"]),
+    "my_number": (["マイナンバー 123456789018", "1234 5678 9018", "9876-5432-1093"],
+                  ["123456789012", "1234 5678 9010", "id 1234567890180", "12345678901-8"]),
+    "api_key": (["key sk-proj-abcdefghijklmnopqrstuvwxyz123456", "AKIAIOSFODNN7EXAMPLE",
+                 "ghp_" + "a1B2" * 9, "sk-ant-api03-" + "x" * 40, "AIza" + "B" * 35, "hf_" + "q" * 34,
+                 "xoxb-1234567890-abcdef", "sk_live_" + "9" * 24],
+                ["sk-short", "skeleton-key-abcdefghijklmnopqrstuvwxyz", "AKIA-lowercase", "ghp_short",
+                 "hf_tiny"]),
+    "private_key": (["-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+                     "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n", "-----BEGIN PRIVATE KEY-----\nMII"],
+                    ["-----BEGIN PUBLIC KEY-----\nMIIBIjANBg\n-----END PUBLIC KEY-----", "my private key is safe"]),
+    "ip_address": (["host 192.168.1.10.", "2001:db8::1", "ping 10.0.0.255 now", "fe80::1ff:fe23:4567:890a"],
+                   ["256.1.1.1", "1.2.3", "v10.0.0.1.5", "std::vector a::b", "at 12:30"]),
+}
+
+
+@pytest.mark.parametrize("detector", sorted(CASES))
+def test_each_builtin_detector_flags_its_data_and_not_lookalikes(detector):
+    rule = SensitiveRule(name="r", detectors=[detector], action="block")
+    hits, misses = CASES[detector]
+    for text in hits:
+        assert [d for d, _ in rule.find(text)] == [detector], f"{detector} missed {text!r}"
+    for text in misses:
+        assert rule.find(text) == [], f"{detector} flagged {text!r}"
+
+
+def test_check_digit_functions():
+    assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
+    assert iban_ok("GB82 WEST 1234 5698 7654 32") and not iban_ok("GB82 WEST 1234 5698 7654 33")
+    assert my_number_ok("123456789018") and not my_number_ok("123456789011")
+    # every wrong check digit of a valid body is refused
+    assert [c for c in range(10) if my_number_ok("12345678901" + str(c))] == [8]
+
+
+def test_patterns_and_keywords_are_whole_word_and_case_blind():
+    rule = SensitiveRule(name="own", patterns=[r"(?i)project\s+falcon"], keywords=["confidential"], action="local_only")
+    assert [d for d, _ in rule.find("About Project  FALCON, CONFIDENTIAL!")] == ["pattern[0]", "keyword"]
+    assert rule.find("nonconfidential falconry project") == []
+
+
+def test_scan_reads_every_message_system_tools_and_arguments_and_never_keeps_text():
+    rules = [SensitiveRule(name="pii", detectors=["us_ssn", "email"], action="local_only"),
+             SensitiveRule(name="mask", detectors=["credit_card"], action="redact")]
+    messages = [
+        {"role": "system", "content": "Customer a@b.com is on the line."},
+        {"role": "user", "content": "Look up my order"},
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": "c1", "type": "function",
+                         "function": {"name": "lookup", "arguments": '{"card": "4111 1111 1111 1111"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "holder SSN 123-45-6789, SSN 234-56-7890"},
+        {"role": "user", "content": [{"type": "text", "text": "thanks"}]},
+    ]
+    res = scan(rules, messages)
+    got = {(m.message, m.rule, m.detector, m.spans) for m in res.matches}
+    assert got == {(0, "pii", "email", 1), (2, "mask", "credit_card", 1), (3, "pii", "us_ssn", 2)}
+    assert res.local_only and res.redacts and not res.blocked and res.action == "local_only"
+    dumped = str(res.to_dict()) + res.reason()
+    for secret in ("a@b.com", "4111", "123-45-6789", "234-56"):
+        assert secret not in dumped
+    red = redact(messages, res)
+    assert "4111" not in red[2]["tool_calls"][0]["function"]["arguments"]
+    assert red[3]["content"] == messages[3]["content"]  # local_only spans are not masked for the upstream
+    assert messages[2]["tool_calls"][0]["function"]["arguments"].count("4111") == 1  # input untouched
+    every = redact_all(messages, res)
+    assert "123-45-6789" not in every[3]["content"] and "a@b.com" not in every[0]["content"]
+
+
+def test_block_outranks_local_only_and_clean_text_matches_nothing():
+    rules = [SensitiveRule(name="pii", detectors=["email"], action="local_only"),
+             SensitiveRule(name="secrets", detectors=["private_key"], action="block")]
+    res = scan(rules, "mail x@y.org -----BEGIN PRIVATE KEY-----\nabc")
+    assert res.action == "block" and res.rules("block") == ["secrets"]
+    assert scan(rules, "What is the capital of France?").matches == []
+
+
+# ---- the pool YAML ---------------------------------------------------------------------------
+
+def pool_dict(**extra):
+    return {"policy": "p", "checkpoint": CHECKPOINT, "models": [
+        {"name": "onprem", "model": "m1", "api_base": "http://127.0.0.1:1/v1", "cost_per_m_input_tokens": 0,
+         "cost_per_m_output_tokens": 0, "local": True, "trained_as": "mistralai/mistral-7b-chat"},
+        {"name": "cloud", "model": "m2", "cost_per_m_input_tokens": 1, "cost_per_m_output_tokens": 2,
+         "trained_as": "gpt-4-1106-preview"}], **extra}
+
+
+def problems(raw) -> str:
+    with pytest.raises(ConfigError) as ei:
+        parse_pool(raw, "pool.yaml")
+    return str(ei.value)
+
+
+def test_issue_example_block_loads():
+    raw = pool_dict(**yaml.safe_load("""
+sensitive:
+  - name: pii
+    detectors: [email, phone, credit_card, iban, us_ssn, my_number, api_key, private_key, ip_address]
+    patterns: ['(?i)project\\s+falcon']
+    keywords: [confidential]
+    action: local_only
+budgets:
+  - scope: policy
+    period: day
+    usd: 5.00
+    mode: hard
+"""))
+    pool = parse_pool(raw, "pool.yaml")
+    assert pool.sensitive[0].action == "local_only" and pool.budgets[0].usd == 5.0
+
+
+@pytest.mark.parametrize("extra, wanted", [
+    ({"sensitive": [{"name": "x", "patterns": ["(unclosed"], "action": "block"}]},
+     ["pool.yaml", "sensitive[0].patterns", "not a valid regex", "fix it"]),
+    ({"sensitive": [{"name": "x", "detectors": ["passport"], "action": "block"}]},
+     ["sensitive[0].detectors", "unknown detector", "passport", "us_ssn"]),
+    ({"sensitive": [{"name": "x", "detectors": ["email"], "action": "shred"}]}, ["sensitive[0].action"]),
+    ({"sensitive": [{"name": "x", "action": "block"}]}, ["matches nothing"]),
+    ({"budgets": [{"scope": "policy", "period": "day", "usd": -1}]}, ["budgets[0].usd", ">= 0"]),
+    ({"budgets": [{"scope": "policy", "period": "day", "usd": "five"}]}, ["budgets[0].usd", "must be a number",
+                                                                         "usd: 5.00"]),
+    ({"budgets": [{"scope": "policy", "period": "week", "usd": 1}]}, ["budgets[0].period"]),
+    ({"budgets": [{"scope": "slot", "period": "day", "usd": 1}]}, ["needs name"]),
+    ({"budgets": [{"scope": "slot", "name": "ghost", "period": "day", "usd": 1}]},
+     ["budgets[0].name", "'ghost' is not a slot", "onprem, cloud"]),
+])
+def test_bad_rules_and_caps_are_refused_with_file_field_and_fix(extra, wanted):
+    msg = problems(pool_dict(**extra))
+    for w in wanted:
+        assert w in msg, (w, msg)
+
+
+def test_local_only_rule_without_a_local_slot_is_refused(tmp_path):
+    raw = pool_dict(sensitive=[{"name": "pii", "detectors": ["email"], "action": "local_only"}])
+    raw["models"][0]["local"] = False
+    path = tmp_path / "nolocal.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(ConfigError) as ei:
+        load_pool(path)
+    msg = str(ei.value)
+    assert str(path) in msg and "sensitive[0].action" in msg and "local: true" in msg and "action: block" in msg
+
+
+@pytest.mark.skipif(not presidio_available(), reason="presidio-analyzer not installed (requirements-presidio.txt)")
+def test_presidio_rule_finds_a_person_name():  # pragma: no cover - optional extra
+    rule = SensitiveRule(name="ner", presidio={"entities": ["PERSON"]}, action="redact")
+    assert rule.find("My name is John Smith and I live in Boston")
+
+
+@pytest.mark.skipif(presidio_available(), reason="presidio-analyzer is installed")
+def test_presidio_rule_without_the_extra_is_refused_at_load():
+    msg = problems(pool_dict(sensitive=[{"name": "ner", "presidio": {"entities": ["PERSON"]}, "action": "redact"}]))
+    assert "sensitive[0].presidio" in msg and "requirements-presidio.txt" in msg
