@@ -8,6 +8,8 @@ serve` runs it headless).
     GET  /v1/models            policies and slots in OpenAI's (and Anthropic's) list format
     GET  /api/models           every pool: slots, prices, bindings, local flag, whether its key is set
     GET  /health               liveness; always open
+    GET  /health/ready         readiness (200 once serving, else 503); always open
+    GET  /metrics              Prometheus text format (router/serving/metrics.py); keys like /v1/*
 
 FastAPI is imported here and only here (plus the modules this one wires together).
 One `httpx.AsyncClient` (router.http_client) is created in the app's lifespan and shared by every
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from router.serving import errors as http_errors
 from router.serving.anthropic_api import count_tokens
@@ -49,14 +51,29 @@ def _client():
 
 def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path | None = None,
                api_keys: Sequence[str] | None = None, retries: int = 2, backoff: float = 0.25,
-               timeout: float = 120.0):
+               timeout: float = 120.0, metrics: bool = True, tracing: Any = "env"):
     """Build the API. Audit log: `audit_log`, else $ROUTER_AUDIT_LOG, else none.
-    Access keys: `api_keys`, else $ROUTER_API_KEYS (comma-separated), else open."""
+    Access keys: `api_keys`, else $ROUTER_API_KEYS (comma-separated), else open.
+    `metrics`: serve /metrics (a registry of this app's own). `tracing`: a router.serving.tracing.Tracing,
+    None (off), or "env" (on when an OTLP endpoint is set in the environment; see tracing.py)."""
     registry = registry or RouterRegistry.from_paths()
     audit_path = audit_log or os.environ.get(AUDIT_ENV)
+    if tracing == "env":
+        from router.serving.tracing import ENDPOINT_VARS
+
+        tracing = None
+        if any(os.environ.get(v) for v in ENDPOINT_VARS):  # the SDK is imported only when asked for
+            from router.serving.tracing import Tracing
+
+            tracing = Tracing.from_env()
+    metrics_obj = None
+    if metrics:
+        from router.serving.metrics import Metrics
+
+        metrics_obj = Metrics()
     state = ProxyState(registry=registry, api_keys=tuple(configured_keys() if api_keys is None else api_keys),
                        audit=AuditLog(audit_path) if audit_path else None, retries=retries, backoff=backoff,
-                       timeout=timeout)
+                       timeout=timeout, metrics=metrics_obj, tracing=tracing)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -64,12 +81,18 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
             state.backend = Backend(client, retries=state.retries, backoff=state.backoff, timeout=state.timeout)
             yield
             state.backend = None
+            if state.tracing is not None:
+                state.tracing.shutdown()
 
     app = FastAPI(title="Prefill Router", version="1.0",
                   description="OpenAI- and Anthropic-compatible router: cheapest model within `tolerance` "
                               "of the best predicted P(correct).", lifespan=lifespan)
     app.state.proxy = state
     http_errors.install(app)
+    if metrics_obj is not None:
+        from router.serving.metrics import HTTPMetricsMiddleware
+
+        app.add_middleware(HTTPMetricsMiddleware, metrics=metrics_obj)
 
     async def backend_ready() -> None:
         if state.backend is None:  # served without lifespan (e.g. some test clients): one client, lazily
@@ -82,6 +105,19 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
     async def health() -> dict[str, Any]:
         return {"status": "ok", "policies": registry.policies, "default": registry.default,
                 "auth": bool(state.api_keys), "audit_log": str(state.audit.path) if state.audit else None}
+
+    @app.get("/health/ready")
+    async def health_ready() -> JSONResponse:
+        from router.serving.health import readiness
+
+        code, body = readiness(state)
+        return JSONResponse(body, status_code=code)
+
+    if metrics_obj is not None:
+        @app.get("/metrics", include_in_schema=False)
+        async def prometheus_metrics(token: str | None = Depends(access)) -> Response:
+            body, content_type = metrics_obj.exposition()
+            return Response(body, media_type=content_type)
 
     @app.get("/api/models")
     async def api_models() -> dict[str, Any]:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from router.audit.log import AuditLog, client_id, decision_record, new_request_id
+from router.audit.provenance import provenance
+from router.serving import telemetry
 from router.upstream.backends import Attempt, Backend
 from router.serving.batching import ScoreBatcher
 from router.routing.router import PrefillRouter, RoutingResult, Scores, check_tolerance
@@ -37,9 +39,12 @@ class ProxyState:
     backoff: float = 0.25
     timeout: float = 120.0
     batchers: dict[str, ScoreBatcher] = field(default_factory=dict)
+    metrics: Any = None  # router.serving.metrics.Metrics of this app, or None
+    tracing: Any = None  # router.serving.tracing.Tracing of this app, or None (opt-in)
 
     def __post_init__(self):
-        self.batchers = {r.pool.policy: ScoreBatcher(r) for r in self.registry}
+        self.batchers = {r.pool.policy: ScoreBatcher(r, observer=self.metrics.batch_observer(r.pool.policy)
+                                                     if self.metrics is not None else None) for r in self.registry}
 
     async def score(self, router: PrefillRouter, text: str) -> Scores:
         """The encoder pass, on the torch thread (off the event loop), batched with whatever else is waiting."""
@@ -159,7 +164,7 @@ def audit_line(d: Decision, *, api: str, selected: Slot | None, attempts: Sequen
         if usage:
             baseline = price_usd(int(usage.get("prompt_tokens") or 0), d.router.checkpoint.output_tokens(base.score_as),
                                  base.cost_per_m_input_tokens, base.cost_per_m_output_tokens)
-    extra: dict[str, Any] = {"routing_wall_ms": d.routing_wall_ms}
+    extra: dict[str, Any] = {"routing_wall_ms": d.routing_wall_ms, **provenance(d.router)}
     if d.result is None:
         extra.update(chosen=d.pinned.name if d.pinned else None, baseline=pool.baseline_slot.name)
     return decision_record(
@@ -172,15 +177,20 @@ def audit_line(d: Decision, *, api: str, selected: Slot | None, attempts: Sequen
 
 
 def write_audit(state: ProxyState, d: Decision, **kw: Any) -> None:
+    if state.audit is None and not telemetry.enabled(state):
+        return
+    kw["ended"] = time.perf_counter() if kw.get("ended") is None else kw["ended"]
+    rec = audit_line(d, **kw)
+    telemetry.request_done(state, d, rec, kw.get("attempts", ()), kw["ended"])
     if state.audit is not None:
-        state.audit.write(audit_line(d, **kw))
+        state.audit.write(rec)
 
 
 def audit_after_response(state: ProxyState, d: Decision, **kw: Any):
     """A background task (for the response) that writes the audit line once the answer is out, so
     that the client does not wait for the record to be built and appended; the latency it records
     still ends now. None when there is no audit log."""
-    if state.audit is None:
+    if state.audit is None and not telemetry.enabled(state):
         return None
     from starlette.background import BackgroundTask
 
