@@ -113,7 +113,8 @@ def _run_ray(checkpoint_dir: str, texts: list[str], batches: list[list[int]], ad
         ctx.enable_progress_bars = False  # one tqdm bar below instead of Ray's per-operator bars
         rows = [{"k": k, "texts": [texts[i] for i in b]} for k, b in enumerate(batches)]
         ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), workers * 4) or 1)
-        out = ds.map(CheckpointScorer, fn_constructor_args=(checkpoint_dir,), concurrency=workers, num_cpus=1)
+        out = ds.map(CheckpointScorer, fn_constructor_args=(checkpoint_dir,),
+                     compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1)
         results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         bar = _bar(len(texts), progress, f"scoring on ray ({workers} workers)")
         for row in out.iter_rows():
