@@ -83,7 +83,7 @@ def _decide(router: PrefillRouter, session: Session, tolerance: float, enabled: 
     result = router.decide(session.scores, tolerance, enabled)
     session.result = result
     _upsert(session, decision_record(result, session.query, session.request_id,
-                                     router.pool.audit_query_text))
+                                     router.pool.audit_query_text, router=router))
     return result
 
 
@@ -95,7 +95,8 @@ def _upsert(session: Session, record: dict[str, Any]) -> None:
 
 
 def decision_record(result: RoutingResult, query: str, request_id: str, query_mode: str = "store",
-                    ts: float | None = None, ans: "Answer | None" = None, attempts: Sequence = ()) -> dict[str, Any]:
+                    ts: float | None = None, ans: "Answer | None" = None, attempts: Sequence = (),
+                    router: PrefillRouter | None = None) -> dict[str, Any]:
     """One decision in the proxy's audit-log format (`router.audit.decision_record`), tagged api="playground".
 
     `cost_basis` says whether `actual_cost_usd` came from real usage; without it the routed cost
@@ -109,6 +110,10 @@ def decision_record(result: RoutingResult, query: str, request_id: str, query_mo
         kw = dict(selected=None if ans.error else ans.slot, model=None if ans.error else result.chosen_model,
                   attempts=attempts, usage=ans.usage, latency_ms=routing_ms + (ans.latency_ms or 0.0),
                   status="error" if ans.error else "ok", error=ans.error, stream=True)
+    if router is not None:  # checkpoint fingerprint, pool hash, version, encoder (router/audit/provenance.py)
+        from router.audit.provenance import provenance
+
+        kw.update(provenance(router))
     rec = audit_record(result, request_id=request_id, ts=ts, api="playground", query_text=query,
                        query_mode=query_mode, **kw)
     rec["cost_basis"] = "actual" if rec.get("actual_cost_usd") is not None else "estimate"
@@ -142,7 +147,7 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
     ans = Answer(slot.name, slot.label, slot.api_base)
     if not session.records or session.records[-1]["request_id"] != session.request_id:
         _upsert(session, decision_record(session.result, session.query, session.request_id,
-                                         router.pool.audit_query_text))
+                                         router.pool.audit_query_text, router=router))
     record = session.records[-1]
     attempts: list[Attempt] = []
     t0 = time.perf_counter()
@@ -168,7 +173,8 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
     if ans.usage is not None:
         ans.cost_usd = costs.usage_cost(slot, ans.usage)
     session.records[-1] = decision_record(session.result, session.query, session.request_id,
-                                          router.pool.audit_query_text, ts=record["ts"], ans=ans, attempts=attempts)
+                                          router.pool.audit_query_text, ts=record["ts"], ans=ans, attempts=attempts,
+                                          router=router)
     session.sent = ans.error is None
     yield ans
 
