@@ -99,3 +99,24 @@ def test_python_version_agrees_between_dockerfile_and_spaces_card(dockerfile):
                     reason="set ROUTER_DOCKER_BUILD=1 on a machine with a docker daemon to build the image")
 def test_the_image_builds():
     subprocess.run(["docker", "build", "-t", "prefill-router:test", str(ROOT)], check=True, timeout=3600)
+
+
+def test_grafana_dashboard_reads_only_metrics_the_router_exports():
+    import json
+
+    from router.serving.metrics import Metrics
+
+    dash = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text(encoding="utf-8"))
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert len(exprs) >= 10
+    m = Metrics()
+    m.sensitivity_hit("p", "r", "a")
+    m.budget_state("p", "s", "ok")
+    exported = {s.name for fam in m.registry.collect() for s in fam.samples} | {
+        f"{fam.name}{suffix}" for fam in m.registry.collect() for suffix in ("_bucket", "_sum", "_count", "_total")}
+    used = set(re.findall(r"\b(router_[a-z_]+)", " ".join(exprs)))
+    assert used and used <= exported, used - exported
+    for name in ("router_requests_total", "router_routing_seconds_bucket", "router_upstream_latency_seconds_bucket",
+                 "router_encoder_batch_size_sum", "router_failovers_total", "router_spend_usd_total",
+                 "router_baseline_spend_usd_total"):
+        assert name in used
