@@ -1,7 +1,7 @@
 """Detector overhead per request: every built-in detector plus a regex and a keyword list, over a
 ~2,000-token conversation (system prompt, user turns, a tool call and its result).
 
-    python benchmarks/bench_sensitivity.py [--repeats 200] [--tokens 2000]
+    python -m benchmarks.bench_sensitivity [--repeats 200] [--tokens 2000]
 
 Prints the median and p90 of `scan` (the rules over every string of every message), of `redact`
 when a redact rule matched, and the token count (the bundled encoder's tokenizer, when it loads;
@@ -13,13 +13,9 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from router.routing.sensitivity import BUILTIN_NAMES, SensitiveRule, redact, scan  # noqa: E402
+from router.routing.sensitivity import BUILTIN_NAMES, SensitiveRule, redact, scan
 
 WORDS = ("the router reads a query and predicts which model answers it correctly at the lowest cost while "
          "customers ask about invoices orders shipping refunds code reviews and deployment logs").split()

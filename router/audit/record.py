@@ -97,6 +97,11 @@ class DecisionRecord:
     review: dict[str, Any] | None = None
     governance: dict[str, Any] | None = None  # what sensitivity rules and budgets did (never matched text)
     client_name: str | None = None  # the ROUTER_API_KEYS name of the client's key, when it has one
+    # provenance (router/audit/provenance.py): what replay needs to tell which checkpoint decided
+    checkpoint_fingerprint: str | None = None
+    pool_hash: str | None = None
+    router_version: str | None = None
+    encoder: dict[str, Any] | None = None
     record_version: int = RECORD_VERSION
 
     # ---- building ----------------------------------------------------------------------------
@@ -202,7 +207,8 @@ class DecisionRecord:
 
 
 # Keys a line carries only when set.
-_OPTIONAL = ("query", "query_sha256", "review", "governance", "client_name")
+_OPTIONAL = ("query", "query_sha256", "review", "governance", "client_name", "checkpoint_fingerprint", "pool_hash",
+             "router_version", "encoder")
 # Keys a pinned request's line leaves out (it had no RoutingResult); `chosen`, `baseline` stay.
 _DECISION_FIELDS = ("input_tokens", "models", "p_max", "threshold", "candidates", "best", "expected_cost_usd",
                     "routing_ms")

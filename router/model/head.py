@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,13 @@ class Checkpoint:
     def output_tokens(self, slot: str) -> float:
         stats = self.meta.get("output_tokens", {}).get(slot) or {}
         return float(stats.get("mean", self.meta.get("default_output_tokens", 256)))
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 of router.json + weights as loaded (router/model/fingerprint.py); audit lines carry it."""
+        from router.model.fingerprint import checkpoint_fingerprint
+
+        return checkpoint_fingerprint(self.meta, self.head.tensors())
 
     @property
     def train_hashes(self) -> set[str]:

@@ -9,6 +9,8 @@ serve` runs it headless).
     GET  /api/models           every pool: slots, prices, bindings, local flag, whether its key is set
     GET  /v1/budgets           every budget cap that concerns the caller: spend, cap, reset time
     GET  /health               liveness (and the state store: SQLite / Redis up or down); always open
+    GET  /health/ready         readiness (200 once serving, else 503); always open
+    GET  /metrics              Prometheus text format (router/serving/metrics.py); keys like /v1/*
 
 FastAPI is imported here and only here (plus the modules this one wires together).
 One `httpx.AsyncClient` (router.http_client) is created in the app's lifespan and shared by every
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from router.serving import errors as http_errors
 from router.serving.anthropic_api import count_tokens
@@ -51,18 +53,34 @@ def _client():
 
 def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path | None = None,
                api_keys: Sequence[str] | None = None, retries: int = 2, backoff: float = 0.25,
-               timeout: float = 120.0, governance: "gov_hooks.Governance | None" = None):
+               timeout: float = 120.0, governance: "gov_hooks.Governance | None" = None, metrics: bool = True,
+               tracing: Any = "env"):
     """Build the API. Audit log: `audit_log`, else $ROUTER_AUDIT_LOG, else none.
     Access keys: `api_keys`, else $ROUTER_API_KEYS (comma-separated, `name:key` entries named), else open.
     Budget spend and sessions: `governance`, else SQLite next to the audit log (or in memory) and
-    Redis when $ROUTER_REDIS_URL is set."""
+    Redis when $ROUTER_REDIS_URL is set.
+    `metrics`: serve /metrics (a registry of this app's own). `tracing`: a router.serving.tracing.Tracing,
+    None (off), or "env" (on when an OTLP endpoint is set in the environment; see tracing.py)."""
     registry = registry or RouterRegistry.from_paths()
     audit_path = audit_log or os.environ.get(AUDIT_ENV)
     if governance is None:
         governance = gov_hooks.Governance.create(audit_path, key_names=key_names())
+    if tracing == "env":
+        from router.serving.tracing import ENDPOINT_VARS
+
+        tracing = None
+        if any(os.environ.get(v) for v in ENDPOINT_VARS):  # the SDK is imported only when asked for
+            from router.serving.tracing import Tracing
+
+            tracing = Tracing.from_env()
+    metrics_obj = None
+    if metrics:
+        from router.serving.metrics import Metrics
+
+        metrics_obj = Metrics()
     state = ProxyState(registry=registry, api_keys=tuple(configured_keys() if api_keys is None else api_keys),
                        audit=AuditLog(audit_path) if audit_path else None, retries=retries, backoff=backoff,
-                       timeout=timeout, governance=governance)
+                       timeout=timeout, governance=governance, metrics=metrics_obj, tracing=tracing)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -70,12 +88,18 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
             state.backend = Backend(client, retries=state.retries, backoff=state.backoff, timeout=state.timeout)
             yield
             state.backend = None
+            if state.tracing is not None:
+                state.tracing.shutdown()
 
     app = FastAPI(title="Prefill Router", version=__version__,
                   description="OpenAI- and Anthropic-compatible router: cheapest model within `tolerance` "
                               "of the best predicted P(correct).", lifespan=lifespan)
     app.state.proxy = state
     http_errors.install(app)
+    if metrics_obj is not None:
+        from router.serving.metrics import HTTPMetricsMiddleware
+
+        app.add_middleware(HTTPMetricsMiddleware, metrics=metrics_obj)
 
     async def backend_ready() -> None:
         if state.backend is None:  # served without lifespan (e.g. some test clients): one client, lazily
@@ -97,6 +121,19 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
     @app.get("/v1/budgets")
     async def v1_budgets(token: str | None = Depends(access)) -> dict[str, Any]:
         return gov_hooks.budget_report(governance, [r.pool for r in registry], governance.client_name(token))
+
+    @app.get("/health/ready")
+    async def health_ready() -> JSONResponse:
+        from router.serving.health import readiness
+
+        code, body = readiness(state)
+        return JSONResponse(body, status_code=code)
+
+    if metrics_obj is not None:
+        @app.get("/metrics", include_in_schema=False)
+        async def prometheus_metrics(token: str | None = Depends(access)) -> Response:
+            body, content_type = metrics_obj.exposition()
+            return Response(body, media_type=content_type)
 
     @app.get("/api/models")
     async def api_models() -> dict[str, Any]:

@@ -11,18 +11,22 @@ masked, so a query's features do not depend on what it was batched with (up to f
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future
+from typing import Callable
 
 from router.model import torch_thread
 from router.routing.router import PrefillRouter, Scores
 
 
 class ScoreBatcher:
-    def __init__(self, router: PrefillRouter, max_batch: int = 32):
+    def __init__(self, router: PrefillRouter, max_batch: int = 32,
+                 observer: Callable[[list[float]], None] | None = None):
         self.router = router
         self.max_batch = int(max_batch)
+        self.observer = observer  # called with each batch's queue waits in seconds (metrics)
         self._lock = threading.Lock()
-        self._pending: list[tuple[str, Future]] = []
+        self._pending: list[tuple[str, Future, float]] = []
         self._queued = False
 
     def submit(self, text: str) -> Future:
@@ -30,7 +34,7 @@ class ScoreBatcher:
         validated (router.query_text). Cancelling the Future before its batch starts drops the text."""
         fut: Future = Future()
         with self._lock:
-            self._pending.append((text, fut))
+            self._pending.append((text, fut, time.perf_counter()))
             start, self._queued = not self._queued, True
         if start:
             torch_thread.submit(self._drain)
@@ -44,8 +48,12 @@ class ScoreBatcher:
         with self._lock:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
         # A caller that went away (client disconnected) cancelled its Future: no forward for it.
-        batch = [(t, f) for t, f in batch if f.set_running_or_notify_cancel()]
+        kept = [(t, f, t0) for t, f, t0 in batch if f.set_running_or_notify_cancel()]
+        batch = [(t, f) for t, f, _ in kept]
         try:
+            if self.observer is not None and kept:
+                now = time.perf_counter()
+                self.observer([now - t0 for _, _, t0 in kept])
             if batch:
                 for (_, fut), scores in zip(batch, self._score_batch([t for t, _ in batch])):
                     fut.set_result(scores)

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from router.audit.log import AuditLog
+from router.audit.provenance import provenance
 from router.audit.record import DecisionRecord, client_id, new_request_id
+from router.serving import telemetry
 from router.upstream.backends import Attempt, Backend
 from router.serving.batching import ScoreBatcher
 from router.routing.router import PrefillRouter, RoutingResult, Scores
@@ -39,15 +41,17 @@ class ProxyState:
     timeout: float = 120.0
     batchers: dict[str, ScoreBatcher] = field(default_factory=dict)
     governance: "gov_hooks.Governance | None" = None  # spend counters, shared sessions, clock
+    metrics: Any = None  # router.serving.metrics.Metrics of this app, or None
+    tracing: Any = None  # router.serving.tracing.Tracing of this app, or None (opt-in)
 
     def __post_init__(self):
-        self.batchers = {r.pool.policy: ScoreBatcher(r) for r in self.registry}
+        self.batchers = {r.pool.policy: ScoreBatcher(r, observer=self.metrics.batch_observer(r.pool.policy)
+                                                     if self.metrics is not None else None) for r in self.registry}
         if self.governance is None:
             from router.serving.state import SqliteSpend
 
             self.governance = gov_hooks.Governance(spend=SqliteSpend(), sessions=self.sessions)
         self.sessions = self.governance.sessions
-
     async def score(self, router: PrefillRouter, text: str) -> Scores:
         """The encoder pass, on the torch thread (off the event loop), batched with whatever else is waiting."""
         return await asyncio.wrap_future(self.batchers[router.pool.policy].submit(text))
@@ -153,7 +157,7 @@ def record_of(d: Decision, *, api: str | None = None, selected: Slot | None = No
         chosen=d.pinned.name if d.pinned else None, baseline=base.name, pinned=d.pinned is not None,
         session=d.session_key[2] if d.session_key else None, sticky=d.sticky, stream=d.stream,
         routing_wall_ms=d.routing_wall_ms, governance=(gate.info() or None) if gate is not None else None,
-        client_name=named)
+        client_name=named, **provenance(d.router))
 
 
 def router_info(d: Decision, selected: Slot | None, attempts: Sequence[Attempt]) -> dict[str, Any]:
@@ -186,25 +190,31 @@ def settle(state: ProxyState, d: Decision, kw: dict) -> None:
     gov_hooks.settle(state.governance, d.pool, d.budget_client, kw.get("selected"), kw.get("usage"))
 
 
-def write_audit(state: ProxyState, d: Decision, **kw: Any) -> None:
-    settle(state, d, kw)
+def write_audit(state: ProxyState, d: Decision, _settled: bool = False, **kw: Any) -> None:
+    if not _settled:
+        settle(state, d, kw)
+    if state.audit is None and not telemetry.enabled(state):
+        return
+    kw["ended"] = time.perf_counter() if kw.get("ended") is None else kw["ended"]
+    rec = audit_line(d, **kw)
+    telemetry.request_done(state, d, rec, kw.get("attempts", ()), kw["ended"])
     if state.audit is not None:
-        state.audit.write(audit_line(d, **kw))
+        state.audit.write(rec)
 
 
 def audit_after_response(state: ProxyState, d: Decision, **kw: Any):
     """A background task (for the response) that writes the audit line once the answer is out, so
     that the client does not wait for the record to be built and appended; the latency it records
-    still ends now. None when there is no audit log. The call's spend is counted now."""
+    still ends now. None when there is no audit log nor telemetry. The call's spend is counted now."""
     settle(state, d, kw)
-    if state.audit is None:
+    if state.audit is None and not telemetry.enabled(state):
         return None
     from starlette.background import BackgroundTask
 
     ended = time.perf_counter()
 
     async def write() -> None:  # async: runs on the event loop, no thread hop for a short append
-        state.audit.write(audit_line(d, ended=ended, **kw))
+        write_audit(state, d, ended=ended, _settled=True, **kw)
 
     return BackgroundTask(write)
 

@@ -115,6 +115,20 @@ def _sweep_tab(w, n_samples: int) -> None:
     w.sweep_mix = gr.Plot(show_label=False, elem_id="sweep-mix")
     w.sweep_curve = gr.Plot(show_label=False, elem_id="sweep-curve")
     w.sweep_table = gr.Dataframe(headers=V.SWEEP_HEADERS, interactive=False, elem_id="sweep-table")
+    with gr.Accordion("Replay an audit log against this pool", open=False, elem_id="replay-box"):
+        gr.Markdown("Re-score a proxy audit log (lines stored with `audit_query_text: store`) with this pool's "
+                    "checkpoint: P is checked against the logged P for lines of the same checkpoint, and every "
+                    "decision that changes is counted (logged → replayed) and priced. Same as "
+                    "`python -m router audit replay`.")
+        with gr.Row():
+            w.replay_file = gr.File(label="Audit log (.jsonl)", file_types=[".jsonl"], type="filepath",
+                                    elem_id="replay-file")
+            with gr.Column():
+                w.replay_tol = gr.Checkbox(False, label="Use the sidebar's tolerance (else each line's logged one)")
+                w.run_replay = gr.Button("Replay", variant="primary", elem_id="replay-btn")
+        w.replay_summary = gr.HTML(elem_id="replay-summary")
+        w.replay_matrix = gr.Dataframe(interactive=False, elem_id="replay-matrix")
+        w.replay_diff = gr.File(label="Differences (.jsonl)", interactive=False, elem_id="replay-diff")
 
 
 def _projection_tab(w) -> None:
@@ -203,6 +217,14 @@ def _wire(registry: RouterRegistry, w, samples, governance=None) -> None:
         summary = f"<p class='basis' id='sweep-done'>{sw.questions} questions × {len(grid)} tolerances · estimated costs.</p>"
         return session, summary, mix, curve, V.sweep_rows(sw, labels)
 
+    def on_replay(policy, upload, use_tolerance, tolerance, progress=gr.Progress(track_tqdm=True)):
+        from router.ui import replay_view
+
+        router = registry.get(policy)
+        report, diff = _call(replay_view.run, router, upload, tolerance if use_tolerance else None)
+        headers, rows = replay_view.matrix_table(report, V.labels_of(router.pool))
+        return replay_view.summary_html(report), {"headers": headers, "data": rows}, diff
+
     def on_project(session, policy, tolerance, enabled, team, per_person, avg_in, avg_out, source):
         router = registry.get(policy)
         mix, source_text = _call(_projection_mix, router, session, tolerance, enabled, samples, source)
@@ -244,6 +266,8 @@ def _wire(registry: RouterRegistry, w, samples, governance=None) -> None:
     w.run_sweep.click(on_sweep, [w.session, w.policy, w.models, w.sweep_file, w.t_start, w.t_stop, w.t_step],
                       [w.session, w.sweep_summary, w.sweep_mix, w.sweep_curve, w.sweep_table], api_name="sweep",
                       concurrency_limit=2)
+    w.run_replay.click(on_replay, [w.policy, w.replay_file, w.replay_tol, w.tolerance],
+                       [w.replay_summary, w.replay_matrix, w.replay_diff], api_name="replay", concurrency_limit=2)
     w.project.click(on_project, [w.session, w.policy, w.tolerance, w.models, w.team, w.per_person, w.avg_in,
                                  w.avg_out, w.mix_source], [w.session, w.proj_out, w.proj_chart], api_name="project",
                     **free)

@@ -106,7 +106,7 @@ def _decide(router: PrefillRouter, session: Session, tolerance: float, enabled: 
     result.governance = g.info() if g is not None else {}
     session.result = result
     _upsert(session, decision_record(result, session.audit_query, session.request_id,
-                                     router.pool.audit_query_text))
+                                     router.pool.audit_query_text, router=router))
     return result
 
 
@@ -118,8 +118,10 @@ def _upsert(session: Session, record: dict[str, Any]) -> None:
 
 
 def decision_record(result: RoutingResult, query: str, request_id: str, query_mode: str = "store",
-                    ts: float | None = None, ans: "Answer | None" = None, attempts: Sequence = ()) -> dict[str, Any]:
-    """One decision as an audit line (router/audit/record.py), tagged api="playground".
+                    ts: float | None = None, ans: "Answer | None" = None, attempts: Sequence = (),
+                    router: PrefillRouter | None = None) -> dict[str, Any]:
+    """One decision as an audit line (router/audit/record.py), tagged api="playground"; with
+    `router`, the provenance fields that make it replayable (router/audit/provenance.py).
 
     `cost_basis` says whether `actual_cost_usd` came from real usage; without it the routed cost
     is the router's estimate (`expected_cost_usd`).
@@ -132,6 +134,10 @@ def decision_record(result: RoutingResult, query: str, request_id: str, query_mo
         kw = dict(selected=None if ans.error else result.score(ans.slot), attempts=attempts, usage=ans.usage,
                   latency_ms=routing_ms + (ans.latency_ms or 0.0), status="error" if ans.error else "ok",
                   error=ans.error, stream=True)
+    if router is not None:
+        from router.audit.provenance import provenance
+
+        kw.update(provenance(router))
     return DecisionRecord.build(result, request_id=request_id, ts=ts, api="playground", query_text=query,
                                 query_mode=query_mode, **kw).to_line()
 
@@ -169,7 +175,7 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
                               f"({g.local_reason})", status=403, code="sensitive_data_local_only")
     if not session.records or session.records[-1]["request_id"] != session.request_id:
         _upsert(session, decision_record(session.result, session.audit_query, session.request_id,
-                                         router.pool.audit_query_text))
+                                         router.pool.audit_query_text, router=router))
     record = session.records[-1]
     attempts: list[Attempt] = []
     t0 = time.perf_counter()
@@ -195,7 +201,8 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
         ans.cost_usd = costs.usage_cost(slot, ans.usage)
         settle(governance, router.pool, PLAYGROUND_CLIENT, slot, ans.usage)
     session.records[-1] = decision_record(session.result, session.audit_query, session.request_id,
-                                          router.pool.audit_query_text, ts=record["ts"], ans=ans, attempts=attempts)
+                                          router.pool.audit_query_text, ts=record["ts"], ans=ans, attempts=attempts,
+                                          router=router)
     session.sent = ans.error is None
     yield ans
 

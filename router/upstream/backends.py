@@ -33,6 +33,10 @@ class Attempt:
     status: int | None
     latency_ms: float
     error: str | None = None
+    def __post_init__(self) -> None:
+        # Wall clock when the attempt ended (it is built right then): traces place its span from this.
+        # A plain attribute, not a field: it stays out of to_dict, the response and the audit line.
+        self.ended_ns = time.time_ns()
 
     def to_dict(self) -> dict[str, Any]:
         # Built by hand: dataclasses.asdict deep-copies, and this runs twice per proxied request.
