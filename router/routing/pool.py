@@ -35,6 +35,10 @@ class Slot(BaseModel):
     enabled: bool = True
     extra_body: dict[str, Any] = Field(default_factory=dict)
     system_prompt: str | None = None
+    # "responses": the upstream speaks OpenAI's Responses API, so /v1/responses passes requests through
+    upstream_api: Literal["chat", "responses"] = "chat"
+    # forward Anthropic-style cache_control markers; None = auto (OpenRouter's anthropic/ and google/ models)
+    cache_control: bool | None = None
 
     @field_validator("api_base")
     @classmethod

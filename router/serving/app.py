@@ -5,9 +5,14 @@ serve` runs it headless).
     POST /v1/chat/completions  OpenAI chat, routed (model = policy) or pinned (model = slot)
     POST /v1/messages          Anthropic Messages, routed or pinned, translated to the upstream call
     POST /v1/messages/count_tokens   input-token estimate (Anthropic format; the router's tokenizer)
+    POST /v1/responses         OpenAI Responses API, routed, sent upstream as a chat completion (or passed through)
     GET  /v1/models            policies and slots in OpenAI's (and Anthropic's) list format
+    GET  /v1/models/{id}       one of them
     GET  /api/models           every pool: slots, prices, bindings, local flag, whether its key is set
     GET  /health               liveness; always open
+    GET  /health/ready         readiness: encoders loaded and every slot's key present (503 otherwise)
+
+CORS is off unless `cors_origins` is given (router.serving.conventions).
 
 FastAPI is imported here and only here (plus the modules this one wires together).
 One `httpx.AsyncClient` (router.http_client) is created in the app's lifespan and shared by every
@@ -30,7 +35,10 @@ from router.serving.anthropic_api import messages as anthropic_messages
 from router.audit.log import AuditLog
 from router.upstream.backends import Backend
 from router.serving.openai_api import chat_completions
-from router.serving.schemas import ChatCompletionRequest, CountTokensRequest, MessagesRequest, RouteRequest
+from router.serving.schemas import (ChatCompletionRequest, CountTokensRequest, MessagesRequest, ResponsesRequest,
+                                    RouteRequest)
+from router.serving import conventions
+from router.serving.responses_api import responses as responses_endpoint
 from router.serving.auth import check_access, configured_keys
 from router.routing.router import check_tolerance
 from router.serving.pipeline import ProxyState
@@ -49,7 +57,7 @@ def _client():
 
 def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path | None = None,
                api_keys: Sequence[str] | None = None, retries: int = 2, backoff: float = 0.25,
-               timeout: float = 120.0):
+               timeout: float = 120.0, cors_origins: Sequence[str] | None = None):
     """Build the API. Audit log: `audit_log`, else $ROUTER_AUDIT_LOG, else none.
     Access keys: `api_keys`, else $ROUTER_API_KEYS (comma-separated), else open."""
     registry = registry or RouterRegistry.from_paths()
@@ -70,6 +78,7 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
                               "of the best predicted P(correct).", lifespan=lifespan)
     app.state.proxy = state
     http_errors.install(app)
+    conventions.add_cors(app, cors_origins)
 
     async def backend_ready() -> None:
         if state.backend is None:  # served without lifespan (e.g. some test clients): one client, lazily
@@ -82,6 +91,11 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
     async def health() -> dict[str, Any]:
         return {"status": "ok", "policies": registry.policies, "default": registry.default,
                 "auth": bool(state.api_keys), "audit_log": str(state.audit.path) if state.audit else None}
+
+    @app.get("/health/ready")
+    async def health_ready() -> JSONResponse:
+        ok, body = conventions.readiness(registry)
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/api/models")
     async def api_models() -> dict[str, Any]:
@@ -101,19 +115,30 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
         return {"object": "list", "data": data, "has_more": False,
                 "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
 
+    @app.get("/v1/models/{model_id:path}")
+    async def v1_model(model_id: str, token: str | None = Depends(access)) -> dict[str, Any]:
+        return _model_entry(*conventions.find_model(registry, model_id))
+
     @app.post("/v1/route")
     async def route(body: RouteRequest, token: str | None = Depends(access)) -> JSONResponse:
-        if (body.question is None) == (body.messages is None):
-            raise InputError("send exactly one of question (a string) or messages (a chat conversation)")
+        texts = [t for t in (body.question, body.prompt, body.query) if t is not None]
+        if len(texts) + (body.messages is not None) != 1:
+            raise InputError("send exactly one of question (a string; prompt and query are accepted as its "
+                             "aliases) or messages (a chat conversation)")
         router = registry.get(body.policy or body.model)
-        query = body.question if body.question is not None else [m.model_dump(exclude_unset=True)
+        query = texts[0] if texts else [m.model_dump(exclude_unset=True)
                                                                  for m in body.messages]
+        if isinstance(query, list):
+            from router.serving.pipeline import routing_text
+
+            query = routing_text(router, query)  # an agent turn ending in a tool result routes on what came before
         tolerance = None if body.tolerance is None else check_tolerance(body.tolerance)
         router.allowed_mask(body.models)  # cheap checks before the encoder pass
         result = router.decide(await state.score(router, router.query_text(query)), tolerance, body.models)
         headers = {"X-Router-Selected": result.chosen, "X-Router-Tolerance": f"{result.tolerance:g}",
                    "X-Router-P-Max": f"{result.p_max:.6f}", "X-Router-Threshold": f"{result.threshold:.6f}"}
-        return JSONResponse(result.to_dict(), headers=headers)
+        return JSONResponse({**result.to_dict(), **conventions.route_compat_fields(result, router.pool)},
+                            headers=headers)
 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatCompletionRequest, request: Request, token: str | None = Depends(access)):
@@ -124,6 +149,11 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
     async def messages(body: MessagesRequest, request: Request, token: str | None = Depends(access)):
         await backend_ready()
         return await anthropic_messages(state, body, token=token, session=request.headers.get("x-router-session"))
+
+    @app.post("/v1/responses")
+    async def responses(body: ResponsesRequest, request: Request, token: str | None = Depends(access)):
+        await backend_ready()
+        return await responses_endpoint(state, body, token=token, session=request.headers.get("x-router-session"))
 
     @app.post("/v1/messages/count_tokens")
     async def messages_count_tokens(body: CountTokensRequest, token: str | None = Depends(access)):
