@@ -147,6 +147,9 @@ class UpstreamStub:
                 answer = " ".join(answer.split(" ")[: int(body["max_tokens"])])
             created = int(time.time())
             n = int(body.get("n") or 1)
+            if b.tool_calls and msgs and msgs[-1].get("role") == "tool":
+                # a conversation that ends in a tool result gets text: the stub calls tools until it has results
+                b = Behaviour(**{**b.__dict__, "tool_calls": None})
             if body.get("stream"):
                 gen = self._stream_n(model, answer, usage, b, created, n) if n > 1 or b.tool_calls else \
                     self._stream(model, answer, usage, b, created)
