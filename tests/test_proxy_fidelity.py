@@ -193,3 +193,13 @@ def test_route_answers_what_sidecar_clients_read(server, registry, body):
     assert data["selected_model_id"] == data["model"] == pool.slot(data["chosen"]).model
     assert data["confidence"] == pytest.approx(data["scores"][data["chosen"]])
     assert data["fallback"] is False and data["routing_ms"] > 0
+
+
+def test_anthropic_stream_usage_matches_non_stream_with_cache_reads(ant, stub):
+    every_slot(stub, usage=USAGE)
+    msgs = [{"role": "user", "content": Q}]
+    plain = ant.messages.create(model=POLICY, max_tokens=50, messages=msgs).usage
+    with ant.messages.stream(model=POLICY, max_tokens=50, messages=msgs) as s:
+        streamed = s.get_final_message().usage
+    assert (plain.input_tokens, plain.output_tokens, plain.cache_read_input_tokens) == (8, 5, 3)
+    assert (streamed.input_tokens, streamed.output_tokens, streamed.cache_read_input_tokens) == (8, 5, 3)

@@ -169,3 +169,23 @@ def test_responses_slots_get_the_body_passed_through(passthrough, stub):
         list(stream)
         final = stream.get_final_response()
     assert final.output_text == "passed through" and final.router["selected"]
+
+
+def test_agents_sdk_streamed_run(server, stub):
+    pytest.importorskip("agents")
+    from agents import Agent, RunConfig, Runner
+    from agents.models.openai_provider import OpenAIProvider
+
+    every_slot(stub, answer="streamed agent answer")
+
+    async def main():
+        client = openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+        run = Runner.run_streamed(Agent(name="assistant"), "Say something.",
+                                  run_config=RunConfig(model_provider=OpenAIProvider(openai_client=client,
+                                                                                     use_responses=True),
+                                                       tracing_disabled=True))
+        kinds = [e.type async for e in run.stream_events()]
+        return run, kinds
+
+    run, kinds = asyncio.run(main())
+    assert run.final_output == "streamed agent answer" and "raw_response_event" in kinds
