@@ -191,3 +191,22 @@ def test_circuit_breaker_opens_half_opens_and_closes():
     now[0] = 20.0
     b.success()
     assert b.state == "closed" and b.failures == 0
+
+
+def test_streamed_reasoning_becomes_a_reasoning_item_like_the_non_streamed_one():
+    ids = ResponseIds("req_r")
+    tr = ResponsesStream({"input": "x"}, ids, "dest/m")
+    events = tr.start()
+    for c in [{"choices": [{"index": 0, "delta": {"reasoning_content": "think "}}]},
+              {"choices": [{"index": 0, "delta": {"reasoning_content": "hard"}}]},
+              {"choices": [{"index": 0, "delta": {"content": "42"}, "finish_reason": "stop"}]}]:
+        events += tr.feed(c)
+    events += tr.finish()
+    parsed = [json.loads(e.split("data: ", 1)[1]) for e in events]
+    kinds = [p["type"] for p in parsed]
+    assert kinds.index("response.reasoning_summary_text.done") < kinds.index("response.output_text.delta")
+    raw = {"created": tr.created, "choices": [{"message": {"content": "42", "reasoning_content": "think hard"},
+                                               "finish_reason": "stop"}]}
+    final = parsed[-1]["response"]
+    assert final == to_response(raw, {"input": "x"}, ids, "dest/m")
+    assert [o["type"] for o in final["output"]] == ["reasoning", "message"]

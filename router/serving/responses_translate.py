@@ -20,8 +20,9 @@ input/output tokens with their details (cached_tokens, reasoning_tokens; `cost` 
 `ResponsesStream` turns chat chunks into the Responses event sequence: response.created,
 response.in_progress, then per item output_item.added / content_part.added / output_text.delta ... /
 output_text.done / content_part.done / output_item.done (function calls: output_item.added /
-function_call_arguments.delta ... / function_call_arguments.done / output_item.done), and
-response.completed (or response.incomplete) carrying the full response.
+function_call_arguments.delta ... / function_call_arguments.done / output_item.done; reasoning deltas: a reasoning item with
+reasoning_summary_part / reasoning_summary_text events), and response.completed (or
+response.incomplete) carrying the same response object a non-streamed call returns.
 """
 
 from __future__ import annotations
@@ -326,6 +327,9 @@ class ResponsesStream:
         self.body, self.ids, self.model = body, ids, model
         self.created = int(time.time())
         self.seq = -1
+        self.reasoning: str | None = None  # the reasoning item's summary text once it is open
+        self.reasoning_index: int | None = None
+        self.reasoning_closed = False
         self.text: str | None = None  # the message item's text once it is open
         self.text_index: int | None = None
         self.text_closed = False
@@ -341,6 +345,28 @@ class ResponsesStream:
     def start(self) -> list[str]:
         shell = response_shell(self.body, self.ids, self.model, self.created)
         return [self._ev("response.created", response=shell), self._ev("response.in_progress", response=shell)]
+
+    def _open_reasoning(self) -> list[str]:
+        self.reasoning, self.reasoning_index = "", self.next_index
+        self.next_index += 1
+        rid, idx = self.ids.reasoning, self.reasoning_index
+        item = {"type": "reasoning", "id": rid, "status": "in_progress", "summary": []}
+        return [self._ev("response.output_item.added", output_index=idx, item=item),
+                self._ev("response.reasoning_summary_part.added", item_id=rid, output_index=idx, summary_index=0,
+                         part={"type": "summary_text", "text": ""})]
+
+    def _close_reasoning(self) -> list[str]:
+        if self.reasoning is None or self.reasoning_closed:
+            return []
+        self.reasoning_closed = True
+        rid, idx = self.ids.reasoning, self.reasoning_index
+        part = {"type": "summary_text", "text": self.reasoning}
+        return [self._ev("response.reasoning_summary_text.done", item_id=rid, output_index=idx, summary_index=0,
+                         text=self.reasoning),
+                self._ev("response.reasoning_summary_part.done", item_id=rid, output_index=idx, summary_index=0,
+                         part=part),
+                self._ev("response.output_item.done", output_index=idx, item={
+                    "type": "reasoning", "id": rid, "status": "completed", "summary": [part]})]
 
     def _open_text(self) -> list[str]:
         self.text, self.text_index = "", self.next_index
@@ -371,8 +397,16 @@ class ResponsesStream:
             if not isinstance(choice, dict) or int(choice.get("index") or 0) != 0:
                 continue  # the Responses API has one output: other choices (n > 1) have nowhere to go
             delta = choice.get("delta") or {}
+            thought = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(thought, str) and thought and not self.reasoning_closed:
+                if self.reasoning is None:
+                    out += self._open_reasoning()
+                self.reasoning += thought
+                out.append(self._ev("response.reasoning_summary_text.delta", item_id=self.ids.reasoning,
+                                    output_index=self.reasoning_index, summary_index=0, delta=thought))
             text = delta.get("content")
             if isinstance(text, str) and text:
+                out += self._close_reasoning()  # reasoning comes before the answer
                 if self.text is None:
                     out += self._open_text()
                 if not self.text_closed:
@@ -383,7 +417,7 @@ class ResponsesStream:
                 k = int(call.get("index") or 0)
                 fn = call.get("function") or {}
                 if k not in self.calls:
-                    out += self._close_text()  # text before a tool call is finished
+                    out += self._close_reasoning() + self._close_text()  # what came before a tool call is finished
                     c = {"output_index": self.next_index, "id": self.ids.call(k),
                          "call_id": call.get("id") or self.ids.call(k), "name": fn.get("name") or "", "arguments": ""}
                     self.next_index += 1
@@ -405,7 +439,7 @@ class ResponsesStream:
                 "arguments": c["arguments"] if status == "completed" else "", "status": status}
 
     def final(self, extra: dict | None = None) -> dict:
-        message: dict[str, Any] = {"content": self.text or None}
+        message: dict[str, Any] = {"content": self.text or None, "reasoning_content": self.reasoning or None}
         if self.calls:
             message["tool_calls"] = [{"id": c["call_id"], "type": "function",
                                       "function": {"name": c["name"], "arguments": c["arguments"]}}
@@ -413,11 +447,15 @@ class ResponsesStream:
         raw = {"created": self.created, "usage": self.usage,
                "choices": [{"message": message, "finish_reason": self.finish_reason}]}
         resp = to_response(raw, self.body, self.ids, self.model)
+        # the items in the order the stream announced them (their output_index)
+        index = {self.ids.reasoning: self.reasoning_index, self.ids.message: self.text_index,
+                 **{c["id"]: c["output_index"] for c in self.calls.values()}}
+        resp["output"] = sorted(resp["output"], key=lambda item: index.get(item["id"]) or 0)
         return {**resp, **(extra or {})}
 
     def finish(self, extra: dict | None = None) -> list[str]:
-        out: list[str] = []
-        if self.text is None and not self.calls:
+        out: list[str] = self._close_reasoning()
+        if self.text is None and not self.calls and self.reasoning is None:
             out += self._open_text()
         out += self._close_text()
         for _, c in sorted(self.calls.items()):
