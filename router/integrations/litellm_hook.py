@@ -246,7 +246,8 @@ def from_env(environ: dict[str, str] | None = None) -> PrefillPreCallHook:
     backend = HttpRoute(env.get("PREFILL_ROUTER_URL", "http://127.0.0.1:8000"),
                         api_key=env.get("PREFILL_ROUTER_API_KEY") or None, policy=policy,
                         tolerance=float(tol) if tol else None, timeout=float(env.get("PREFILL_ROUTER_TIMEOUT", "2")))
-    breaker = CircuitBreaker(int(env.get("PREFILL_ROUTER_FAILURES", "3")), float(env.get("PREFILL_ROUTER_RESET_S", "30")))
+    breaker = CircuitBreaker(int(env.get("PREFILL_ROUTER_FAILURES", "3")),
+                             float(env.get("PREFILL_ROUTER_RESET_S", "30")))
     source = RouteSource(backend, fallback_model=env.get("PREFILL_ROUTER_FALLBACK_MODEL") or None, breaker=breaker)
     models = env.get("PREFILL_ROUTER_MODELS") or policy or "prefill-router"
     return PrefillPreCallHook(source, {m.strip() for m in models.split(",") if m.strip()})

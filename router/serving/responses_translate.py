@@ -20,9 +20,10 @@ input/output tokens with their details (cached_tokens, reasoning_tokens; `cost` 
 `ResponsesStream` turns chat chunks into the Responses event sequence: response.created,
 response.in_progress, then per item output_item.added / content_part.added / output_text.delta ... /
 output_text.done / content_part.done / output_item.done (function calls: output_item.added /
-function_call_arguments.delta ... / function_call_arguments.done / output_item.done; reasoning deltas: a reasoning item with
-reasoning_summary_part / reasoning_summary_text events), and response.completed (or
-response.incomplete) carrying the same response object a non-streamed call returns.
+function_call_arguments.delta ... / function_call_arguments.done / output_item.done; reasoning
+deltas: a reasoning item with reasoning_summary_part / reasoning_summary_text events), and
+response.completed (or response.incomplete) carrying the same response object a non-streamed call
+returns.
 """
 
 from __future__ import annotations
