@@ -185,7 +185,11 @@ def to_chat_tools(tools: Any, tool_choice: Any) -> dict[str, Any]:
 
 
 def _response_format(text: Any) -> dict | None:
-    fmt = (text or {}).get("format") if isinstance(text, dict) else None
+    if text is not None and not isinstance(text, dict):
+        raise InputError("text: must be an object such as {'format': {'type': 'json_schema', ...}}")
+    fmt = (text or {}).get("format")
+    if fmt is not None and not isinstance(fmt, dict):
+        raise InputError("text.format: must be an object with a type (text, json_object, json_schema)")
     if not fmt or fmt.get("type") == "text":
         return None
     if fmt.get("type") == "json_object":
