@@ -189,3 +189,36 @@ def test_agents_sdk_streamed_run(server, stub):
 
     run, kinds = asyncio.run(main())
     assert run.final_output == "streamed agent answer" and "raw_response_event" in kinds
+
+
+PATCH_TOOL = {"type": "custom", "name": "apply_patch", "description": "Apply a patch to files.",
+              "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/s"}}
+PATCH_CALL = [{"id": "call_p", "type": "function",
+               "function": {"name": "apply_patch", "arguments": json.dumps({"input": "*** Begin Patch\n+x\n"})}}]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_custom_tools_as_codex_sends_them(client, stub, stream):
+    """Codex CLI's freeform tools: a function with one `input` string upstream, custom_tool_call back."""
+    every_slot(stub, tool_calls=PATCH_CALL)
+    if stream:
+        with client.responses.stream(model="gpt-5-codex", input="Fix the bug.", tools=[PATCH_TOOL]) as s:
+            events = list(s)
+            resp = s.get_final_response()
+        done = next(e for e in events if e.type == "response.custom_tool_call_input.done")
+        assert done.input == "*** Begin Patch\n+x\n"
+    else:
+        resp = client.responses.create(model="gpt-5-codex", input="Fix the bug.", tools=[PATCH_TOOL])
+    call = resp.output[0]
+    assert (call.type, call.name, call.call_id, call.input) == ("custom_tool_call", "apply_patch", "call_p",
+                                                                 "*** Begin Patch\n+x\n")
+    fn = stub.calls(resp.model)[0]["body"]["tools"][0]["function"]
+    assert fn["parameters"]["required"] == ["input"] and "start: /.+/s" in fn["description"]
+    # the next turn sends the call and its output back
+    resp2 = client.responses.create(model="gpt-5-codex", tools=[PATCH_TOOL], input=[
+        {"role": "user", "content": "Fix the bug."},
+        {"type": "custom_tool_call", "call_id": "call_p", "name": "apply_patch", "input": "*** Begin Patch\n+x\n"},
+        {"type": "custom_tool_call_output", "call_id": "call_p", "output": "Done!"}])
+    msgs = stub.calls(resp2.model)[-1]["body"]["messages"]
+    assert json.loads(msgs[1]["tool_calls"][0]["function"]["arguments"]) == {"input": "*** Begin Patch\n+x\n"}
+    assert msgs[2] == {"role": "tool", "tool_call_id": "call_p", "content": "Done!"}

@@ -3,7 +3,7 @@
 Requests (`to_chat_request`): `instructions` becomes the system message; `input` (a string, or
 items: messages with input_text / input_image / input_file parts, `function_call` and
 `function_call_output` items) becomes chat messages, consecutive function calls joining the
-assistant turn before them; function `tools`, `tool_choice`, `max_output_tokens`, `temperature`,
+assistant turn before them; function `tools` and custom (freeform) tools, `tool_choice`, `max_output_tokens`, `temperature`,
 `top_p`, `parallel_tool_calls`, `text.format` (json_schema / json_object) and `user` map to their
 chat forms. Refused with an InputError (HTTP 400) that names the field: `previous_response_id` and
 `conversation` (this proxy keeps no response state: send the whole conversation in `input`),
@@ -13,8 +13,13 @@ Deliberately not forwarded: `reasoning` and `text.verbosity` (set for the client
 for the slot the router picks: reasoning is a per-slot `extra_body` setting), earlier turns'
 `reasoning` items, `store`, `include`, `truncation`, `metadata` (echoed back, not sent upstream).
 
+A custom tool (Codex's freeform tools, e.g. apply_patch) becomes a function with one string
+parameter `input` (its grammar, if any, in the description); its calls come back as
+`custom_tool_call` items with that string as `input`, and earlier `custom_tool_call` /
+`custom_tool_call_output` items go upstream as the matching tool call and tool message.
+
 Responses (`to_response`): the message becomes a `message` output item (output_text, refusal),
-tool calls become `function_call` items, a `reasoning_content` becomes a `reasoning` item, the
+tool calls become `function_call` items (`custom_tool_call` for custom tools), a `reasoning_content` becomes a `reasoning` item, the
 finish reason becomes status (length -> incomplete, max_output_tokens), and usage becomes
 input/output tokens with their details (cached_tokens, reasoning_tokens; `cost` kept when sent).
 `ResponsesStream` turns chat chunks into the Responses event sequence: response.created,
@@ -35,7 +40,7 @@ from typing import Any
 from router.errors import InputError
 
 HOSTED_TOOLS_HINT = ("this proxy sends requests to chat-completion upstreams, which cannot run OpenAI's hosted "
-                     "tools; send function tools only")
+                     "tools; send function or custom tools only")
 OWN_FIELDS = {"tolerance", "models"}
 
 
@@ -139,7 +144,16 @@ def to_chat_messages(input_: Any, instructions: Any = None) -> list[dict]:
                 last.setdefault("tool_calls", []).append(call)
             else:
                 out.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind == "function_call_output":
+        elif kind == "custom_tool_call":
+            call = {"id": str(item.get("call_id") or item.get("id") or f"call_{i}"), "type": "function",
+                    "function": {"name": str(item.get("name", "")),
+                                 "arguments": json.dumps({"input": str(item.get("input") or "")})}}
+            last = out[-1] if out else None
+            if last is not None and last["role"] == "assistant" and isinstance(last.get("content"), (str, type(None))):
+                last.setdefault("tool_calls", []).append(call)
+            else:
+                out.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             out.append({"role": "tool", "tool_call_id": str(item.get("call_id", "")),
                         "content": _output_text(item.get("output"), where)})
         elif kind == "reasoning":
@@ -161,10 +175,13 @@ def to_chat_tools(tools: Any, tool_choice: Any) -> dict[str, Any]:
         chat_tools = []
         for k, t in enumerate(tools):
             kind = t.get("type") if isinstance(t, dict) else None
-            if kind != "function":
+            if kind not in ("function", "custom"):
                 raise InputError(f"tools[{k}]: tool type {kind!r} is a hosted tool; {HOSTED_TOOLS_HINT}")
             if not t.get("name"):
                 raise InputError(f"tools[{k}].name: required")
+            if kind == "custom":
+                chat_tools.append({"type": "function", "function": _custom_as_function(t)})
+                continue
             fn: dict[str, Any] = {"name": t["name"], "parameters": t.get("parameters") or
                                   {"type": "object", "properties": {}}}
             if t.get("description"):
@@ -176,12 +193,39 @@ def to_chat_tools(tools: Any, tool_choice: Any) -> dict[str, Any]:
     if tool_choice is not None:
         if tool_choice in ("auto", "none", "required"):
             extra["tool_choice"] = tool_choice
-        elif isinstance(tool_choice, dict) and tool_choice.get("type") == "function" and tool_choice.get("name"):
+        elif isinstance(tool_choice, dict) and tool_choice.get("type") in ("function", "custom") and \
+                tool_choice.get("name"):
             extra["tool_choice"] = {"type": "function", "function": {"name": tool_choice["name"]}}
         else:
             raise InputError(f"tool_choice: {tool_choice!r} is not supported (auto, none, required, or "
                              "{'type': 'function', 'name': ...})")
     return extra
+
+
+def _custom_as_function(t: dict) -> dict:
+    desc = str(t.get("description") or "")
+    fmt = t.get("format") if isinstance(t.get("format"), dict) else {}
+    if fmt.get("type") == "grammar" and fmt.get("definition"):
+        desc += f"\n\nThe input must follow this {fmt.get('syntax') or ''} grammar:\n{fmt['definition']}"
+    return {"name": t["name"], "description": desc.strip() or f"the {t['name']} tool",
+            "parameters": {"type": "object", "properties": {"input": {"type": "string", "description":
+                                                                      "the tool's freeform input"}},
+                           "required": ["input"]}}
+
+
+def custom_tool_names(body: dict) -> set[str]:
+    tools = body.get("tools")
+    if not isinstance(tools, list):
+        return set()
+    return {str(t["name"]) for t in tools if isinstance(t, dict) and t.get("type") == "custom" and t.get("name")}
+
+
+def _custom_input(arguments: str) -> str:
+    try:
+        value = json.loads(arguments or "{}")
+    except ValueError:
+        return arguments  # not the JSON we asked for: hand the raw text to the tool
+    return str(value.get("input", "")) if isinstance(value, dict) else str(value)
 
 
 def _response_format(text: Any) -> dict | None:
@@ -287,7 +331,7 @@ def response_shell(body: dict, ids: ResponseIds, model: str, created: int | None
             "disabled", "usage": None, "user": body.get("user")}
 
 
-def output_items(message: dict, ids: ResponseIds) -> list[dict]:
+def output_items(message: dict, ids: ResponseIds, custom: set[str] = frozenset()) -> list[dict]:
     items: list[dict] = []
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     if isinstance(reasoning, str) and reasoning:
@@ -303,6 +347,10 @@ def output_items(message: dict, ids: ResponseIds) -> list[dict]:
                       "content": parts})
     for k, call in enumerate(message.get("tool_calls") or []):
         fn = call.get("function") or {}
+        if fn.get("name") in custom:
+            items.append({"type": "custom_tool_call", "id": ids.call(k), "call_id": call.get("id") or ids.call(k),
+                          "name": fn["name"], "input": _custom_input(fn.get("arguments") or "")})
+            continue
         items.append({"type": "function_call", "id": ids.call(k), "call_id": call.get("id") or ids.call(k),
                       "name": fn.get("name", ""), "arguments": fn.get("arguments") or "", "status": "completed"})
     if not items:
@@ -315,7 +363,8 @@ def to_response(raw: dict, body: dict, ids: ResponseIds, model: str) -> dict:
     choice = (raw.get("choices") or [{}])[0]
     out = response_shell(body, ids, model, raw.get("created"))
     status, incomplete = _status(choice.get("finish_reason"))
-    out.update(status=status, incomplete_details=incomplete, output=output_items(choice.get("message") or {}, ids),
+    out.update(status=status, incomplete_details=incomplete,
+               output=output_items(choice.get("message") or {}, ids, custom_tool_names(body)),
                usage=responses_usage(raw.get("usage")))
     return out
 
@@ -342,6 +391,7 @@ class ResponsesStream:
         self.next_index = 0
         self.finish_reason: str | None = None
         self.usage: dict | None = None  # the upstream's usage chunk, as sent
+        self.custom = custom_tool_names(body)  # their input is JSON until the end: sent whole at finish
 
     def _ev(self, kind: str, **data: Any) -> str:
         self.seq += 1
@@ -432,14 +482,17 @@ class ResponsesStream:
                 c = self.calls[k]
                 if fn.get("arguments"):
                     c["arguments"] += fn["arguments"]
-                    out.append(self._ev("response.function_call_arguments.delta", item_id=c["id"],
-                                        output_index=c["output_index"], delta=fn["arguments"]))
+                    if c["name"] not in self.custom:
+                        out.append(self._ev("response.function_call_arguments.delta", item_id=c["id"],
+                                            output_index=c["output_index"], delta=fn["arguments"]))
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
         return out
 
-    @staticmethod
-    def _call_item(c: dict, status: str) -> dict:
+    def _call_item(self, c: dict, status: str) -> dict:
+        if c["name"] in self.custom:
+            return {"type": "custom_tool_call", "id": c["id"], "call_id": c["call_id"], "name": c["name"],
+                    "input": _custom_input(c["arguments"]) if status == "completed" else ""}
         return {"type": "function_call", "id": c["id"], "call_id": c["call_id"], "name": c["name"],
                 "arguments": c["arguments"] if status == "completed" else "", "status": status}
 
@@ -464,8 +517,15 @@ class ResponsesStream:
             out += self._open_text()
         out += self._close_text()
         for _, c in sorted(self.calls.items()):
-            out.append(self._ev("response.function_call_arguments.done", item_id=c["id"],
-                                output_index=c["output_index"], name=c["name"], arguments=c["arguments"]))
+            if c["name"] in self.custom:
+                text = _custom_input(c["arguments"])
+                out.append(self._ev("response.custom_tool_call_input.delta", item_id=c["id"],
+                                    output_index=c["output_index"], delta=text))
+                out.append(self._ev("response.custom_tool_call_input.done", item_id=c["id"],
+                                    output_index=c["output_index"], input=text))
+            else:
+                out.append(self._ev("response.function_call_arguments.done", item_id=c["id"],
+                                    output_index=c["output_index"], name=c["name"], arguments=c["arguments"]))
             out.append(self._ev("response.output_item.done", output_index=c["output_index"],
                                 item=self._call_item(c, "completed")))
         resp = self.final(extra)
