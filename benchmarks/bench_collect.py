@@ -1,6 +1,6 @@
 """Collect throughput against the loopback upstream stub: calls per second at concurrency 1 and 16.
 
-    python benchmarks/bench_collect.py [--calls 200] [--delay 0.05]
+    python -m benchmarks.bench_collect [--calls 200] [--delay 0.05]
 
 Two upstream latencies: 0 (the client's own overhead: HTTP, judging, appending rows) and
 --delay seconds (a slow endpoint, where bounded concurrency pays off). Each run writes a fresh
@@ -19,14 +19,14 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from router.training.collect import CollectConfig, Item, collect  # noqa: E402
-from router.training.judges import make_judge  # noqa: E402
-from router.routing.pool import parse_pool  # noqa: E402
-from tests.serving import free_port  # noqa: E402
+from router.training.collect import CollectConfig, Item, collect
+from router.training.judges import make_judge
+from router.routing.pool import parse_pool
+from tests.serving import free_port
+from router.paths import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PROJECT_ROOT
 STUB = """
 import sys, time
 from tests.upstream_stub import UpstreamStub

@@ -1,6 +1,6 @@
 """Latency the proxy adds over calling the upstream directly, at concurrency 1 and 50.
 
-    python benchmarks/bench_proxy.py [--requests 200] [--concurrency 1 50] [--delay 0.02]
+    python -m benchmarks.bench_proxy [--requests 200] [--concurrency 1 50] [--delay 0.02]
 
 Runs the loopback upstream stub and the real proxy (`python -m router serve`, bundled checkpoint,
 real encoder) as separate processes on 127.0.0.1, as deployed, then sends the same chat request
@@ -22,10 +22,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from router.paths import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+ROOT = PROJECT_ROOT
 
 QUESTION = "Write a Python decorator that retries a function three times with exponential backoff."
 
@@ -82,12 +81,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds per measurement")
     args = ap.parse_args()
 
-    from proxy_env import POLICY, SLOTS, dest, write_pool
-    from serving import free_port, wait_http
+    from tests.proxy_env import POLICY, SLOTS, dest, write_pool
+    from tests.serving import free_port, wait_http
 
     stub_port, proxy_port = free_port(), free_port()
     behave = "; ".join(f"s.behave({dest(n)!r}, answer='ok ' * 20, delay={args.delay})" for n, *_ in SLOTS)
-    stub_code = (f"import sys, time; sys.path.insert(0, {str(ROOT / 'tests')!r}); from upstream_stub import "
+    stub_code = (f"import time; from tests.upstream_stub import "
                  f"UpstreamStub; s = UpstreamStub(port={stub_port}).start(); {behave}; time.sleep(10**6)")
     procs = []
 
@@ -103,7 +102,7 @@ def main() -> None:
             "proxy, pinned": (f"{srv_url}/v1/chat/completions", {"model": "mid", "messages": msgs}),
         }
         try:
-            procs.append(subprocess.Popen([sys.executable, "-c", stub_code]))
+            procs.append(subprocess.Popen([sys.executable, "-c", stub_code], cwd=ROOT))
             serve = ["-m", "router", "serve", "--config", str(pool), "--port", str(proxy_port),
                      "--audit-log", str(audit)]
             procs.append(subprocess.Popen([sys.executable, *serve], cwd=ROOT, stdout=subprocess.DEVNULL,

@@ -1,6 +1,6 @@
 """Routing latency against the bare encoder and a decoder-prefill reader, in one run.
 
-    python benchmarks/bench_route.py [--config configs/default.yaml] [--checkpoint DIR ...] [--repeats 50]
+    python -m benchmarks.bench_route [--config configs/default.yaml] [--checkpoint DIR ...] [--repeats 50]
         [--no-decoder]
 
 Prints median and p95 of PrefillRouter.route() for a ~30-token and a ~300-token query, the bare
@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 SHORT = "Write a Python decorator that retries a function three times with exponential backoff."
 LONG = ("You are helping a data team. " + "They keep sales records per region and per month, and the "

@@ -1,7 +1,7 @@
 """Playground latency in a real browser: from the click on Route to the new chart, and from a slider move
 to the re-drawn chart (no encoder pass).
 
-    python benchmarks/bench_ui.py [--repeats 20] [--chromium /usr/bin/chromium]
+    python -m benchmarks.bench_ui [--repeats 20] [--chromium /usr/bin/chromium]
 
 Serves app.create_app() with uvicorn on a free 127.0.0.1 port, drives headless chromium with
 Playwright, and prints median and p90 in ms. Every Route click uses a different question, so each
@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
+from router.paths import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+ROOT = PROJECT_ROOT
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--no-first-run"]
@@ -50,7 +47,7 @@ def main() -> int:
     import app
     from playwright.sync_api import sync_playwright
     from router.ui.playground import load_samples
-    from serving import ServerThread
+    from tests.serving import ServerThread
 
     questions = [s["question"] for s in load_samples()]
     with ServerThread(app.create_app()) as server, sync_playwright() as p:

@@ -1,10 +1,10 @@
 """Encoder and head study on the RouterBench slice (train -> test split), plus cross-lingual checks.
 
-    python benchmarks/study_encoders.py features --encoders minilm,e5          # embed once, cached
-    python benchmarks/study_encoders.py features --encoders smollm2,gemma --subsample 700
-    python benchmarks/study_encoders.py heads --out docs/study_results.json    # fit + score every row
-    python benchmarks/study_encoders.py latency && python benchmarks/study_encoders.py crosslingual
-    python benchmarks/study_encoders.py page                                   # tables -> docs/quality.md
+    python -m benchmarks.study_encoders features --encoders minilm,e5          # embed once, cached
+    python -m benchmarks.study_encoders features --encoders smollm2,gemma --subsample 700
+    python -m benchmarks.study_encoders heads --out docs/study_results.json    # fit + score every row
+    python -m benchmarks.study_encoders latency && python -m benchmarks.study_encoders crosslingual
+    python -m benchmarks.study_encoders page                                   # tables -> docs/quality.md
 
 Each encoder is run ONCE with several layers read in the same pass (and, for decoders, both
 last-token and mean pooling); the cached matrix is then sliced per layer. Heads (MLP ensemble
@@ -18,19 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from router.paths import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = PROJECT_ROOT
 
 from router.training import baselines
-from router.training import metrics  # noqa: E402
-from router.training.data import read_labels  # noqa: E402
-from router.model.encoder import EncoderSpec, cache_dir, get_encoder  # noqa: E402
+from router.training import metrics
+from router.training.data import read_labels
+from router.model.encoder import EncoderSpec, cache_dir, get_encoder
 
 DATA = ROOT / "assets" / "data" / "routerbench.jsonl.gz"
 PAIRS = ROOT / "assets" / "multilingual_pairs.jsonl"

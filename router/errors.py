@@ -13,7 +13,14 @@ from __future__ import annotations
 
 
 class RouterError(Exception):
-    """Base of every error the router raises on purpose."""
+    """Base of every error the router raises on purpose.
+
+    `router` and `headers` are filled in by the proxy when an error answers a request (the decision
+    the error body shows, X-Router-* headers); class attributes so every subclass has them unset.
+    """
+
+    router: dict | None = None
+    headers: dict[str, str] | None = None
 
 
 class ConfigError(RouterError):

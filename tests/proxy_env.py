@@ -37,20 +37,27 @@ def dest(slot: str) -> str:
     return f"stub/{slot}"
 
 
-def write_pool(folder: Path, base_url: str, *, policy: str = POLICY, key_env: str | None = None,
-               audit_query_text: str = "store", default_tolerance: float = 0.2) -> Path:
+def write_pool(folder: Path, base_url: str, *, policy: str = POLICY, slots=None, key_env: str | None = None,
+               judge_key_env: str | None = None, audit_query_text: str = "store", default_tolerance: float = 0.2,
+               baseline: str | None = "best") -> Path:
+    """A pool YAML whose slots all call `base_url` (the loopback stub). `slots`: (name, destination,
+    $/M in, $/M out, checkpoint column) rows, default SLOTS. Local slots unless `key_env` names the
+    key of every slot, or `judge_key_env` that of the last (most expensive) one only."""
+    rows = slots or [(n, dest(n), cin, cout, label) for n, label, cin, cout in SLOTS]
     models = []
-    for name, label, cin, cout in SLOTS:
-        slot = {"name": name, "display_name": name.title(), "model": dest(name), "api_base": base_url,
+    for i, (name, model, cin, cout, label) in enumerate(rows):
+        slot = {"name": name, "display_name": name.replace("-", " ").title(), "model": model, "api_base": base_url,
                 "cost_per_m_input_tokens": cin, "cost_per_m_output_tokens": cout, "trained_as": label}
-        if key_env:
-            slot["api_key_env"] = key_env
+        env = key_env or (judge_key_env if i == len(rows) - 1 else None)
+        if env:
+            slot["api_key_env"] = env
         else:
             slot["local"] = True
         models.append(slot)
     cfg = {"policy": policy, "description": "test pool on the loopback stub", "checkpoint": CHECKPOINT,
-           "default_tolerance": default_tolerance, "baseline": "best", "audit_query_text": audit_query_text,
-           "models": models}
+           "default_tolerance": default_tolerance, "audit_query_text": audit_query_text, "models": models}
+    if baseline:
+        cfg["baseline"] = baseline
     path = Path(folder) / f"{policy}.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     return path

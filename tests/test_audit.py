@@ -10,7 +10,8 @@ import threading
 import numpy as np
 import pytest
 
-from router.audit.log import AuditLog, client_id, decision_record, read_records
+from router.audit.log import AuditLog, read_records
+from router.audit.record import DecisionRecord, client_id
 from router.audit.summary import parse_time, summarize
 from router.commands.cli import main
 from router.routing.router import PrefillRouter, Scores
@@ -30,9 +31,13 @@ def result(router):
     return router.decide(Scores(np.array([0.5, 0.7, 0.8, 0.9]), 1000, 1.0, 0.1), 0.25)
 
 
+def decision_record(result, **kw):
+    return DecisionRecord.build(result, **kw).to_line()
+
+
 def test_record_holds_the_decision_and_real_costs(result):
     rec = decision_record(result, request_id="r1", api="openai", client=client_id("secret-token"),
-                          query_text="q?", selected="mid", model="stub/mid",
+                          query_text="q?", selected="mid",
                           attempts=[{"slot": "mid", "model": "stub/mid", "status": 200, "latency_ms": 5.0,
                                      "error": None}],
                           usage={"prompt_tokens": 1000, "completion_tokens": 500}, latency_ms=12.345)

@@ -52,17 +52,22 @@ def test_read_questions_formats_and_errors(tmp_path):
     assert [(i.id, i.reference) for i in read_questions(jl)][:2] == [("q1", "Paris"), ("q2", "42")]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "question": "x"}\n{"id": "b"}\n')
-    with pytest.raises(InputError, match=r"bad.jsonl: line 2: field 'question'"):
+    with pytest.raises(InputError, match=r"bad.jsonl:2: expected a string or an object"):
         read_questions(bad)
     bad.write_text('{"id": "a", "question": "x"}\n{"id": "a", "question": "y"}\n')
     with pytest.raises(InputError, match="id 'a' is used for two different questions"):
         read_questions(bad)
     bad.write_text("not json\n")
-    with pytest.raises(InputError, match="line 1: not valid JSON"):
+    with pytest.raises(InputError, match=r"bad.jsonl:1: not valid JSON"):
         read_questions(bad)
-    (tmp_path / "q.csv").write_text("question\nx\n")
-    with pytest.raises(InputError, match=r"\.txt .* or \.jsonl"):
+    (tmp_path / "q.csv").write_text("id,question,reference\nc1,x,7\n")
+    assert read_questions(tmp_path / "q.csv") == [Item("c1", "x", "7")]
+    (tmp_path / "q.csv").write_text("text\nx\n")
+    with pytest.raises(InputError, match="needs a 'question' column"):
         read_questions(tmp_path / "q.csv")
+    (tmp_path / "q.md").write_text("x\n")
+    with pytest.raises(InputError, match=r"\.txt .*\.jsonl or \.csv"):
+        read_questions(tmp_path / "q.md")
 
 
 def test_collect_writes_labels_train_can_read(stub, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router.routing import costs
+from router.routing import costs, sweep
 from router.routing.router import ModelScore, select
 from router.errors import InputError
 from router.routing.pool import Slot
@@ -30,9 +30,9 @@ def test_usage_cost_uses_real_token_counts():
 
 def test_baseline_cost_estimate_and_with_real_prompt_tokens():
     base = _score(tokens_in=100, tokens_out=40)
-    assert costs.baseline_cost(base, None) == pytest.approx((100 * 3 + 40 * 25) / 1e6)
+    assert costs.baseline_cost(base, 40, 100, None) == pytest.approx((100 * 3 + 40 * 25) / 1e6)
     # Real usage replaces the encoder's input count; the output stays the baseline's expectation.
-    assert costs.baseline_cost(base, {"prompt_tokens": 300, "completion_tokens": 9999}) == pytest.approx(
+    assert costs.baseline_cost(base, 40, 100, {"prompt_tokens": 300, "completion_tokens": 9999}) == pytest.approx(
         (300 * 3 + 40 * 25) / 1e6)
 
 
@@ -105,19 +105,19 @@ def test_monthly_projection_rejects_bad_input(kwargs, match):
 
 
 def test_tolerance_grid_default_and_custom():
-    assert costs.tolerance_grid() == [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5]
-    assert costs.tolerance_grid(0.1, 0.3, 0.1) == [0.1, 0.2, 0.3]
-    assert costs.tolerance_grid(0.2, 0.2, 0.05) == [0.2]
+    assert sweep.tolerance_grid() == [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5]
+    assert sweep.tolerance_grid(0.1, 0.3, 0.1) == [0.1, 0.2, 0.3]
+    assert sweep.tolerance_grid(0.2, 0.2, 0.05) == [0.2]
     for bad in [(0.5, 0.1, 0.1), (0, 1.5, 0.1), (0, 0.5, 0), (0, 1, 0.001), (None, 0.5, 0.1)]:
         with pytest.raises(InputError, match="tolerance grid"):
-            costs.tolerance_grid(*bad)
+            sweep.tolerance_grid(*bad)
 
 
 def test_sweep_hand_computed_extremes():
     names = ["cheap", "mid", "best"]
     P = np.array([[0.2, 0.6, 0.9], [0.85, 0.8, 0.9]])
     C = np.array([[1.0, 2.0, 10.0], [1.0, 2.0, 10.0]])
-    sw = costs.sweep(P, C, [0.0, 0.1, 1.0], names, baseline="best")
+    sw = sweep.sweep(P, C, [0.0, 0.1, 1.0], names, None, "best")
     # t=0: best everywhere; t=0.1: q1 keeps best (0.6 < 0.8), q2 goes cheap (0.85 >= 0.8); t=1: cheapest.
     assert sw.counts.tolist() == [[0, 0, 2], [1, 0, 1], [2, 0, 0]]
     assert sw.mean_cost_usd.tolist() == [10.0, 5.5, 1.0]
@@ -134,8 +134,8 @@ def test_sweep_matches_select_and_respects_allowed():
     P, C = rng.random((40, 5)), rng.random((40, 5))
     names = list("abcde")
     allowed = [True, False, True, True, False]
-    grid = costs.tolerance_grid(0, 1, 0.1)
-    sw = costs.sweep(P, C, grid, names, allowed)
+    grid = sweep.tolerance_grid(0, 1, 0.1)
+    sw = sweep.sweep(P, C, grid, names, allowed, "a")
     assert (sw.counts.sum(1) == 40).all()
     assert sw.counts[:, [1, 4]].sum() == 0
     for ti, t in enumerate(grid):
@@ -148,9 +148,9 @@ def test_sweep_matches_select_and_respects_allowed():
 
 def test_sweep_rejects_shape_mismatch_and_empty():
     with pytest.raises(InputError, match="sweep"):
-        costs.sweep(np.zeros((2, 3)), np.zeros((2, 2)), [0.1], ["a", "b", "c"])
+        sweep.sweep(np.zeros((2, 3)), np.zeros((2, 2)), [0.1], ["a", "b", "c"], None, "a")
     with pytest.raises(InputError, match="no questions"):
-        costs.sweep(np.zeros((0, 2)), np.zeros((0, 2)), [0.1], ["a", "b"])
+        sweep.sweep(np.zeros((0, 2)), np.zeros((0, 2)), [0.1], ["a", "b"], None, "a")
 
 
 def test_mix_from_counts():

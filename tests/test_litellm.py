@@ -30,8 +30,15 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetc
 litellm = pytest.importorskip("litellm")
 
 from router.integrations.litellm_config import litellm_config  # noqa: E402
-from router.integrations.litellm_hook import (CircuitBreaker, HttpRoute, LocalRoute, PrefillPreCallHook,  # noqa: E402
-                                              PrefillRoutingStrategy, RouteSource, from_env)
+from router.integrations.litellm_hook import (  # noqa: E402
+    CircuitBreaker,
+    HttpRoute,
+    LocalRoute,
+    PrefillPreCallHook,
+    PrefillRoutingStrategy,
+    RouteSource,
+    from_env,
+)
 from router.routing.pool import load_pool  # noqa: E402
 from router.serving.anthropic_translate import to_openai_messages, to_openai_tools  # noqa: E402
 

@@ -9,8 +9,9 @@ import yaml
 
 from router.errors import ConfigError, UnknownModelError
 from router.routing.pool import check_scorable, list_configs, load_pool
+from router.paths import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PROJECT_ROOT
 
 
 def slot(name="a", **kw):

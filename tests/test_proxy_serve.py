@@ -9,7 +9,8 @@ import openai
 
 from router.commands.cli import main
 
-from .conftest import ROOT, free_port
+from .conftest import ROOT
+from .serving import free_port
 from .serving import wait_http
 from .proxy_env import POLICY, make_registry, write_pool
 from .upstream_stub import UpstreamStub

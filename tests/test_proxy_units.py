@@ -149,6 +149,19 @@ def test_session_store_is_bounded_and_thread_safe():
     assert store.get(("c", "p", "x")) == "a" and store.get(("c", "p", "never")) is None
 
 
+def test_session_store_expires_idle_sessions():
+    now = [0.0]
+    store = SessionStore(max_sessions=10, ttl_s=60, timer=lambda: now[0])
+    store.set(("c", "p", "s"), "a")
+    now[0] = 59.0
+    assert store.get(("c", "p", "s")) == "a"
+    store.set(("c", "p", "s"), "b")  # a new turn restarts the clock
+    now[0] = 118.0
+    assert store.get(("c", "p", "s")) == "b"
+    now[0] = 120.0
+    assert store.get(("c", "p", "s")) is None and len(store) == 0
+
+
 def test_final_error_names_the_missing_env_var_or_reports_502():
     err = final_error([MissingKeyError("s", "MY_KEY")], [])
     assert isinstance(err, MissingKeyError) and "MY_KEY" in str(err)

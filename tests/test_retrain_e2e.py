@@ -17,7 +17,8 @@ import yaml
 
 from router.commands.cli import main as cli_main
 from router.training.collect import read_collected
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT
+from tests.serving import free_port
 from tests.serving import wait_http
 from tests.upstream_stub import UpstreamStub
 

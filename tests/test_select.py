@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from router.routing.router import check_tolerance, select
+from router.routing.select import check_tolerance, select
 from router.errors import InputError
 
 P = [0.50, 0.90, 0.80, 0.60]
@@ -73,3 +74,31 @@ def test_monotone_in_tolerance():
     for t in [i / 20 for i in range(21)]:
         costs.append(COST[select(P, COST, t).chosen])
     assert costs == sorted(costs, reverse=True)
+
+
+def test_vectorized_rule_agrees_with_the_scalar_rule():
+    from router.routing.select import select_many
+
+    rng = np.random.default_rng(7)
+    # Rounded P and costs make ties (equal P at the threshold, equal costs) common.
+    P = np.round(rng.random((300, 6)), 1)
+    C = np.round(rng.random((300, 6)) * 4) / 4
+    for allowed in (None, [True, False, True, True, False, True]):
+        for t in (0.0, 0.05, 0.1, 0.3, 1.0):
+            want = [select(P[i], C[i], t, allowed).chosen for i in range(len(P))]
+            assert select_many(P, C, t, allowed).tolist() == want
+    with pytest.raises(InputError, match="no model is enabled"):
+        select_many(P, C, 0.1, [False] * 6)
+
+
+def test_usage_normalizer_keeps_counts_and_details():
+    from router.routing.costs import normalize_usage
+
+    assert normalize_usage(None) is None and normalize_usage({}) is None
+    assert normalize_usage({"prompt_tokens": None, "completion_tokens": "7"}) == {"prompt_tokens": 0,
+                                                                                  "completion_tokens": 7}
+    u = normalize_usage({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
+                         "prompt_tokens_details": {"cached_tokens": 4},
+                         "completion_tokens_details": {"reasoning_tokens": 3}})
+    assert u == {"prompt_tokens": 10, "completion_tokens": 5, "cached_tokens": 4, "reasoning_tokens": 3}
+    assert normalize_usage(u) == u  # idempotent

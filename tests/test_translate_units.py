@@ -10,8 +10,13 @@ import pytest
 from router.errors import InputError
 from router.routing.pool import Slot
 from router.serving.anthropic_translate import anthropic_usage, to_openai_messages
-from router.serving.responses_translate import (ResponseIds, ResponsesStream, to_chat_request, to_response,
-                                                responses_usage)
+from router.serving.responses_translate import (
+    ResponseIds,
+    ResponsesStream,
+    responses_usage,
+    to_chat_request,
+    to_response,
+)
 from router.upstream.adapt import adapt_messages, supports_cache_control
 
 

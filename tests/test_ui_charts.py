@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import plotly.graph_objects as go
+import pytest
 
-from router.routing import costs
+from router.routing import costs, sweep
 from router.ui import playground
 from router.ui import views as ui_views
 from router.ui.charts import decision_figure, distribution_figure, projection_figure, sweep_figures
@@ -52,9 +53,14 @@ def test_other_figures_are_valid_plotly(default_router):
     labels = ui_views.labels_of(default_router.pool)
     go.Figure(distribution_figure({default_router.pool.names[0]: 3}, labels))
     sw = playground.run_sweep(default_router, ["What is 2 + 2?", "Prove Fermat's last theorem."],
-                              costs.tolerance_grid(), None)
+                              sweep.tolerance_grid(), None)
     mix, curve = sweep_figures(sw, labels, "Opus")
     assert sum(sum(t.y) for t in mix.data) == 2 * len(sw.tolerances)
     prices = {s.name: (s.cost_per_m_input_tokens, s.cost_per_m_output_tokens) for s in default_router.pool.models}
     proj = costs.monthly_projection(10, 10, 100, 100, sw.mix_at(0.2), prices, default_router.pool.baseline_slot.name)
-    projection_figure(proj, labels, "Opus")
+    fig = projection_figure(proj, labels, "Opus")
+    routed = [t for t in fig.data if t.x == ("routed",)]
+    assert sum(t.y[0] for t in routed) == pytest.approx(proj.routed_usd)
+    [base] = [t for t in fig.data if t.x == ("all Opus",)]
+    assert base.y[0] == pytest.approx(proj.baseline_usd) and base.text[0] == f"${proj.baseline_usd:,.0f}"
+    assert {t.name for t in routed} == {labels.get(n, n) for n in proj.per_model_usd}

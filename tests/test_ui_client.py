@@ -131,7 +131,7 @@ def test_projection_from_sweep_and_session(app_url):
 
 
 def test_export_jsonl_matches_audit_format(app_url):
-    from router.audit.log import decision_record
+    from router.audit.record import DecisionRecord
 
     c = _client(app_url)
     c.predict("default", QUERY, 0.1, ALL, api_name="/route")
@@ -146,7 +146,7 @@ def test_export_jsonl_matches_audit_format(app_url):
     assert [r["tolerance"] for r in lines] == [0.1, 0.4]
     stats, _dist, table = c.predict("default", api_name="/session_view")
     assert ">2</span>queries" in stats and len(table["data"]) == 2
-    keys = set(decision_record(None))
+    keys = set(DecisionRecord.build(None).to_line())
     assert all(keys <= set(r) for r in lines)
 
 
@@ -184,7 +184,19 @@ def test_send_without_key_says_which_variable_and_keeps_the_decision(app_url):
 def test_send_off_changes_nothing(app_url):
     c = _client(app_url)
     c.predict("default", "What is 2 + 2?", 0.2, ALL, api_name="/route")
+    before = c.predict("default", api_name="/session_view")
     c.predict(False, False, api_name="/send")  # skipped: no upstream call, no error
+    after = c.predict("default", api_name="/session_view")
+    assert after == before and ">1</span>queries" in after[0]
+    # the session's one record still has no answer: nothing was sent
+    path = c.predict(api_name="/export")
+    path = path.get("value", path) if isinstance(path, dict) and "__type__" in path else path
+    url = path["url"] if isinstance(path, dict) else path
+    import httpx
+
+    text = httpx.get(url).text if str(url).startswith("http") else open(url, encoding="utf-8").read()
+    [line] = [json.loads(x) for x in text.splitlines()]
+    assert line["selected"] is None and line["usage"] is None and line["actual_cost_usd"] is None
 
 
 def test_pool_switch_resets_slider_and_toggles(app_url, registry):

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from router.routing import costs
+from router.routing import costs, sweep
 from router.ui import playground
 from router.ui import review
 from router.routing.router import PrefillRouter
@@ -55,7 +55,7 @@ def test_disabled_models_are_never_chosen(default_router):
     r = playground.route(default_router, s, QUERY, 0.2, None)
     off = {r.best, _cheapest_enabled(r)}
     enabled = [n for n in default_router.pool.names if n not in off]
-    for t in costs.tolerance_grid(0, 1, 0.1):
+    for t in sweep.tolerance_grid(0, 1, 0.1):
         res = playground.redecide(default_router, s, t, enabled)
         assert res.chosen not in off
         assert {m.name for m in res.models if not m.allowed} == off
@@ -68,12 +68,12 @@ def test_redecide_before_any_query_is_a_no_op(default_router):
 
 
 def test_record_has_the_audit_log_fields(default_router):
-    from router.audit.log import decision_record
+    from router.audit.record import DecisionRecord
 
     s = playground.Session()
     r = playground.route(default_router, s, QUERY, 0.3, None)
     rec = s.records[0]
-    assert set(decision_record(r)) <= set(rec)
+    assert set(DecisionRecord.build(r).to_line()) <= set(rec)
     assert rec["api"] == "playground" and rec["query"] == QUERY and rec["cost_basis"] == "estimate"
     assert [m["name"] for m in rec["models"]] == default_router.pool.names
     assert rec["chosen"] == r.chosen and rec["actual_cost_usd"] is None
@@ -116,7 +116,7 @@ def test_send_without_key_names_the_env_var_and_keeps_the_decision(default_route
 
 
 def test_send_to_unreachable_local_endpoint_names_the_url(tmp_path):
-    from tests.conftest import free_port
+    from tests.serving import free_port
 
     url = f"http://127.0.0.1:{free_port()}/v1"
     router = PrefillRouter(load_pool(stub_pool_yaml(tmp_path, url)))
@@ -163,7 +163,7 @@ def test_parse_review_edge_cases():
 def test_run_sweep_scores_once_and_matches_the_rule(default_router):
     texts = [s["question"] for s in playground.load_samples()]
     assert len(texts) >= 10
-    grid = costs.tolerance_grid()
+    grid = sweep.tolerance_grid()
     sw = playground.run_sweep(default_router, texts, grid, None)
     assert (sw.counts.sum(1) == len(texts)).all()
     P = default_router.score_batch(texts)
@@ -184,6 +184,8 @@ def test_load_questions_txt_jsonl_and_errors(tmp_path):
     (tmp_path / "broken.jsonl").write_text("{oops\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"broken.jsonl:1: not valid JSON"):
         playground.load_questions(tmp_path / "broken.jsonl")
-    (tmp_path / "q.csv").write_text("a\n", encoding="utf-8")
-    with pytest.raises(InputError, match="expected a .txt"):
-        playground.load_questions(tmp_path / "q.csv")
+    (tmp_path / "q.csv").write_text("question\nfrom csv\n", encoding="utf-8")
+    assert playground.load_questions(tmp_path / "q.csv") == ["from csv"]
+    (tmp_path / "q.md").write_text("a\n", encoding="utf-8")
+    with pytest.raises(InputError, match="questions must be a .txt"):
+        playground.load_questions(tmp_path / "q.md")

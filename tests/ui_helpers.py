@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
+from router.paths import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+from .proxy_env import write_pool
+
+ROOT = PROJECT_ROOT
 
 STUB_SLOTS = [
     # name, destination model id, $/M in, $/M out, checkpoint column
@@ -16,15 +18,5 @@ STUB_SLOTS = [
 
 
 def stub_pool_yaml(tmp_path: Path, base_url: str, policy: str = "stubpool", judge_key_env: str | None = None) -> Path:
-    """A local pool (no keys needed) pointing every slot at `base_url`."""
-    models = [{"name": n, "display_name": n.replace("-", " ").title(), "model": m, "api_base": base_url,
-               "local": True, "cost_per_m_input_tokens": cin, "cost_per_m_output_tokens": cout, "trained_as": col}
-              for n, m, cin, cout, col in STUB_SLOTS]
-    if judge_key_env:
-        models[-1]["local"] = False
-        models[-1]["api_key_env"] = judge_key_env
-    cfg = {"policy": policy, "description": "Test pool served by the loopback stub.",
-           "checkpoint": str(ROOT / "assets" / "checkpoint"), "default_tolerance": 0.2, "models": models}
-    path = tmp_path / f"{policy}.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
-    return path
+    """A local pool (no keys needed, unless `judge_key_env` names the judge's) pointing every slot at `base_url`."""
+    return write_pool(tmp_path, base_url, policy=policy, slots=STUB_SLOTS, judge_key_env=judge_key_env, baseline=None)

@@ -1,9 +1,7 @@
 """The decision log: one JSON line per request, appended and flushed, so auditors can ask "why this model?".
 
-`decision_record(...)` builds a line from a RoutingResult plus what happened at call time; the
-proxy writes it with `AuditLog.write`, and the playground reuses it for its audit download so both
-share one format. A line never holds a key: the client is a hash of its bearer token, and the query
-text is stored, hashed or dropped according to the pool's `audit_query_text`.
+Lines are `DecisionRecord.to_line()` (router/audit/record.py); the proxy writes them with
+`AuditLog.write`, and the playground's audit download uses the same records.
 
 Fields: request_id, time (ISO 8601 UTC), ts (epoch seconds), api, client, policy, tolerance, pinned,
 session, sticky, query | query_sha256, input_tokens, models [{name, p, expected_cost_usd, candidate,
@@ -12,100 +10,18 @@ baseline, baseline_cost_usd, selected (the slot that answered), model (its desti
 attempts [{slot, model, status, latency_ms, error}], usage {prompt_tokens, completion_tokens},
 actual_cost_usd, routing_ms (encoder + head + selection), routing_wall_ms (proxy only: from the
 request's arrival to its decision, so it includes waiting for the encoder under load), latency_ms,
-stream, status ("ok" | "error"), error.
+stream, status ("ok" | "error"), error, cost_basis ("actual" | "estimate"), record_version.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
-import time
-import uuid
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
-from router.routing.router import RoutingResult
-from router.routing.costs import baseline_cost, usage_cost
 from router.errors import InputError
 from router.jsonl import parse_line
-
-QUERY_MODES = ("store", "hash", "drop")
-
-
-def new_request_id() -> str:
-    return "req_" + uuid.uuid4().hex[:24]
-
-
-def client_id(token: str | None) -> str | None:
-    """A stable pseudonym for a bearer token: enough to tell clients apart, useless as a credential."""
-    if not token:
-        return None
-    return "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
-
-
-def query_fields(text: str | None, mode: str) -> dict[str, Any]:
-    if mode not in QUERY_MODES:
-        raise InputError(f"audit_query_text must be one of {', '.join(QUERY_MODES)}, got {mode!r}")
-    if text is None or mode == "drop":
-        return {}
-    if mode == "hash":
-        return {"query_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
-    return {"query": text}
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def decision_record(result: RoutingResult | None = None, *, request_id: str | None = None,
-                    ts: float | None = None, api: str | None = None, client: str | None = None,
-                    policy: str | None = None, tolerance: float | None = None, query_text: str | None = None,
-                    query_mode: str = "store", selected: str | None = None, model: str | None = None,
-                    attempts: Iterable[Any] = (), usage: Mapping[str, Any] | None = None,
-                    actual_cost_usd: float | None = None, baseline_cost_usd: float | None = None,
-                    latency_ms: float | None = None, status: str = "ok", error: str | None = None,
-                    **extra: Any) -> dict[str, Any]:
-    """One audit line as a dict. With a RoutingResult and real `usage` the costs are filled in.
-
-    Costs follow router/costs.py: the selected model's price × real usage; the baseline (never
-    called) at the real prompt tokens plus its expected output tokens.
-    """
-    ts = time.time() if ts is None else ts
-    rec: dict[str, Any] = {"request_id": request_id or new_request_id(), "time": _iso(ts), "ts": round(ts, 3),
-                           "api": api, "client": client}
-    rec["policy"] = policy or (result.policy if result else None)
-    rec["tolerance"] = tolerance if tolerance is not None else (result.tolerance if result else None)
-    rec.update(query_fields(query_text, query_mode))
-    if result is not None:
-        rec.update({
-            "input_tokens": result.input_tokens,
-            "models": [{"name": m.name, "p": m.p, "expected_cost_usd": m.expected_cost_usd,
-                        "candidate": m.candidate, "allowed": m.allowed} for m in result.models],
-            "p_max": result.p_max, "threshold": result.threshold, "candidates": list(result.candidates),
-            "best": result.best, "chosen": result.chosen, "expected_cost_usd": result.expected_cost_usd,
-            "baseline": result.baseline, "routing_ms": result.timings_ms.get("total_ms"),
-        })
-    rec["selected"] = selected
-    rec["model"] = model
-    rec["attempts"] = [a.to_dict() if hasattr(a, "to_dict") else dict(a) for a in attempts]
-    rec["usage"] = ({"prompt_tokens": int(usage.get("prompt_tokens") or 0),
-                     "completion_tokens": int(usage.get("completion_tokens") or 0)} if usage else None)
-    if result is not None and usage and selected:
-        sel = next((m for m in result.models if m.name == selected), None)
-        if sel is not None and actual_cost_usd is None:
-            actual_cost_usd = usage_cost(sel, rec["usage"])
-    if result is not None and baseline_cost_usd is None:
-        baseline_cost_usd = baseline_cost(result.score(result.baseline), rec["usage"])
-    rec["actual_cost_usd"] = actual_cost_usd
-    rec["baseline_cost_usd"] = baseline_cost_usd
-    rec["latency_ms"] = None if latency_ms is None else round(float(latency_ms), 2)
-    rec["status"] = status
-    rec["error"] = error
-    for k, v in extra.items():
-        rec.setdefault(k, v)
-    return rec
 
 
 class AuditLog:

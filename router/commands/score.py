@@ -13,30 +13,22 @@ from pathlib import Path
 
 def configure(p):
     p.add_argument("--checkpoint", required=True, help="checkpoint directory")
-    p.add_argument("--input", required=True, help="JSONL with id and question per line")
+    p.add_argument("--input", required=True, help="questions: .txt, .jsonl or .csv (id optional, question)")
     p.add_argument("--output", required=True, help="JSONL to write")
     p.add_argument("--batch-size", type=int, default=32)
 
 
 def read_questions(path: Path) -> tuple[list[str], list[str]]:
-    from router.training.data import iter_rows, question_id
-    from router.errors import InputError
+    from router.training.questions import read_questions as read
 
-    ids, qs = [], []
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    for where, row in iter_rows(path):
-        q = row.get("question")
-        if not isinstance(q, str) or not q.strip():
-            raise InputError(f"{path}: {where}: field 'question' must be a non-empty string")
-        ids.append(str(row.get("id") or question_id(q)))
-        qs.append(q)
-    return ids, qs
+    items = read(path)
+    return [q.id for q in items], [q.question for q in items]
 
 
 def run(args) -> int:
     from tqdm.auto import tqdm
 
+    from router.files import atomic_write
     from router.model.encoder import get_encoder
     from router.model.head import load_checkpoint
 
@@ -44,14 +36,11 @@ def run(args) -> int:
     ids, qs = read_questions(Path(args.input))
     enc = get_encoder(ckpt.encoder_spec)
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh, tqdm(total=len(qs), desc="scoring", unit="q") as bar:
+    with atomic_write(out) as fh, tqdm(total=len(qs), desc="scoring", unit="q") as bar:
         for s in range(0, len(qs), args.batch_size):
             P = ckpt.head.predict(enc.features(qs[s: s + args.batch_size], batch_size=args.batch_size))
             for qid, row in zip(ids[s: s + args.batch_size], P):
                 fh.write(json.dumps({"id": qid, "p": {m: round(float(v), 6) for m, v in zip(ckpt.slots, row)}}) + "\n")
             bar.update(len(P))
-    tmp.replace(out)
     print(f"wrote {len(qs)} rows to {out}")
     return 0

@@ -23,8 +23,9 @@ import asyncio
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 try:  # subclass LiteLLM's bases when it is installed; the module stays importable without it
     from litellm.integrations.custom_logger import CustomLogger as _HookBase

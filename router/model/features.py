@@ -8,6 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
+from router.files import atomic_write
 from router.model.encoder import EncoderSpec, cache_dir, get_encoder
 
 
@@ -27,8 +28,6 @@ def cached_features(spec: EncoderSpec, texts: Sequence[str], progress: bool = Tr
             return X
     X = get_encoder(spec).features(list(texts), batch_size=batch_size, progress=progress)
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, X, allow_pickle=False)
-        tmp.replace(path)
+        with atomic_write(path, "wb") as fh:
+            np.save(fh, X, allow_pickle=False)
     return X

@@ -7,12 +7,11 @@ load writes a plain folder under cache_dir() and later loads (the encoder's and 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
 from router.errors import CheckpointError
+from router.files import atomic_dir
 from router.model.encoder import BUNDLED_SOURCES, cache_dir
 
 BUNDLED_MODEL = "SmolLM2-135M-Instruct"
@@ -44,20 +43,14 @@ def ensure_converted(name: str = BUNDLED_MODEL, progress: bool = True) -> Path:
         model = AutoModelForCausalLM.from_pretrained(src, **kwargs)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read the bundled model {name!r} from {src}: {exc}") from None
-    tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    # save_pretrained refuses GGUF-loaded models; the de-quantized tensors are plain float32, so
-    # writing them directly (save_model handles the tied embedding) gives an ordinary HF folder.
-    save_model(model, str(tmp / "model.safetensors"))
-    config = model.config.to_dict()
-    config.pop("quantization_config", None)
-    (tmp / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
-    model.generation_config.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    (tmp / "SOURCE.txt").write_text(f"converted from {src}/{gguf} in {time.perf_counter() - t0:.0f} s\n")
-    if out.exists():  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        tmp.replace(out)
+    with atomic_dir(out) as tmp:
+        # save_pretrained refuses GGUF-loaded models; the de-quantized tensors are plain float32, so
+        # writing them directly (save_model handles the tied embedding) gives an ordinary HF folder.
+        save_model(model, str(tmp / "model.safetensors"))
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)
+        (tmp / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+        model.generation_config.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "SOURCE.txt").write_text(f"converted from {src}/{gguf} in {time.perf_counter() - t0:.0f} s\n")
     return out

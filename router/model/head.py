@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from router.model.encoder import EncoderSpec
+from router.files import atomic_write_text
 from router.errors import CheckpointError
 
 FORMAT = "prefill-router-checkpoint"
@@ -127,9 +128,7 @@ def save_checkpoint(path: str | Path, head: Head, meta: dict[str, Any]) -> Path:
     meta["head"] = {**meta.get("head", {}), "input_dim": head.in_dim, "pca_dim": int(head.pca.shape[1]),
                     "members": head.members, "layers": len(head.layers)}
     save_file(head.tensors(), str(path / WEIGHTS_FILE))
-    tmp = path / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path / META_FILE)
+    atomic_write_text(path / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return path
 
 

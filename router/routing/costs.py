@@ -1,4 +1,4 @@
-"""Money: what a call cost, what the baseline would have cost, session savings, projections, sweeps.
+"""Money: what a call cost, what the baseline would have cost, session savings, projections.
 
 Plain functions over plain data (decision records as dicts, numpy arrays), no UI and no I/O, so
 that every number the playground shows is unit-tested here. Conventions:
@@ -17,31 +17,52 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-import numpy as np
-
-from router.routing.router import select
 from router.errors import InputError
 
 
-def price_usd(input_tokens: float, output_tokens: float, in_per_m: float, out_per_m: float) -> float:
-    return (float(input_tokens) * in_per_m + float(output_tokens) * out_per_m) / 1e6
+def price_usd(prices: Any, input_tokens: float, output_tokens: float) -> float:
+    """The one price function: tokens at a slot's (or ModelScore's) $/M input and output prices."""
+    return (float(input_tokens) * prices.cost_per_m_input_tokens
+            + float(output_tokens) * prices.cost_per_m_output_tokens) / 1e6
 
 
-def usage_cost(model: Any, usage: Mapping[str, Any]) -> float:
-    """Dollar cost of real usage ({prompt_tokens, completion_tokens}) at a slot's or ModelScore's prices."""
-    return price_usd(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
-                     model.cost_per_m_input_tokens, model.cost_per_m_output_tokens)
+USAGE_DETAILS = (("prompt_tokens_details", "cached_tokens"), ("completion_tokens_details", "reasoning_tokens"))
 
 
-def baseline_cost(baseline: Any, usage: Mapping[str, Any] | None) -> float:
-    """The baseline model's estimated cost for the same query (a ModelScore of the RoutingResult).
+def normalize_usage(usage: Mapping[str, Any] | None) -> dict[str, int] | None:
+    """An upstream's usage (OpenAI shape, counts possibly missing or null) as plain ints.
+
+    {prompt_tokens, completion_tokens} always; cached_tokens / reasoning_tokens when the upstream
+    reported them (they are part of prompt/completion tokens, never added on top). None in, None out.
+    """
+    if not usage:
+        return None
+    out = {"prompt_tokens": int(usage.get("prompt_tokens") or 0),
+           "completion_tokens": int(usage.get("completion_tokens") or 0)}
+    for group, key in USAGE_DETAILS:
+        details = usage.get(group)
+        if isinstance(details, Mapping) and details.get(key) is not None:
+            out[key] = int(details[key])
+        elif usage.get(key) is not None:  # already normalized
+            out[key] = int(usage[key])
+    return out
+
+
+def usage_cost(prices: Any, usage: Mapping[str, Any]) -> float:
+    """Dollar cost of real usage at a slot's or ModelScore's prices."""
+    u = normalize_usage(usage) or {"prompt_tokens": 0, "completion_tokens": 0}
+    return price_usd(prices, u["prompt_tokens"], u["completion_tokens"])
+
+
+def baseline_cost(prices: Any, expected_output_tokens: float, input_tokens: int,
+                  usage: Mapping[str, Any] | None = None) -> float:
+    """The baseline model's estimated cost for the same query.
 
     With real usage the real prompt tokens replace the encoder's count; the output is still the
     baseline's expected length, because the baseline never answered this query.
     """
-    tokens_in = int(usage.get("prompt_tokens") or 0) if usage else baseline.expected_input_tokens
-    return price_usd(tokens_in, baseline.expected_output_tokens,
-                     baseline.cost_per_m_input_tokens, baseline.cost_per_m_output_tokens)
+    u = normalize_usage(usage)
+    return price_usd(prices, u["prompt_tokens"] if u else input_tokens, expected_output_tokens)
 
 
 def savings(routed_usd: float, baseline_usd: float) -> tuple[float, float | None]:
@@ -144,7 +165,7 @@ def monthly_projection(team_size: float, requests_per_person: float, input_token
     if not shares:
         raise InputError("the model mix is empty: route some queries or run the sweep first")
     requests = float(team_size) * float(requests_per_person)
-    per_call = {k: price_usd(input_tokens, output_tokens, *prices[k]) for k in prices}
+    per_call = {k: _per_call(input_tokens, output_tokens, *prices[k]) for k in prices}
     per_model = {k: requests * s * per_call[k] for k, s in shares.items()}
     routed = sum(per_model.values())
     base = requests * per_call[baseline]
@@ -153,67 +174,5 @@ def monthly_projection(team_size: float, requests_per_person: float, input_token
                       sum(s * per_call[k] for k, s in shares.items()), per_call[baseline])
 
 
-# ---- tolerance sweep ---------------------------------------------------------------------
-
-def tolerance_grid(start: float = 0.0, stop: float = 0.5, step: float = 0.05) -> list[float]:
-    """Inclusive grid, rounded to 4 decimals so 0.1 + 0.2 prints as 0.3."""
-    vals = [start, stop, step]
-    if any(v is None or not isinstance(v, (int, float)) or math.isnan(v) for v in vals):
-        raise InputError(f"tolerance grid needs three numbers (start, stop, step), got {vals}")
-    if not (0 <= start <= stop <= 1):
-        raise InputError(f"tolerance grid: need 0 <= start <= stop <= 1, got start={start}, stop={stop}")
-    if step <= 0:
-        raise InputError(f"tolerance grid: step must be > 0, got {step}")
-    n = int(math.floor((stop - start) / step + 1e-9)) + 1
-    if n > 101:
-        raise InputError(f"tolerance grid: {n} points is too many (at most 101); use a larger step")
-    return [round(start + i * step, 4) for i in range(n)]
-
-
-@dataclass
-class SweepResult:
-    tolerances: list[float]
-    names: list[str]  # slot names, pool order
-    counts: np.ndarray  # [T, slots]: questions routed to each slot at each tolerance
-    mean_cost_usd: np.ndarray  # [T]: mean expected cost per question of the chosen models
-    mean_p: np.ndarray  # [T]: mean P(correct) of the chosen models
-    baseline_mean_cost_usd: float  # mean expected cost per question on the baseline model
-    questions: int
-    P: np.ndarray | None = None  # the scores and costs swept, kept so any other tolerance is exact
-    costs: np.ndarray | None = None
-    allowed: list[bool] | None = None
-
-    def mix_at(self, tolerance: float) -> dict[str, int]:
-        """The model mix at exactly `tolerance` (re-applies the rule; no encoder pass)."""
-        if tolerance in self.tolerances or self.P is None:
-            i = int(np.argmin(np.abs(np.asarray(self.tolerances) - tolerance)))
-            counts = self.counts[i]
-        else:
-            counts = sweep(self.P, self.costs, [tolerance], self.names, self.allowed).counts[0]
-        return {n: int(c) for n, c in zip(self.names, counts) if c > 0}
-
-    def rows(self) -> list[list[Any]]:
-        return [[t, int(self.counts[i].sum()), float(self.mean_p[i]), float(self.mean_cost_usd[i]),
-                 self.names[int(np.argmax(self.counts[i]))]] for i, t in enumerate(self.tolerances)]
-
-
-def sweep(P: np.ndarray, costs: np.ndarray, tolerances: Sequence[float], names: Sequence[str],
-          allowed: Sequence[bool] | None = None, baseline: str | None = None) -> SweepResult:
-    """Apply the selection rule to every question at every tolerance (scores computed once)."""
-    P = np.asarray(P, dtype=float)
-    costs = np.asarray(costs, dtype=float)
-    if P.ndim != 2 or P.shape != costs.shape or P.shape[1] != len(names):
-        raise InputError(f"sweep: P {P.shape} and costs {costs.shape} must both be [questions, {len(names)}]")
-    if not len(P):
-        raise InputError("sweep: no questions to route")
-    T, n = len(tolerances), len(P)
-    counts = np.zeros((T, len(names)), dtype=int)
-    mean_cost, mean_p = np.zeros(T), np.zeros(T)
-    for ti, t in enumerate(tolerances):
-        chosen = [select(P[i], costs[i], t, allowed).chosen for i in range(n)]
-        np.add.at(counts[ti], chosen, 1)
-        mean_cost[ti] = costs[np.arange(n), chosen].mean()
-        mean_p[ti] = P[np.arange(n), chosen].mean()
-    bi = list(names).index(baseline) if baseline in names else int(np.argmax(costs.sum(0)))
-    return SweepResult(list(tolerances), list(names), counts, mean_cost, mean_p,
-                       float(costs[:, bi].mean()), n, P, costs, None if allowed is None else list(allowed))
+def _per_call(input_tokens: float, output_tokens: float, in_per_m: float, out_per_m: float) -> float:
+    return (float(input_tokens) * in_per_m + float(output_tokens) * out_per_m) / 1e6

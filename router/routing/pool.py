@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from router.paths import CONFIG_DIR, PROJECT_ROOT  # noqa: F401 (PROJECT_ROOT re-exported)
+from router.routing.costs import price_usd
 from router.errors import ConfigError, UnknownModelError
 
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
@@ -56,8 +57,7 @@ class Slot(BaseModel):
         return self.trained_as or self.name
 
     def cost_usd(self, input_tokens: float, output_tokens: float) -> float:
-        return (input_tokens * self.cost_per_m_input_tokens
-                + output_tokens * self.cost_per_m_output_tokens) / 1e6
+        return price_usd(self, input_tokens, output_tokens)
 
 
 class Pool(BaseModel):
@@ -85,10 +85,16 @@ class Pool(BaseModel):
             f"unknown model {name!r} in pool {self.policy!r}; known slots: {', '.join(self.names)}")
 
     @property
+    def most_expensive_slot(self) -> Slot:
+        """Highest input + output price per million tokens; ties go to the later slot (pools list
+        models by capability). The default baseline and the auto-review judge."""
+        ranked = sorted(enumerate(self.models),
+                        key=lambda im: (im[1].cost_per_m_input_tokens + im[1].cost_per_m_output_tokens, im[0]))
+        return ranked[-1][1]
+
+    @property
     def baseline_slot(self) -> Slot:
-        if self.baseline:
-            return self.slot(self.baseline)
-        return max(self.models, key=lambda m: (m.cost_per_m_input_tokens + m.cost_per_m_output_tokens))
+        return self.slot(self.baseline) if self.baseline else self.most_expensive_slot
 
 
 def _loc(loc: tuple) -> str:

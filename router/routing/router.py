@@ -1,13 +1,12 @@
 """Routing: P(correct) per slot -> the cheapest model within `tolerance` of the best.
 
-`select` is the exact selection rule of DESIGN.md, pure and torch-free. `PrefillRouter` wires
+The selection rule itself lives in `select.py`. `PrefillRouter` wires
 pool + checkpoint + encoder together and returns a `RoutingResult`, the one object that
 crosses layers (UI, proxy, audit log).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,44 +16,7 @@ import numpy as np
 
 from router.errors import InputError, UnknownModelError
 from router.routing.pool import Pool, Slot, check_scorable, load_pool
-
-
-@dataclass(frozen=True)
-class Selection:
-    chosen: int
-    best: int
-    p_max: float
-    threshold: float
-    candidates: tuple[int, ...]
-
-
-def check_tolerance(tolerance: Any) -> float:
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)):
-        raise InputError(f"tolerance must be a number in [0, 1], got {tolerance!r}")
-    t = float(tolerance)
-    if math.isnan(t) or not 0.0 <= t <= 1.0:
-        raise InputError(f"tolerance must be in [0, 1] (0 = best model, 1 = cheapest), got {tolerance!r}")
-    return t
-
-
-def select(p: Sequence[float], expected_cost: Sequence[float], tolerance: float,
-           allowed: Sequence[bool] | None = None) -> Selection:
-    """p_max over allowed; candidates have P >= p_max - tolerance; cheapest wins, ties by order."""
-    tolerance = check_tolerance(tolerance)
-    n = len(p)
-    if len(expected_cost) != n:
-        raise InputError(f"select: {n} probabilities but {len(expected_cost)} costs")
-    allowed = [True] * n if allowed is None else list(allowed)
-    idx = [i for i in range(n) if allowed[i]]
-    if not idx:
-        raise InputError("no model is enabled: enable at least one model of the pool")
-    best = min(idx, key=lambda i: (-p[i], i))
-    p_max = float(p[best])
-    threshold = p_max - tolerance
-    # A hair of slack so that a P equal to the threshold in decimal is not lost to float rounding.
-    cands = tuple(i for i in idx if p[i] >= threshold - 1e-12)
-    chosen = min(cands, key=lambda i: (expected_cost[i], i))
-    return Selection(chosen=chosen, best=best, p_max=p_max, threshold=threshold, candidates=cands)
+from router.routing.select import Selection, check_tolerance, select  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -105,6 +67,14 @@ class RoutingResult:
     @property
     def probabilities(self) -> dict[str, float]:
         return {m.name: m.p for m in self.models}
+
+
+@dataclass(frozen=True)
+class RouteArgs:
+    """A request's validated tolerance and allowed-slot mask (pool order)."""
+
+    tolerance: float
+    allowed: list[bool]
 
 
 @dataclass
@@ -188,15 +158,22 @@ class PrefillRouter:
         wanted = set(models)
         return [n in wanted for n in names]
 
+    def check_args(self, tolerance: Any = None, models: Sequence[str] | None = None) -> RouteArgs:
+        """Validate a request's tolerance and model subset once, before any encoder work."""
+        tol = self.pool.default_tolerance if tolerance is None else check_tolerance(tolerance)
+        return RouteArgs(tol, self.allowed_mask(models))
+
     def expected_costs(self, input_tokens: int) -> np.ndarray:
         return np.array([s.cost_usd(input_tokens, o) for s, o in zip(self.pool.models, self._out_tokens)])
 
     def decide(self, scores: Scores, tolerance: float | None = None,
                models: Sequence[str] | None = None) -> RoutingResult:
         """Apply the selection rule to already-computed scores (no encoder pass)."""
+        return self.decide_checked(scores, self.check_args(tolerance, models))
+
+    def decide_checked(self, scores: Scores, args: RouteArgs) -> RoutingResult:
         t0 = time.perf_counter()
-        tol = self.pool.default_tolerance if tolerance is None else check_tolerance(tolerance)
-        allowed = self.allowed_mask(models)
+        tol, allowed = args.tolerance, args.allowed
         costs = self.expected_costs(scores.input_tokens)
         sel = select(scores.p, costs, tol, allowed)
         slots = self.pool.models
@@ -224,8 +201,5 @@ class PrefillRouter:
 
     def route(self, query_or_messages: Any, tolerance: float | None = None,
               models: Sequence[str] | None = None) -> RoutingResult:
-        # Validate the cheap arguments before spending an encoder pass.
-        if tolerance is not None:
-            check_tolerance(tolerance)
-        self.allowed_mask(models)
-        return self.decide(self.score(query_or_messages), tolerance, models)
+        args = self.check_args(tolerance, models)  # before spending an encoder pass
+        return self.decide_checked(self.score(query_or_messages), args)

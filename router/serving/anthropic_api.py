@@ -11,10 +11,10 @@ from typing import AsyncIterator
 import anyio
 
 from router.serving.anthropic_translate import StreamTranslator, sse_event, to_anthropic_message, to_openai_messages, to_openai_tools
-from router.serving.pipeline import Decision, ProxyState, decide, remember, router_headers, router_info, write_audit
+from router.serving.pipeline import (Decision, ProxyState, complete, decide, fail, remember, router_headers, router_info,
+                                     write_audit)
 from router.errors import UpstreamError
 from router.upstream.failover import OpenStream, open_stream_with_failover
-from router.serving.openai_api import complete, fail
 from router.serving.schemas import CountTokensRequest, MessagesRequest
 
 

@@ -23,17 +23,16 @@ import json
 from typing import Any, Iterable
 
 from router.errors import InputError
+from router.model.encoder import content_text
+from router.routing.costs import normalize_usage
+from router.sse import sse
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
                 "content_filter": "refusal"}
 
 
 def _text_of(blocks: Any) -> str:
-    if isinstance(blocks, str):
-        return blocks
-    if isinstance(blocks, list):
-        return "\n".join(b.get("text", "") for b in blocks if isinstance(b, dict) and b.get("type") == "text")
-    return ""
+    return content_text(blocks) if isinstance(blocks, (str, list)) else ""
 
 
 def _marked(part: dict, block: dict) -> dict:
@@ -276,7 +275,7 @@ def anthropic_usage(usage: dict) -> dict:
 
 
 def sse_event(kind: str, data: dict) -> str:
-    return f"event: {kind}\ndata: {json.dumps({'type': kind, **data}, separators=(',', ':'))}\n\n"
+    return sse({"type": kind, **data}, event=kind)
 
 
 class StreamTranslator:
@@ -319,10 +318,8 @@ class StreamTranslator:
     def feed(self, chunk: dict) -> list[str]:
         out: list[str] = []
         if chunk.get("usage"):
-            u = chunk["usage"]
-            self.usage = {"prompt_tokens": int(u.get("prompt_tokens") or 0),
-                          "completion_tokens": int(u.get("completion_tokens") or 0)}
-            self.full_usage = dict(u)
+            self.usage = normalize_usage(chunk["usage"])
+            self.full_usage = dict(chunk["usage"])
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
             text = delta.get("content")

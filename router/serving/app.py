@@ -40,8 +40,8 @@ from router.serving.schemas import (ChatCompletionRequest, CountTokensRequest, M
 from router.serving import conventions
 from router.serving.responses_api import responses as responses_endpoint
 from router.serving.auth import check_access, configured_keys
-from router.routing.router import check_tolerance
 from router.serving.pipeline import ProxyState
+from router import __version__
 from router.errors import InputError
 from router.routing.registry import RouterRegistry
 
@@ -73,7 +73,7 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
             yield
             state.backend = None
 
-    app = FastAPI(title="Prefill Router", version="1.0",
+    app = FastAPI(title="Prefill Router", version=__version__,
                   description="OpenAI- and Anthropic-compatible router: cheapest model within `tolerance` "
                               "of the best predicted P(correct).", lifespan=lifespan)
     app.state.proxy = state
@@ -132,9 +132,8 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
             from router.serving.pipeline import routing_text
 
             query = routing_text(router, query)  # an agent turn ending in a tool result routes on what came before
-        tolerance = None if body.tolerance is None else check_tolerance(body.tolerance)
-        router.allowed_mask(body.models)  # cheap checks before the encoder pass
-        result = router.decide(await state.score(router, router.query_text(query)), tolerance, body.models)
+        args = router.check_args(body.tolerance, body.models)  # cheap checks before the encoder pass
+        result = router.decide_checked(await state.score(router, router.query_text(query)), args)
         headers = {"X-Router-Selected": result.chosen, "X-Router-Tolerance": f"{result.tolerance:g}",
                    "X-Router-P-Max": f"{result.p_max:.6f}", "X-Router-Threshold": f"{result.threshold:.6f}"}
         return JSONResponse({**result.to_dict(), **conventions.route_compat_fields(result, router.pool)},

@@ -15,7 +15,8 @@ names other routers' sidecar clients read from /v1/route.
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from router.errors import UnknownModelError
 

@@ -103,10 +103,10 @@ def install(app) -> None:
         status, etype, code = classify(exc)
         if status >= 500 and not isinstance(exc, UpstreamError):
             log.error("router error on %s: %s", request.url.path, exc)
-        headers = dict(getattr(exc, "headers", None) or {})
+        headers = dict(exc.headers or {})
         if status == 401:
             headers["WWW-Authenticate"] = "Bearer"
-        extra = {"router": exc.router} if getattr(exc, "router", None) else None
+        extra = {"router": exc.router} if exc.router else None
         param = "model" if status == 404 else None
         return respond(request, status, str(exc), etype, code, param, extra, headers)
 

@@ -9,16 +9,17 @@ ends with an OpenAI error chunk, which the SDKs raise.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, AsyncIterator
 
 import anyio
 
-from router.serving.pipeline import (Decision, ProxyState, audit_after_response, decide, remember, router_headers, router_info,
-                       write_audit)
 from router.errors import UpstreamError
-from router.upstream.failover import OpenStream, chat_with_failover, open_stream_with_failover
+from router.serving.pipeline import (Decision, ProxyState, complete, decide, fail, remember, router_headers, router_info,
+                                     write_audit)
+from router.routing.costs import normalize_usage
+from router.sse import DONE, sse
+from router.upstream.failover import OpenStream, open_stream_with_failover
 from router.serving.schemas import ChatCompletionRequest
 
 OWN_FIELDS = {"model", "messages", "stream", "stream_options", "tolerance", "models", "max_tokens",
@@ -30,26 +31,6 @@ def upstream_params(req: ChatCompletionRequest) -> dict[str, Any]:
     extra = {k: v for k, v in req.model_dump(exclude_unset=True).items() if k not in OWN_FIELDS}
     stop = [req.stop] if isinstance(req.stop, str) else req.stop
     return {"max_tokens": req.max_tokens, "temperature": req.temperature, "stop": stop or None, "extra": extra}
-
-
-def fail(state: ProxyState, d: Decision, exc: UpstreamError, api: str) -> UpstreamError:
-    """Audit a request that failed upstream; attach the decision so the error body can show it."""
-    write_audit(state, d, api=api, selected=None, attempts=exc.attempts, usage=None, status="error", error=str(exc))
-    exc.router = router_info(d, None, exc.attempts)  # type: ignore[attr-defined]
-    exc.headers = router_headers(d, None)  # type: ignore[attr-defined]
-    return exc
-
-
-async def complete(state: ProxyState, d: Decision, messages: list[dict], api: str, **params):
-    """Non-streaming call down the failover plan, remembered for session stickiness. Returns the
-    slot, result, attempts and the audit task to attach to the response (see audit_after_response)."""
-    try:
-        slot, res, attempts = await chat_with_failover(state.backend, d.plan, messages, **params)
-    except UpstreamError as exc:
-        raise fail(state, d, exc, api) from None
-    remember(state, d, slot)
-    audit = audit_after_response(state, d, api=api, selected=slot, attempts=attempts, usage=res.usage)
-    return slot, res, attempts, audit
 
 
 async def chat_completions(state: ProxyState, req: ChatCompletionRequest, *, token: str | None,
@@ -77,7 +58,7 @@ async def chat_completions(state: ProxyState, req: ChatCompletionRequest, *, tok
 
 
 def _sse(obj: dict) -> str:
-    return f"data: {json.dumps(obj, separators=(',', ':'))}\n\n"
+    return sse(obj)
 
 
 async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: bool = False) -> AsyncIterator[str]:
@@ -95,8 +76,7 @@ async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: b
             async for chunk in st.rest():
                 if chunk.get("usage"):
                     full_usage = dict(chunk["usage"])
-                    usage = {"prompt_tokens": int(chunk["usage"].get("prompt_tokens") or 0),
-                             "completion_tokens": int(chunk["usage"].get("completion_tokens") or 0)}
+                    usage = normalize_usage(chunk["usage"])
                 meta["id"] = chunk.get("id") or meta["id"]
                 meta["created"] = chunk.get("created") or meta["created"]
                 if not chunk.get("choices"):
@@ -127,7 +107,7 @@ async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: b
             yield _sse({**base, "choices": [], "usage": _usage_out(full_usage), "router": info})
         else:
             yield _sse({**held[-1], "usage": _usage_out(full_usage), "router": info})
-        yield "data: [DONE]\n\n"
+        yield sse(DONE)
     finally:
         write_audit(state, d, api="openai", selected=st.slot, attempts=st.attempts, usage=usage,
                     status=status, error=error)

@@ -13,14 +13,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from router.audit.log import AuditLog, client_id, decision_record, new_request_id
+from router.audit.log import AuditLog
+from router.audit.record import DecisionRecord, client_id, new_request_id
 from router.upstream.backends import Attempt, Backend
 from router.serving.batching import ScoreBatcher
-from router.routing.router import PrefillRouter, RoutingResult, Scores, check_tolerance
-from router.routing.costs import price_usd, usage_cost
+from router.routing.router import PrefillRouter, RoutingResult, Scores
 from router.model.encoder import content_text
-from router.errors import InputError
-from router.upstream.failover import failover_plan
+from router.errors import InputError, UpstreamError
+from router.upstream.failover import chat_with_failover, failover_plan
 from router.routing.pool import Slot
 from router.routing.registry import RouterRegistry
 from router.serving.sessions import SessionStore, sticky_choice
@@ -91,16 +91,14 @@ async def decide(state: ProxyState, model: str | None, messages: Any, *, toleran
                  stream: bool = False) -> Decision:
     t0 = time.perf_counter()
     router, pinned = state.registry.resolve(model)
-    if tolerance is not None:
-        tolerance = check_tolerance(tolerance)
+    args = router.check_args(tolerance, models)
     text = routing_text(router, messages)  # validates messages before any work
     client = client_id(token)
     common = dict(request_id=new_request_id(), router=router, text=text, client=client, stream=stream, started=t0)
     if pinned is not None:
         return Decision(result=None, pinned=pinned, plan=[pinned], **common)
-    router.allowed_mask(models)
     scores = await state.score(router, text)
-    result = router.decide(scores, tolerance, models)
+    result = router.decide_checked(scores, args)
     first, sticky, key = result.chosen, False, None
     if session:
         key = (client, router.pool.policy, session)
@@ -114,21 +112,26 @@ def remember(state: ProxyState, d: Decision, selected: Slot | None) -> None:
         state.sessions.set(d.session_key, selected.name)
 
 
+def record_of(d: Decision, *, api: str | None = None, selected: Slot | None = None,
+              attempts: Sequence[Attempt] = (), usage: dict | None = None, status: str = "ok",
+              error: str | None = None, ended: float | None = None) -> DecisionRecord:
+    """The request's DecisionRecord. `ended`: perf_counter() when it was answered (default: now)."""
+    end = time.perf_counter() if ended is None else ended
+    pool = d.pool
+    base = pool.baseline_slot
+    return DecisionRecord.build(
+        d.result, request_id=d.request_id, ts=d.ts, api=api, client=d.client, policy=pool.policy,
+        query_text=d.text, query_mode=pool.audit_query_text, selected=selected, attempts=attempts, usage=usage,
+        baseline_prices=base, baseline_output_tokens=d.router.checkpoint.output_tokens(base.score_as),
+        latency_ms=(end - d.started) * 1e3, status=status, error=error,
+        chosen=d.pinned.name if d.pinned else None, baseline=base.name, pinned=d.pinned is not None,
+        session=d.session_key[2] if d.session_key else None, sticky=d.sticky, stream=d.stream,
+        routing_wall_ms=d.routing_wall_ms)
+
+
 def router_info(d: Decision, selected: Slot | None, attempts: Sequence[Attempt]) -> dict[str, Any]:
     """The `router` object that rides along in the response body."""
-    info: dict[str, Any] = {"request_id": d.request_id, "policy": d.pool.policy, "pinned": d.pinned is not None,
-                            "selected": selected.name if selected else None,
-                            "model": selected.model if selected else None}
-    r = d.result
-    if r is not None:
-        info.update({"tolerance": r.tolerance, "chosen": r.chosen, "best": r.best, "p_max": r.p_max,
-                     "threshold": r.threshold, "candidates": list(r.candidates), "sticky": d.sticky,
-                     "failover": selected is not None and selected.name != d.plan[0].name,
-                     "probabilities": r.probabilities, "expected_cost_usd": r.expected_cost_usd,
-                     "input_tokens": r.input_tokens,
-                     "timings_ms": {**r.timings_ms, "routing_wall_ms": d.routing_wall_ms}})
-    info["attempts"] = [a.to_dict() for a in attempts]
-    return info
+    return record_of(d, selected=selected, attempts=attempts).router_info()
 
 
 def router_headers(d: Decision, selected: Slot | None) -> dict[str, str]:
@@ -145,30 +148,8 @@ def router_headers(d: Decision, selected: Slot | None) -> dict[str, str]:
     return h
 
 
-def audit_line(d: Decision, *, api: str, selected: Slot | None, attempts: Sequence[Attempt],
-               usage: dict | None, status: str = "ok", error: str | None = None,
-               ended: float | None = None) -> dict[str, Any]:
-    """`ended`: perf_counter() when the request was answered (default: now)."""
-    end = time.perf_counter() if ended is None else ended
-    pool = d.pool
-    actual = baseline = None
-    if d.result is None:  # pinned: no RoutingResult, so price the slot and the baseline directly
-        if usage and selected is not None:
-            actual = usage_cost(selected, usage)
-        base = pool.baseline_slot
-        if usage:
-            baseline = price_usd(int(usage.get("prompt_tokens") or 0), d.router.checkpoint.output_tokens(base.score_as),
-                                 base.cost_per_m_input_tokens, base.cost_per_m_output_tokens)
-    extra: dict[str, Any] = {"routing_wall_ms": d.routing_wall_ms}
-    if d.result is None:
-        extra.update(chosen=d.pinned.name if d.pinned else None, baseline=pool.baseline_slot.name)
-    return decision_record(
-        d.result, request_id=d.request_id, ts=d.ts, api=api, client=d.client, policy=pool.policy,
-        query_text=d.text, query_mode=pool.audit_query_text, selected=selected.name if selected else None,
-        model=selected.model if selected else None, attempts=attempts, usage=usage, actual_cost_usd=actual,
-        baseline_cost_usd=baseline, latency_ms=(end - d.started) * 1e3, status=status, error=error,
-        pinned=d.pinned is not None, session=d.session_key[2] if d.session_key else None, sticky=d.sticky,
-        stream=d.stream, **extra)
+def audit_line(d: Decision, **kw: Any) -> dict[str, Any]:
+    return record_of(d, **kw).to_line()
 
 
 def write_audit(state: ProxyState, d: Decision, **kw: Any) -> None:
@@ -190,3 +171,23 @@ def audit_after_response(state: ProxyState, d: Decision, **kw: Any):
         write_audit(state, d, ended=ended, **kw)
 
     return BackgroundTask(write)
+
+
+def fail(state: ProxyState, d: Decision, exc: UpstreamError, api: str) -> UpstreamError:
+    """Audit a request that failed upstream; attach the decision so the error body can show it."""
+    write_audit(state, d, api=api, selected=None, attempts=exc.attempts, usage=None, status="error", error=str(exc))
+    exc.router = router_info(d, None, exc.attempts)
+    exc.headers = router_headers(d, None)
+    return exc
+
+
+async def complete(state: ProxyState, d: Decision, messages: list[dict], api: str, **params):
+    """Non-streaming call down the failover plan, remembered for session stickiness. Returns the
+    slot, result, attempts and the audit task to attach to the response (see audit_after_response)."""
+    try:
+        slot, res, attempts = await chat_with_failover(state.backend, d.plan, messages, **params)
+    except UpstreamError as exc:
+        raise fail(state, d, exc, api) from None
+    remember(state, d, slot)
+    audit = audit_after_response(state, d, api=api, selected=slot, attempts=attempts, usage=res.usage)
+    return slot, res, attempts, audit

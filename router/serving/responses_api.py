@@ -12,15 +12,23 @@ follows the plan; a stream fails over only before its first event.
 from __future__ import annotations
 
 import re
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import anyio
 
 from router.errors import MissingKeyError, UpstreamError
 from router.routing.pool import Slot
-from router.serving.openai_api import fail
-from router.serving.pipeline import (Decision, ProxyState, audit_after_response, decide, remember, router_headers,
-                                     router_info, write_audit)
+from router.serving.pipeline import (
+    Decision,
+    ProxyState,
+    audit_after_response,
+    decide,
+    fail,
+    remember,
+    router_headers,
+    router_info,
+    write_audit,
+)
 from router.serving.responses_translate import OWN_FIELDS, ResponseIds, ResponsesStream, to_chat_request, to_response
 from router.serving.schemas import ResponsesRequest
 from router.upstream import responses_backend

@@ -3,9 +3,9 @@
 Requests (`to_chat_request`): `instructions` becomes the system message; `input` (a string, or
 items: messages with input_text / input_image / input_file parts, `function_call` and
 `function_call_output` items) becomes chat messages, consecutive function calls joining the
-assistant turn before them; function `tools` and custom (freeform) tools, `tool_choice`, `max_output_tokens`, `temperature`,
-`top_p`, `parallel_tool_calls`, `text.format` (json_schema / json_object) and `user` map to their
-chat forms. Refused with an InputError (HTTP 400) that names the field: `previous_response_id` and
+assistant turn before them; function `tools` and custom (freeform) tools, `tool_choice`,
+`max_output_tokens`, `temperature`, `top_p`, `parallel_tool_calls`, `text.format` (json_schema /
+json_object) and `user` map to their chat forms. Refused with an InputError (HTTP 400) that names the field: `previous_response_id` and
 `conversation` (this proxy keeps no response state: send the whole conversation in `input`),
 `item_reference` items, `background: true`, hosted tools (web_search, file_search, computer_use,
 code_interpreter, mcp, image_generation ...) and any item or part type with no chat equivalent.
@@ -19,8 +19,8 @@ parameter `input` (its grammar, if any, in the description); its calls come back
 `custom_tool_call_output` items go upstream as the matching tool call and tool message.
 
 Responses (`to_response`): the message becomes a `message` output item (output_text, refusal),
-tool calls become `function_call` items (`custom_tool_call` for custom tools), a `reasoning_content` becomes a `reasoning` item, the
-finish reason becomes status (length -> incomplete, max_output_tokens), and usage becomes
+tool calls become `function_call` items (`custom_tool_call` for custom tools), a
+`reasoning_content` becomes a `reasoning` item, the finish reason becomes status (length -> incomplete, max_output_tokens), and usage becomes
 input/output tokens with their details (cached_tokens, reasoning_tokens; `cost` kept when sent).
 `ResponsesStream` turns chat chunks into the Responses event sequence: response.created,
 response.in_progress, then per item output_item.added / content_part.added / output_text.delta ... /

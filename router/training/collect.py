@@ -24,6 +24,9 @@ from typing import Any
 
 from router.upstream.backends import Backend, resolve_key
 from router.training.data import approx_tokens, question_id
+from router.files import atomic_write
+from router.training.questions import Question as Item
+from router.training.questions import read_questions as read_questions_file
 from router.errors import InputError, MissingKeyError, UpstreamError
 from router.jsonl import iter_objects
 from router.training.judges import Judge, Verdict
@@ -32,45 +35,9 @@ from router.routing.pool import Pool, Slot
 DEFAULT_OUTPUT_GUESS = 256  # output tokens assumed for a slot's budget reservation before it has answered
 
 
-@dataclass(frozen=True)
-class Item:
-    id: str
-    question: str
-    reference: str | None = None
-    task: str = ""
-    split: str = ""
-
-
 def read_questions(path: str | Path) -> list[Item]:
-    """Questions from .txt (one a line) or .jsonl (`id`, `question`, optional `reference`, `task`, `split`)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: questions file not found")
-    items: list[Item] = []
-    if path.suffix == ".txt":
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                items.append(Item(question_id(line.strip()), line.strip()))
-    elif path.suffix == ".jsonl":
-        hint = '{"id": "q1", "question": "...", "reference": "..."}'
-        for n, row in iter_objects(path.read_text(encoding="utf-8").splitlines(), path, hint):
-            q = row.get("question")
-            if not isinstance(q, str) or not q.strip():
-                raise InputError(f"{path}: line {n}: field 'question' must be a non-empty string")
-            ref = row.get("reference")
-            if ref is not None and not isinstance(ref, (str, int, float)):
-                raise InputError(f"{path}: line {n}: field 'reference' must be a string or number")
-            items.append(Item(str(row.get("id") or question_id(q)), q, None if ref is None else str(ref),
-                              str(row.get("task") or ""), str(row.get("split") or "")))
-    else:
-        raise InputError(f"{path}: questions must be a .txt (one per line) or .jsonl file")
-    if not items:
-        raise InputError(f"{path}: no questions in the file")
-    seen: dict[str, str] = {}
-    for it in items:
-        if seen.setdefault(it.id, it.question) != it.question:
-            raise InputError(f"{path}: id {it.id!r} is used for two different questions")
-    return list({it.id: it for it in items}.values())  # a repeated question is asked once
+    """The questions to ask, each once (router/training/questions.py reads every format)."""
+    return read_questions_file(path, unique=True)
 
 
 def read_collected(path: Path) -> list[dict]:
@@ -323,11 +290,9 @@ def finalize_group_judge(path: Path, judge: Judge) -> int:
         for r in group:
             v = verdicts[r["model"]]
             r["correct"], r["judge_note"] = v.score, v.note
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_write(path) as fh:
         for r in rows:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    tmp.replace(path)
     return sum(len(g) for g in groups.values())
 
 

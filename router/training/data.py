@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from router.files import atomic_write
 from router.errors import InputError
 from router.jsonl import iter_objects
 
@@ -39,7 +40,7 @@ def short_hash(question: str) -> str:
     return hashlib.sha256(question.strip().encode("utf-8")).hexdigest()[:12]
 
 
-def _open_text(path: Path, mode: str = "rt"):
+def open_text(path: Path, mode: str = "rt"):
     if path.name.endswith(".gz"):
         return gzip.open(path, mode, encoding="utf-8", newline="" if "t" in mode else None)
     return open(path, mode.replace("t", ""), encoding="utf-8", newline="")
@@ -65,11 +66,11 @@ def iter_rows(path: Path) -> Iterator[tuple[str, dict]]:
     """Raw rows of one CSV/JSONL file with a location string for error messages."""
     name = path.name
     if name.endswith((".jsonl", ".jsonl.gz")):
-        with _open_text(path) as fh:
+        with open_text(path) as fh:
             for n, row in iter_objects(fh, path):
                 yield f"line {n}", row
     elif name.endswith((".csv", ".csv.gz")):
-        with _open_text(path) as fh:
+        with open_text(path) as fh:
             reader = csv.DictReader(fh)
             for n, row in enumerate(reader, 2):
                 yield f"line {n}", row
@@ -190,10 +191,8 @@ def read_labels(path: str | Path) -> LabelTable:
 def write_labels(rows: Iterable[dict], path: str | Path) -> int:
     """Write long-format rows as JSONL or CSV (by suffix, .gz allowed). Returns the row count."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    tmp = path.with_name(".tmp-" + path.name)
-    with _open_text(tmp, "wt") as fh:
+    with atomic_write(path) as fh:
         if path.name.endswith((".csv", ".csv.gz")):
             w = csv.DictWriter(fh, fieldnames=LONG_FIELDS, extrasaction="ignore")
             w.writeheader()
@@ -206,7 +205,6 @@ def write_labels(rows: Iterable[dict], path: str | Path) -> int:
                 fh.write(json.dumps(keep,
                                     ensure_ascii=False) + "\n")
                 n += 1
-    tmp.replace(path)
     return n
 
 

@@ -22,9 +22,9 @@ import numpy as np
 
 from router.training import metrics
 from router.training.data import LabelTable, read_labels, short_hash
+from router.files import atomic_write_text
 from router.errors import InputError
 
-BASELINE_ORDER = ("oracle", "random", "prior", "knn-40", "logistic")
 
 
 def eval_rows(table: LabelTable, split: str | None) -> LabelTable:
@@ -194,9 +194,7 @@ def record_in_checkpoint(report: dict[str, Any], checkpoint: str | Path) -> Path
         "command": "python -m router evaluate --checkpoint CHECKPOINT --data DATA --record",
     })
     meta.setdefault("metrics", {})[report["split"] or "all"] = _jsonable(summary)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return path
 
 

@@ -4,7 +4,7 @@ Pure numpy on arrays: P (predicted P(correct)) [n, m], Y (true correctness, NaN 
 [n, m], cost (actual USD per call) [n, m], expected_cost (what the router believes a call
 costs; [m] or [n, m]). No encoder, no checkpoint: `evaluate` feeds these.
 
-- sweep: for t in 0.00..1.00 route every question with the selection rule of core.select;
+- sweep: for t in 0.00..1.00 route every question with the selection rule of routing.select;
   cost(t) = sum of the chosen models' actual costs, acc(t) = mean correctness of the chosen answers.
 - best single model: highest accuracy on these rows; C_best its total cost, A_best its accuracy.
 - cost_save_at(target): 1 - min{cost(t) : acc(t) >= target} / C_best, None if never reached.
@@ -17,17 +17,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from router.routing.select import SLACK, select_many
+
 TOLERANCES = np.round(np.arange(101) / 100.0, 2)
 AIQ_GRID = np.linspace(0.0, 1.0, 201)
-_SLACK = 1e-12  # the same float slack as core.select, so both pick the same candidates
+_SLACK = SLACK  # the selection rule's float slack, reused for "reaches the target" comparisons
 
 
 def choose(P: np.ndarray, expected_cost: np.ndarray, tolerance: float) -> np.ndarray:
-    """Vectorized core.select: per row, the cheapest model with P >= max(P) - tolerance (ties: lowest index)."""
-    P = np.asarray(P, dtype=float)
-    ec = np.broadcast_to(np.asarray(expected_cost, dtype=float), P.shape)
-    cand = P >= P.max(axis=1, keepdims=True) - tolerance - _SLACK
-    return np.argmin(np.where(cand, ec, np.inf), axis=1)
+    """Per row, the product's selection rule (routing.select.select_many)."""
+    return select_many(P, expected_cost, tolerance)
 
 
 def _take(A: np.ndarray, choice: np.ndarray) -> np.ndarray:
@@ -82,26 +81,19 @@ def aiq(costs: np.ndarray, accs: np.ndarray, c_best: float, grid: np.ndarray = A
 
 
 def auroc(p: np.ndarray, y: np.ndarray) -> float | None:
-    """Rank-based AUROC (ties count half); None when only one class is present."""
+    """AUROC of P against correctness >= 0.5 (scikit-learn; ties count half); None with one class."""
+    from sklearn.metrics import roc_auc_score
+
     m = ~np.isnan(y)
     p, y = np.asarray(p)[m], np.asarray(y)[m] >= 0.5
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
+    if y.all() or not y.any():
         return None
-    order = np.argsort(p, kind="mergesort")
-    ranks = np.empty(len(p))
-    sp = p[order]
-    i = 0
-    while i < len(sp):  # average ranks over ties
-        j = i
-        while j + 1 < len(sp) and sp[j + 1] == sp[i]:
-            j += 1
-        ranks[order[i: j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return float(roc_auc_score(y, p))
 
 
 def brier(p: np.ndarray, y: np.ndarray) -> float | None:
+    """Mean squared error of P against correctness. By hand: labels may be fractional (a judge's
+    0..1 score), which scikit-learn's brier_score_loss refuses."""
     m = ~np.isnan(y)
     return float(np.mean((np.asarray(p)[m] - np.asarray(y)[m]) ** 2)) if m.any() else None
 

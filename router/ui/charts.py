@@ -13,7 +13,8 @@ from typing import Mapping
 import plotly.graph_objects as go
 
 from router.routing.router import RoutingResult
-from router.routing.costs import Projection, SweepResult
+from router.routing.costs import Projection
+from router.routing.sweep import SweepResult
 
 COLORS = {
     "chosen": "#059669",

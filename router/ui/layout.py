@@ -8,11 +8,10 @@ returned by `build_ui` at "/" with `CSS_PATH` and `THEME` (Gradio 6 takes them a
 from __future__ import annotations
 
 from types import SimpleNamespace
-from pathlib import Path
 
 import gradio as gr
 
-from router.routing import costs
+from router.routing import costs, sweep
 from router.ui import playground
 from router.ui import views as V
 from router.paths import ASSETS_DIR
@@ -188,7 +187,7 @@ def _wire(registry: RouterRegistry, w, samples) -> None:
     def on_sweep(session, policy, enabled, upload, start, stop, step, progress=gr.Progress(track_tqdm=True)):
         router = registry.get(policy)
         texts = _call(playground.load_questions, upload) if upload else [s["question"] for s in samples]
-        grid = _call(costs.tolerance_grid, start, stop, step)
+        grid = _call(sweep.tolerance_grid, start, stop, step)
         sw = session.sweep = _call(playground.run_sweep, router, texts, grid, enabled)
         labels, base = V.labels_of(router.pool), router.pool.baseline_slot.label
         mix, curve = sweep_figures(sw, labels, base)
@@ -261,5 +260,5 @@ def _projection_mix(router, session, tolerance, enabled, samples, source):
     sw = session.sweep
     if sw is None or sw.names != router.pool.names:
         sw = session.sweep = playground.run_sweep(router, [s["question"] for s in samples],
-                                                  costs.tolerance_grid(), enabled)
+                                                  sweep.tolerance_grid(), enabled)
     return sw.mix_at(tolerance), f"the tolerance sweep's {sw.questions} questions at tolerance {tolerance:.2f}"

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
 from router.routing import costs
+from router.routing import sweep as tolerance_sweep
 from router.routing.router import PrefillRouter, RoutingResult, Scores
 from router.paths import ASSETS_DIR
 from router.errors import InputError, MissingKeyError, UpstreamError
-from router.jsonl import parse_line
 
 SAMPLES_PATH = ASSETS_DIR / "samples.json"
 MAX_SWEEP_QUESTIONS = 5000
@@ -33,7 +33,7 @@ class Session:
     request_id: str | None = None
     sent: bool = False  # the current record already carries an answer: a new decision gets a new id
     records: list[dict[str, Any]] = field(default_factory=list)
-    sweep: costs.SweepResult | None = None
+    sweep: tolerance_sweep.SweepResult | None = None
 
     def reset(self) -> None:
         """Forget the session's records; the decision on screen stays (and is re-recorded if used)."""
@@ -41,7 +41,7 @@ class Session:
 
 
 def _new_id() -> str:
-    from router.audit.log import new_request_id
+    from router.audit.record import new_request_id
 
     return new_request_id()
 
@@ -96,23 +96,21 @@ def _upsert(session: Session, record: dict[str, Any]) -> None:
 
 def decision_record(result: RoutingResult, query: str, request_id: str, query_mode: str = "store",
                     ts: float | None = None, ans: "Answer | None" = None, attempts: Sequence = ()) -> dict[str, Any]:
-    """One decision in the proxy's audit-log format (`router.audit.decision_record`), tagged api="playground".
+    """One decision as an audit line (router/audit/record.py), tagged api="playground".
 
     `cost_basis` says whether `actual_cost_usd` came from real usage; without it the routed cost
     is the router's estimate (`expected_cost_usd`).
     """
-    from router.audit.log import decision_record as audit_record
+    from router.audit.record import DecisionRecord
 
     routing_ms = result.timings_ms.get("total_ms") or 0.0
     kw: dict[str, Any] = {"latency_ms": routing_ms}
     if ans is not None:
-        kw = dict(selected=None if ans.error else ans.slot, model=None if ans.error else result.chosen_model,
-                  attempts=attempts, usage=ans.usage, latency_ms=routing_ms + (ans.latency_ms or 0.0),
-                  status="error" if ans.error else "ok", error=ans.error, stream=True)
-    rec = audit_record(result, request_id=request_id, ts=ts, api="playground", query_text=query,
-                       query_mode=query_mode, **kw)
-    rec["cost_basis"] = "actual" if rec.get("actual_cost_usd") is not None else "estimate"
-    return rec
+        kw = dict(selected=None if ans.error else result.score(ans.slot), attempts=attempts, usage=ans.usage,
+                  latency_ms=routing_ms + (ans.latency_ms or 0.0), status="error" if ans.error else "ok",
+                  error=ans.error, stream=True)
+    return DecisionRecord.build(result, request_id=request_id, ts=ts, api="playground", query_text=query,
+                                query_mode=query_mode, **kw).to_line()
 
 
 # ---- sending ---------------------------------------------------------------------------------
@@ -153,9 +151,7 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
         async for chunk in backend.stream(slot, messages, max_tokens=max_tokens, attempts=attempts):
             ans.text += chunk_text(chunk)
             if chunk.get("usage"):
-                u = chunk["usage"]
-                ans.usage = {"prompt_tokens": int(u.get("prompt_tokens") or 0),
-                             "completion_tokens": int(u.get("completion_tokens") or 0)}
+                ans.usage = costs.normalize_usage(chunk["usage"])
             yield ans
     except MissingKeyError as exc:
         ans.error, ans.missing = str(exc), exc.env_var
@@ -204,46 +200,18 @@ def load_samples(path: Path = SAMPLES_PATH) -> list[dict[str, str]]:
 
 
 def load_questions(path: str | Path) -> list[str]:
-    """Questions from a .txt (one per line) or .jsonl (strings, or objects with question/prompt/messages)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".txt", ".jsonl"):
-        raise InputError(f"{path.name}: expected a .txt (one question per line) or .jsonl file")
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    out: list[str] = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        out.append(line.strip() if suffix == ".txt" else _jsonl_question(line, f"{path.name}:{i}"))
-    if not out:
-        raise InputError(f"{path.name}: no questions in the file")
-    if len(out) > MAX_SWEEP_QUESTIONS:
-        raise InputError(f"{path.name}: {len(out)} questions; the playground sweeps at most {MAX_SWEEP_QUESTIONS}")
-    return out
+    """An uploaded question file (router/training/questions.py: .txt, .jsonl or .csv)."""
+    from router.training.questions import read_questions
 
-
-def _jsonl_question(line: str, where: str) -> str:
-    from router.model.encoder import messages_to_text
-
-    obj = parse_line(line, where, objects_only=False)
-    if isinstance(obj, str) and obj.strip():
-        return obj
-    if isinstance(obj, dict):
-        for key in ("question", "prompt", "query", "text"):
-            if isinstance(obj.get(key), str) and obj[key].strip():
-                return obj[key]
-        if isinstance(obj.get("messages"), list) and obj["messages"]:
-            return messages_to_text(obj["messages"])
-    raise InputError(f"{where}: expected a string or an object with a non-empty "
-                     "'question', 'prompt', 'query', 'text' or 'messages' field")
+    return [q.question for q in read_questions(path, limit=MAX_SWEEP_QUESTIONS)]
 
 
 def run_sweep(router: PrefillRouter, texts: Sequence[str], tolerances: Sequence[float],
-              enabled: Sequence[str] | None) -> costs.SweepResult:
+              enabled: Sequence[str] | None) -> tolerance_sweep.SweepResult:
     """Score the set once (one batched encoder pass), then apply the rule at every tolerance."""
     enabled = _check_enabled(router, enabled)
     P = router.score_batch(list(texts), progress=len(texts) > 64)
     _, counts = router.encoder.tokenize(list(texts))
     C = [router.expected_costs(n) for n in counts]
     allowed = router.allowed_mask(enabled)
-    return costs.sweep(P, C, tolerances, router.pool.names, allowed, router.pool.baseline_slot.name)
+    return tolerance_sweep.sweep(P, C, tolerances, router.pool.names, allowed, router.pool.baseline_slot.name)

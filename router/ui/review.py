@@ -31,9 +31,7 @@ class Review:
 
 
 def judge_slot(pool: Pool) -> Slot:
-    ranked = sorted(enumerate(pool.models),
-                    key=lambda im: (im[1].cost_per_m_input_tokens + im[1].cost_per_m_output_tokens, im[0]))
-    return ranked[-1][1]
+    return pool.most_expensive_slot
 
 
 def parse_review(text: str) -> tuple[float | None, str]:

@@ -9,7 +9,8 @@ from html import escape
 from typing import Any, Mapping, Sequence
 
 from router.routing.router import RoutingResult
-from router.routing.costs import Projection, SessionStats, SweepResult, session_stats
+from router.routing.costs import Projection, SessionStats, session_stats
+from router.routing.sweep import SweepResult
 from router.routing.pool import Pool
 
 COST_HEADERS = ["Model", "P(correct)", "Exp. cost ($)", "$/M in", "$/M out", "Exp. out tok.", "Status"]

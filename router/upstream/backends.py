@@ -17,6 +17,7 @@ from typing import Any, AsyncIterator
 
 import httpx
 
+from router.routing.costs import normalize_usage
 from router.errors import MissingKeyError, UpstreamError
 from router.upstream.adapt import adapt_messages
 from router.upstream.client import TRANSPORT_ERRORS, error_text
@@ -166,8 +167,7 @@ class Backend:
         usage = data.get("usage") or {}
         attempts.append(Attempt(slot.name, slot.model, 200, latency_ms))
         return ChatResult(
-            text=text, usage={"prompt_tokens": int(usage.get("prompt_tokens") or 0),
-                              "completion_tokens": int(usage.get("completion_tokens") or 0)},
+            text=text, usage=normalize_usage(usage) or {"prompt_tokens": 0, "completion_tokens": 0},
             latency_ms=latency_ms, status=200, model=str(data.get("model") or slot.model),
             finish_reason=choice.get("finish_reason"), raw=data, attempts=attempts)
 

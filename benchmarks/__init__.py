@@ -1,0 +1,1 @@
+"""Benchmarks that print numbers: run from the repository root as `python -m benchmarks.NAME`."""

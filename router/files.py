@@ -1,0 +1,64 @@
+"""Files written whole or not at all: a reader never sees half a checkpoint, label file or report.
+
+Everything goes to a temporary name beside the target and is renamed over it once complete (an
+atomic step on POSIX), so a crash or Ctrl-C leaves the previous file, never a torn one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import IO, Iterator
+
+
+def _temp_beside(path: Path) -> Path:
+    return path.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{path.name}")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """Open a temp file beside `path` ('w' text, 'wb' bytes; '.gz' names are gzip-compressed);
+    it replaces `path` when the block ends without an error, and is removed otherwise."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_beside(path)
+    binary = "b" in mode
+    try:
+        if path.name.endswith(".gz"):
+            fh = gzip.open(tmp, "wb" if binary else "wt", **({} if binary else {"encoding": "utf-8", "newline": ""}))
+        else:
+            fh = open(tmp, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""}))
+        with fh:
+            yield fh
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_write(path) as fh:
+        fh.write(text)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Build a folder under a temp name; it becomes `path` if the block succeeds and no other
+    process finished the same folder first (then the copy is dropped: both are equal)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_beside(path)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if path.exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.replace(path)
