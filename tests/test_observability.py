@@ -326,7 +326,7 @@ def test_a_hung_export_never_blocks_requests_and_the_full_queue_drops_spans(regi
 def test_a_dead_otlp_endpoint_costs_requests_nothing_but_lost_spans(registry, stub):
     from router.serving.tracing import Tracing
 
-    from .conftest import free_port
+    from .serving import free_port
 
     # Nothing listens there: each export is refused and retried on the SDK's thread until its timeout.
     tracing = Tracing.otlp(f"http://127.0.0.1:{free_port()}", timeout=1.0, schedule_delay_millis=10)

@@ -1,4 +1,4 @@
-"""Schemathesis fuzzes /v1/route and /v1/chat/completions from the app's own OpenAPI schema:
+"""Schemathesis fuzzes /v1/route, /v1/chat/completions and /v1/responses from the app's own OpenAPI schema:
 whatever it sends, the proxy answers without a 5xx (bad input is a 4xx in OpenAI's error shape).
 
 Bounded (examples per operation, no deadline) so it stays fast on a small CPU.
@@ -21,7 +21,7 @@ def api_schema(server):
 
 # Hypothesis is driven directly: schemathesis' lazy pytest fixtures do not run under this pytest.
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
-@pytest.mark.parametrize("path", ["/v1/route", "/v1/chat/completions"])
+@pytest.mark.parametrize("path", ["/v1/route", "/v1/chat/completions", "/v1/responses"])
 def test_no_server_errors(api_schema, server, path, mode):
     operation = api_schema[path]["POST"]
 

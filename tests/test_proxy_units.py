@@ -49,7 +49,8 @@ def test_anthropic_request_becomes_openai_messages():
             {"type": "text", "text": "4"}]}, {"type": "text", "text": "thanks"}]},
     ]
     out = to_openai_messages(msgs, system=[{"type": "text", "text": "sys A"}, {"type": "text", "text": "sys B"}])
-    assert out[0] == {"role": "system", "content": "sys A\nsys B"}
+    # system blocks keep their boundaries (issue 13); local slots get them joined (router.upstream.adapt)
+    assert out[0] == {"role": "system", "content": [{"type": "text", "text": "sys A"}, {"type": "text", "text": "sys B"}]}
     assert out[1]["content"][1] == {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
     assert out[2]["content"] == "calling"
     assert out[2]["tool_calls"][0]["function"] == {"name": "calc", "arguments": json.dumps({"x": 2})}

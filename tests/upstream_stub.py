@@ -10,7 +10,9 @@ Behaviours per destination model id: answer text (default: an echo of the last u
 delay (seconds before answering), fail_status + fail_times (-1 = forever), drop_after
 (chunks sent before the stream is cut), junk (200 with a body that is not a completion),
 usage (override the token counts), chunk_delay (seconds between stream chunks), set_cookie (a
-Set-Cookie header on the answer).
+Set-Cookie header on the answer), tool_calls (answer with these OpenAI tool calls, finish_reason
+tool_calls), finish_reasons (one per choice when the request asks for n > 1).
+POST /v1/responses answers in the Responses format (for slots that declare `upstream_api: responses`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class Behaviour:
     chunk_words: int = 1
     chunk_delay: float = 0.0
     set_cookie: str | None = None
+    tool_calls: list[dict] | None = None
+    finish_reasons: list[str] | None = None
     served: int = field(default=0)
 
 
@@ -142,15 +146,111 @@ class UpstreamStub:
             if body.get("max_tokens"):
                 answer = " ".join(answer.split(" ")[: int(body["max_tokens"])])
             created = int(time.time())
+            n = int(body.get("n") or 1)
+            if b.tool_calls and msgs and msgs[-1].get("role") == "tool":
+                # a conversation that ends in a tool result gets text: the stub calls tools until it has results
+                b = Behaviour(**{**b.__dict__, "tool_calls": None})
             if body.get("stream"):
-                return StreamingResponse(self._stream(model, answer, usage, b, created), media_type="text/event-stream")
+                gen = self._stream_n(model, answer, usage, b, created, n) if n > 1 or b.tool_calls else \
+                    self._stream(model, answer, usage, b, created)
+                return StreamingResponse(gen, media_type="text/event-stream")
+            choices = []
+            for i in range(n):
+                message: dict[str, Any] = {"role": "assistant", "content": answer}
+                if b.tool_calls:
+                    message = {"role": "assistant", "content": None, "tool_calls": b.tool_calls}
+                choices.append({"index": i, "message": message, "finish_reason": self._finish(b, i)})
             return JSONResponse({"id": f"chatcmpl-stub-{created}", "object": "chat.completion", "created": created,
-                                 "model": model, "choices": [{"index": 0, "message": {"role": "assistant",
-                                                                                      "content": answer},
-                                                              "finish_reason": "stop"}], "usage": usage},
+                                 "model": model, "choices": choices, "usage": usage},
                                 headers={"set-cookie": b.set_cookie} if b.set_cookie else None)
 
+        @app.post("/v1/responses")
+        async def responses(request: Request):
+            body = await request.json()
+            with self._lock:
+                self.requests.append({"t": time.time(), "headers": dict(request.headers), "body": body,
+                                      "path": "/v1/responses"})
+            model = str(body.get("model", ""))
+            b, fail = self._take(model)
+            if fail:
+                return JSONResponse({"error": {"message": f"stub failure {b.fail_status}", "type": "server_error"}},
+                                    status_code=b.fail_status)
+            answer = b.answer if b.answer is not None else f"stub responses answer from {model}"
+            created = int(time.time())
+            usage = {"input_tokens": 7, "input_tokens_details": {"cached_tokens": 2}, "output_tokens": _words(answer),
+                     "output_tokens_details": {"reasoning_tokens": 1}, "total_tokens": 7 + _words(answer)}
+            item = {"type": "message", "id": "msg_stub", "status": "completed", "role": "assistant",
+                    "content": [{"type": "output_text", "text": answer, "annotations": []}]}
+            resp = {"id": f"resp_stub_{created}", "object": "response", "created_at": created, "status": "completed",
+                    "model": model, "output": [item], "usage": usage, "parallel_tool_calls": True,
+                    "tool_choice": "auto", "tools": [], "error": None, "incomplete_details": None}
+            if not body.get("stream"):
+                return JSONResponse(resp)
+
+            async def events():
+                seq = 0
+
+                def ev(kind: str, **data) -> str:
+                    nonlocal seq
+                    seq += 1
+                    return f"event: {kind}\ndata: {json.dumps({'type': kind, 'sequence_number': seq, **data})}\n\n"
+
+                yield ev("response.created", response={**resp, "status": "in_progress", "output": []})
+                yield ev("response.output_item.added", output_index=0, item={**item, "status": "in_progress",
+                                                                             "content": []})
+                yield ev("response.content_part.added", item_id="msg_stub", output_index=0, content_index=0,
+                         part={"type": "output_text", "text": "", "annotations": []})
+                yield ev("response.output_text.delta", item_id="msg_stub", output_index=0, content_index=0,
+                         delta=answer, logprobs=[])
+                yield ev("response.output_text.done", item_id="msg_stub", output_index=0, content_index=0,
+                         text=answer, logprobs=[])
+                yield ev("response.content_part.done", item_id="msg_stub", output_index=0, content_index=0,
+                         part=item["content"][0])
+                yield ev("response.output_item.done", output_index=0, item=item)
+                yield ev("response.completed", response=resp)
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+
         return app
+
+    @staticmethod
+    def _finish(b: Behaviour, i: int) -> str:
+        if b.finish_reasons and i < len(b.finish_reasons):
+            return b.finish_reasons[i]
+        return "tool_calls" if b.tool_calls else "stop"
+
+    async def _stream_n(self, model: str, answer: str, usage: dict, b: Behaviour, created: int, n: int):
+        """n choices interleaved word by word, each ending with its own finish chunk (as OpenAI does);
+        or one choice whose tool calls arrive as name chunk + argument pieces."""
+        def chunk(choices: list[dict], **extra) -> str:
+            c = {"id": f"chatcmpl-stub-{created}", "object": "chat.completion.chunk", "created": created,
+                 "model": model, "choices": choices, **extra}
+            return f"data: {json.dumps(c)}\n\n"
+
+        if b.tool_calls:
+            yield chunk([{"index": 0, "delta": {"role": "assistant", "content": None}, "finish_reason": None}])
+            for k, call in enumerate(b.tool_calls):
+                fn = call["function"]
+                yield chunk([{"index": 0, "delta": {"tool_calls": [{"index": k, "id": call["id"], "type": "function",
+                                                                    "function": {"name": fn["name"], "arguments": ""}}]},
+                              "finish_reason": None}])
+                args = fn["arguments"]
+                for piece in (args[: len(args) // 2], args[len(args) // 2:]):
+                    yield chunk([{"index": 0, "delta": {"tool_calls": [{"index": k, "function": {"arguments": piece}}]},
+                                  "finish_reason": None}])
+            yield chunk([{"index": 0, "delta": {}, "finish_reason": self._finish(b, 0)}])
+        else:
+            words = answer.split(" ")
+            for i in range(n):
+                yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+            for w, word in enumerate(words):
+                for i in range(n):
+                    yield chunk([{"index": i, "delta": {"content": word if w == 0 else " " + word},
+                                  "finish_reason": None}])
+            for i in range(n):
+                yield chunk([{"index": i, "delta": {}, "finish_reason": self._finish(b, i)}])
+        yield chunk([], usage=usage)
+        yield "data: [DONE]\n\n"
 
     async def _stream(self, model: str, answer: str, usage: dict, b: Behaviour, created: int):
         def chunk(delta: dict, finish: str | None = None, **extra) -> str:

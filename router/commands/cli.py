@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "collect": "router.commands.collect",
     "serve": "router.commands.serve",
     "audit": "router.commands.audit",
+    "litellm-config": "router.commands.litellm_config",
 }
 
 

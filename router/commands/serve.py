@@ -2,6 +2,7 @@
 
     python -m router serve --config configs/default.yaml --port 8000 [--host 127.0.0.1]
         [--audit-log audit.jsonl] [--config configs/other.yaml ...] [--access-log]
+        [--cors-origins https://app.example.com,http://localhost:3000]
 
 Clients then use base URL http://HOST:PORT/v1 with `model` = a policy name (route) or a slot
 name (pin). Set ROUTER_API_KEYS=key1,key2 to require a bearer key on /v1/*.
@@ -20,6 +21,9 @@ def configure(p):
                                                      "(default: $ROUTER_AUDIT_LOG, else no log)")
     p.add_argument("--retries", type=int, default=2, help="retries per model on 429/5xx/connection errors")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per upstream call")
+    p.add_argument("--cors-origins", default=None,
+                   help="comma-separated origins that browsers may call the API from ('*' for any); "
+                        "default: no CORS headers")
     p.add_argument("--access-log", action="store_true",
                    help="also print uvicorn's line per HTTP request (off: the audit log records every "
                         "proxied request, and formatting the line costs ~0.1 ms per request)")
@@ -37,7 +41,9 @@ def run(args) -> int:
         AuditLog(args.audit_log)  # a bad path fails now, before the model loads
     configs = args.config or []
     registry = RouterRegistry.from_paths(configs or None, default_path=configs[0] if configs else None)
-    app = create_api(registry, audit_log=args.audit_log, retries=args.retries, timeout=args.timeout)
+    cors = [o for o in (args.cors_origins or "").split(",") if o.strip()] or None
+    app = create_api(registry, audit_log=args.audit_log, retries=args.retries, timeout=args.timeout,
+                     cors_origins=cors)
     print(f"serving {', '.join(registry.policies)} (default {registry.default}) on "
           f"http://{args.host}:{args.port}/v1", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=args.access_log)

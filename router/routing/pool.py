@@ -40,6 +40,10 @@ class Slot(BaseModel):
     system_prompt: str | None = None
     expected_output_tokens: float | None = Field(default=None, ge=0)  # overrides the checkpoint's mean
     reasoning_tokens: float | None = Field(default=None, ge=0)  # expected hidden reasoning tokens, billed as output
+    # "responses": the upstream speaks OpenAI's Responses API, so /v1/responses passes requests through
+    upstream_api: Literal["chat", "responses"] = "chat"
+    # forward Anthropic-style cache_control markers; None = auto (OpenRouter's anthropic/ and google/ models)
+    cache_control: bool | None = None
 
     @field_validator("api_base")
     @classmethod

@@ -98,13 +98,27 @@ async def relay(state: ProxyState, d: Decision, st: OpenStream, tr: StreamTransl
 
 
 async def count_tokens(state: ProxyState, req: CountTokensRequest) -> dict:
-    """An estimate with the router's own tokenizer (upstream tokenizers differ): system + every turn."""
+    """An estimate with the router's own tokenizer (upstream tokenizers differ): every system block,
+    every turn (tool calls and results included) and every tool definition."""
     import anyio.to_thread
-
-    from router.model.encoder import content_text
 
     router, _ = state.registry.resolve(routed_model(state.registry, req.model))
     msgs = [m.model_dump(exclude_unset=True) for m in req.messages]
-    text = "\n\n".join(content_text(m.get("content")) for m in to_openai_messages(msgs, req.system))
+    text = count_text(to_openai_messages(msgs, req.system), to_openai_tools(req.tools, None).get("tools"))
     n = await anyio.to_thread.run_sync(router.encoder.count_tokens, text or " ")
     return {"input_tokens": int(n)}
+
+
+def count_text(messages: list[dict], tools: list[dict] | None) -> str:
+    """What an upstream reads as input: message texts, tool-call arguments, tool definitions as JSON."""
+    import json
+
+    from router.model.encoder import content_text
+
+    pieces = [content_text(m.get("content")) for m in messages]
+    for m in messages:
+        for call in m.get("tool_calls") or []:
+            pieces.append(f"{call['function']['name']} {call['function']['arguments']}")
+    for t in tools or []:
+        pieces.append(json.dumps(t["function"], separators=(",", ":")))
+    return "\n\n".join(p for p in pieces if p)

@@ -5,12 +5,16 @@ serve` runs it headless).
     POST /v1/chat/completions  OpenAI chat, routed (model = policy) or pinned (model = slot)
     POST /v1/messages          Anthropic Messages, routed or pinned, translated to the upstream call
     POST /v1/messages/count_tokens   input-token estimate (Anthropic format; the router's tokenizer)
+    POST /v1/responses         OpenAI Responses API, routed, sent upstream as a chat completion (or passed through)
     GET  /v1/models            policies and slots in OpenAI's (and Anthropic's) list format
+    GET  /v1/models/{id}       one of them
     GET  /api/models           every pool: slots, prices, bindings, local flag, whether its key is set
     GET  /v1/budgets           every budget cap that concerns the caller: spend, cap, reset time
     GET  /health               liveness (and the state store: SQLite / Redis up or down); always open
-    GET  /health/ready         readiness (200 once serving, else 503); always open
+    GET  /health/ready         readiness: encoders loaded and every slot's key present (503 otherwise)
     GET  /metrics              Prometheus text format (router/serving/metrics.py); keys like /v1/*
+
+CORS is off unless `cors_origins` is given (router.serving.conventions).
 
 FastAPI is imported here and only here (plus the modules this one wires together).
 One `httpx.AsyncClient` (router.http_client) is created in the app's lifespan and shared by every
@@ -33,7 +37,10 @@ from router.serving.anthropic_api import messages as anthropic_messages
 from router.audit.log import AuditLog
 from router.upstream.backends import Backend
 from router.serving.openai_api import chat_completions
-from router.serving.schemas import ChatCompletionRequest, CountTokensRequest, MessagesRequest, RouteRequest
+from router.serving.schemas import (ChatCompletionRequest, CountTokensRequest, MessagesRequest, ResponsesRequest,
+                                    RouteRequest)
+from router.serving import conventions
+from router.serving.responses_api import responses as responses_endpoint
 from router.serving.auth import check_access, configured_keys, key_names
 from router.serving import governance as gov_hooks
 from router.serving.pipeline import ProxyState
@@ -54,7 +61,7 @@ def _client():
 def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path | None = None,
                api_keys: Sequence[str] | None = None, retries: int = 2, backoff: float = 0.25,
                timeout: float = 120.0, governance: "gov_hooks.Governance | None" = None, metrics: bool = True,
-               tracing: Any = "env"):
+               tracing: Any = "env", cors_origins: Sequence[str] | None = None):
     """Build the API. Audit log: `audit_log`, else $ROUTER_AUDIT_LOG, else none.
     Access keys: `api_keys`, else $ROUTER_API_KEYS (comma-separated, `name:key` entries named), else open.
     Budget spend and sessions: `governance`, else SQLite next to the audit log (or in memory) and
@@ -100,6 +107,7 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
         from router.serving.metrics import HTTPMetricsMiddleware
 
         app.add_middleware(HTTPMetricsMiddleware, metrics=metrics_obj)
+    conventions.add_cors(app, cors_origins)
 
     async def backend_ready() -> None:
         if state.backend is None:  # served without lifespan (e.g. some test clients): one client, lazily
@@ -122,18 +130,16 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
     async def v1_budgets(token: str | None = Depends(access)) -> dict[str, Any]:
         return gov_hooks.budget_report(governance, [r.pool for r in registry], governance.client_name(token))
 
-    @app.get("/health/ready")
-    async def health_ready() -> JSONResponse:
-        from router.serving.health import readiness
-
-        code, body = readiness(state)
-        return JSONResponse(body, status_code=code)
-
     if metrics_obj is not None:
         @app.get("/metrics", include_in_schema=False)
         async def prometheus_metrics(token: str | None = Depends(access)) -> Response:
             body, content_type = metrics_obj.exposition()
             return Response(body, media_type=content_type)
+
+    @app.get("/health/ready")
+    async def health_ready() -> JSONResponse:
+        ok, body = conventions.readiness(registry, backend_ready=state.backend is not None)
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/api/models")
     async def api_models() -> dict[str, Any]:
@@ -153,13 +159,23 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
         return {"object": "list", "data": data, "has_more": False,
                 "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}
 
+    @app.get("/v1/models/{model_id:path}")
+    async def v1_model(model_id: str, token: str | None = Depends(access)) -> dict[str, Any]:
+        return _model_entry(*conventions.find_model(registry, model_id))
+
     @app.post("/v1/route")
     async def route(body: RouteRequest, token: str | None = Depends(access)) -> JSONResponse:
-        if (body.question is None) == (body.messages is None):
-            raise InputError("send exactly one of question (a string) or messages (a chat conversation)")
+        texts = [t for t in (body.question, body.prompt, body.query) if t is not None]
+        if len(texts) + (body.messages is not None) != 1:
+            raise InputError("send exactly one of question (a string; prompt and query are accepted as its "
+                             "aliases) or messages (a chat conversation)")
         router = registry.get(body.policy or body.model)
-        query = body.question if body.question is not None else [m.model_dump(exclude_unset=True)
+        query = texts[0] if texts else [m.model_dump(exclude_unset=True)
                                                                  for m in body.messages]
+        if isinstance(query, list):
+            from router.serving.pipeline import routing_text
+
+            query = routing_text(router, query)  # an agent turn ending in a tool result routes on what came before
         args = router.check_args(body.tolerance, body.models)  # cheap checks before the encoder pass
         text = router.query_text(query)
         g = gov_hooks.gate(governance, router.pool, scan_messages=query, pinned=None, models=body.models,
@@ -169,7 +185,8 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
         headers = {"X-Router-Selected": result.chosen, "X-Router-Tolerance": f"{result.tolerance:g}",
                    "X-Router-P-Max": f"{result.p_max:.6f}", "X-Router-Threshold": f"{result.threshold:.6f}",
                    **g.headers()}
-        return JSONResponse(result.to_dict(), headers=headers)
+        return JSONResponse({**result.to_dict(), **conventions.route_compat_fields(result, router.pool)},
+                            headers=headers)
 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatCompletionRequest, request: Request, token: str | None = Depends(access)):
@@ -180,6 +197,11 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
     async def messages(body: MessagesRequest, request: Request, token: str | None = Depends(access)):
         await backend_ready()
         return await anthropic_messages(state, body, token=token, session=request.headers.get("x-router-session"))
+
+    @app.post("/v1/responses")
+    async def responses(body: ResponsesRequest, request: Request, token: str | None = Depends(access)):
+        await backend_ready()
+        return await responses_endpoint(state, body, token=token, session=request.headers.get("x-router-session"))
 
     @app.post("/v1/messages/count_tokens")
     async def messages_count_tokens(body: CountTokensRequest, token: str | None = Depends(access)):

@@ -2,7 +2,8 @@
 in OpenAI's format with the destination actually called as `model` and the decision in `router`.
 
 Streams relay the upstream's chunks as they come; the last chunk before `[DONE]` carries usage (when
-known) and the `router` object with every attempt (see `relay`). A stream that breaks after its first chunk
+known, with every detail field the upstream sent) and the `router` object with every attempt (see
+`relay`). With n > 1 every choice keeps its own finish chunk. A stream that breaks after its first chunk
 ends with an OpenAI error chunk, which the SDKs raise.
 """
 
@@ -68,13 +69,15 @@ async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: b
     that asked for `stream_options.include_usage` get OpenAI's extra usage chunk (`choices: []`)
     instead; others never see a chunk without choices."""
     usage: dict | None = None
+    full_usage: dict | None = None  # as the upstream sent it (cost, *_tokens_details): what the client gets
     status, error = "client_closed", None
-    held: dict | None = None
+    held: list[dict] = []  # finish chunks, one per choice when n > 1; the last carries usage and `router`
     meta = {"id": f"chatcmpl-{d.request_id}", "created": int(time.time())}
     try:
         try:
             async for chunk in st.rest():
                 if chunk.get("usage"):
+                    full_usage = dict(chunk["usage"])
                     usage = normalize_usage(chunk["usage"])
                 meta["id"] = chunk.get("id") or meta["id"]
                 meta["created"] = chunk.get("created") or meta["created"]
@@ -82,13 +85,13 @@ async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: b
                     continue  # usage-only chunk: its numbers go out at the end
                 out = {**chunk, "model": st.slot.model}
                 if any(c.get("finish_reason") for c in chunk["choices"] if isinstance(c, dict)):
-                    held = out
+                    held.append(out)
                 else:
                     yield _sse(out)
         except UpstreamError as exc:
             status, error = "error", str(exc)
-            if held is not None:
-                yield _sse(held)
+            for h in held:
+                yield _sse(h)
             yield _sse({"error": {"message": f"upstream stream failed midway: {exc}", "type": "upstream_error",
                                   "param": None, "code": "upstream_stream_broken"},
                         "router": router_info(d, st.slot, st.attempts)})
@@ -96,14 +99,16 @@ async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: b
         status = "ok"
         remember(state, d, st.slot)
         base = {"id": meta["id"], "object": "chat.completion.chunk", "created": meta["created"], "model": st.slot.model}
-        if held is None:
-            held = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        if not held:
+            held = [{**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+        for h in held[:-1]:
+            yield _sse(h)
         info = router_info(d, st.slot, st.attempts)
         if include_usage:
-            yield _sse(held)
-            yield _sse({**base, "choices": [], "usage": _usage_out(usage), "router": info})
+            yield _sse(held[-1])
+            yield _sse({**base, "choices": [], "usage": _usage_out(full_usage), "router": info})
         else:
-            yield _sse({**held, "usage": _usage_out(usage), "router": info})
+            yield _sse({**held[-1], "usage": _usage_out(full_usage), "router": info})
         yield sse(DONE)
     finally:
         write_audit(state, d, api="openai", selected=st.slot, attempts=st.attempts, usage=usage,
@@ -113,6 +118,9 @@ async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: b
 
 
 def _usage_out(usage: dict | None) -> dict | None:
+    """The upstream's usage as sent (cost, prompt/completion_tokens_details...), total filled in if absent."""
     if usage is None:
         return None
-    return {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
+    out = dict(usage)
+    out.setdefault("total_tokens", int(out.get("prompt_tokens") or 0) + int(out.get("completion_tokens") or 0))
+    return out

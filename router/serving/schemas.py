@@ -40,6 +40,8 @@ class RouteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: str | None = Field(default=None, description="The query text (or send messages).")
+    prompt: str | None = Field(default=None, description="Same as question (name other routers' clients send).")
+    query: str | None = Field(default=None, description="Same as question (name other routers' clients send).")
     messages: list[ChatMessage] | None = Field(default=None, description="A chat conversation (OpenAI or Anthropic).")
     policy: str | None = Field(default=None, description="Pool to route with (default: the default policy).")
     model: str | None = Field(default=None, description="Same as policy (for OpenAI-style clients).")
@@ -79,3 +81,23 @@ class CountTokensRequest(BaseModel):
     model: str | None = Field(default=None, description=MODEL_DOC)
     messages: list[AnthropicMessage] = Field(min_length=1)
     system: str | list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None
+
+
+class ResponsesRequest(BaseModel):
+    """OpenAI Responses API request; fields not listed here are read from the extras (see responses_translate)."""
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = Field(default=None, description=MODEL_DOC + " OpenAI model names (gpt-*, o*) route.")
+    input: str | list[dict[str, Any]] = Field(description="A string, or input items (messages, function calls "
+                                                          "and their outputs).")
+    instructions: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    stream: bool = False
+    previous_response_id: str | None = Field(default=None, description="Refused: this proxy keeps no state.")
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    tolerance: float | None = Field(default=None, ge=0, le=1, description=TOLERANCE_DOC)
+    models: list[str] | None = Field(default=None, description=MODELS_DOC)

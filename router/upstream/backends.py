@@ -19,6 +19,7 @@ import httpx
 
 from router.routing.costs import normalize_usage
 from router.errors import MissingKeyError, UpstreamError
+from router.upstream.adapt import adapt_messages
 from router.upstream.client import TRANSPORT_ERRORS, error_text
 from router.routing.pool import Slot
 
@@ -92,7 +93,7 @@ class Backend:
     def payload(slot: Slot, messages: list[dict], *, stream: bool = False, max_tokens: int | None = None,
                 temperature: float | None = None, stop: list[str] | None = None,
                 extra: dict | None = None) -> dict[str, Any]:
-        msgs = list(messages)
+        msgs = adapt_messages(slot, messages)
         if slot.system_prompt:
             msgs = [{"role": "system", "content": slot.system_prompt}] + msgs
         body: dict[str, Any] = {**slot.extra_body, **(extra or {}), "model": slot.model, "messages": msgs}

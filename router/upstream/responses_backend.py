@@ -1,0 +1,114 @@
+"""Calls to upstreams that speak OpenAI's Responses API (`upstream_api: responses` on a slot):
+POST {api_base}/responses, the body passed through with the slot's destination model.
+
+Same rules as the chat Backend: the key comes from the environment, 429/5xx/connection errors are
+retried with backoff, other 4xx fail at once, a stream is retried only before its first event, and
+every try is an `Attempt`. Events are yielded as (event name, data dict) pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from router.errors import UpstreamError
+from router.routing.pool import Slot
+from router.upstream.backends import RETRY_STATUSES, Attempt, Backend, _error_text, _gave_up, _ms, _scrub
+from router.upstream.client import TRANSPORT_ERRORS, error_text
+
+
+def payload(slot: Slot, body: dict, *, stream: bool) -> dict[str, Any]:
+    out = {**slot.extra_body, **body, "model": slot.model}
+    if slot.system_prompt:
+        out["instructions"] = "\n\n".join(x for x in (slot.system_prompt, body.get("instructions")) if x)
+    out["stream"] = stream
+    return out
+
+
+async def create(backend: Backend, slot: Slot, body: dict) -> tuple[dict, list[Attempt]]:
+    headers = backend.headers(slot)
+    data = payload(slot, body, stream=False)
+    attempts: list[Attempt] = []
+    for i in range(backend.retries + 1):
+        t0 = time.perf_counter()
+        resp = None
+        try:
+            resp = await backend.client.post(f"{slot.api_base}/responses", json=data, headers=headers,
+                                             timeout=backend.timeout)
+        except TRANSPORT_ERRORS as exc:
+            attempts.append(Attempt(slot.name, slot.model, None, _ms(t0), error_text(exc)[:300]))
+        else:
+            if resp.status_code == 200:
+                try:
+                    out = resp.json()
+                    if not isinstance(out, dict) or "output" not in out:
+                        raise ValueError("no `output` in the body")
+                except ValueError as exc:
+                    attempts.append(Attempt(slot.name, slot.model, 200, _ms(t0), f"invalid response body: {exc}"))
+                else:
+                    attempts.append(Attempt(slot.name, slot.model, 200, _ms(t0)))
+                    return out, attempts
+            else:
+                attempts.append(Attempt(slot.name, slot.model, resp.status_code, _ms(t0),
+                                        _scrub(_error_text(resp), headers)))
+                if resp.status_code not in RETRY_STATUSES:
+                    break
+        if i < backend.retries:
+            await backend._sleep(i, resp)
+    raise _gave_up(slot, attempts)
+
+
+async def stream(backend: Backend, slot: Slot, body: dict, attempts: list[Attempt]) -> AsyncIterator[tuple[str, dict]]:
+    headers = backend.headers(slot)
+    data = payload(slot, body, stream=True)
+    for i in range(backend.retries + 1):
+        t0 = time.perf_counter()
+        started = False
+        resp = None
+        try:
+            async with backend.client.stream("POST", f"{slot.api_base}/responses", json=data, headers=headers,
+                                             timeout=backend.timeout) as resp:
+                if resp.status_code != 200:
+                    await resp.aread()
+                    attempts.append(Attempt(slot.name, slot.model, resp.status_code, _ms(t0),
+                                            _scrub(_error_text(resp), headers)))
+                    if resp.status_code not in RETRY_STATUSES:
+                        break
+                else:
+                    ended = False
+                    async for kind, event in _events(resp):
+                        started = True
+                        ended = ended or kind in ("response.completed", "response.incomplete", "response.failed")
+                        yield kind, event
+                    if ended:
+                        attempts.append(Attempt(slot.name, slot.model, 200, _ms(t0)))
+                        return
+                    raise ValueError("stream ended without response.completed")
+        except (*TRANSPORT_ERRORS, ValueError) as exc:
+            attempts.append(Attempt(slot.name, slot.model, resp.status_code if resp is not None else None,
+                                    _ms(t0), error_text(exc)[:300]))
+            if started:
+                raise UpstreamError(f"{slot.name} ({slot.model}): stream broke off midway: {exc}",
+                                    status=502, attempts=attempts) from None
+        if i < backend.retries:
+            await backend._sleep(i, resp)
+    raise _gave_up(slot, attempts)
+
+
+async def _events(resp) -> AsyncIterator[tuple[str, dict]]:
+    kind = None
+    async for line in resp.aiter_lines():
+        line = line.strip()
+        if line.startswith("event:"):
+            kind = line[6:].strip()
+        elif line.startswith("data:"):
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            event = json.loads(data)
+            if not isinstance(event, dict):
+                raise ValueError("stream event is not a JSON object")
+            yield (kind or str(event.get("type", ""))), event
+            kind = None
