@@ -30,8 +30,30 @@ class Review:
                 "cost_usd": self.cost_usd}
 
 
+PROXY_PORT = 8000  # the README's `router serve --port 8000`: a slot there would be the router itself
+_LOOPBACK = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "[::1]"}
+
+
+def _host_port(url: str) -> tuple[str, int | None]:
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url if "://" in url else f"http://{url}")
+    host = (u.hostname or "").lower()
+    port = u.port or {"http": 80, "https": 443}.get(u.scheme)
+    return ("127.0.0.1" if host in _LOOPBACK else host), port
+
+
+def calls_itself(api_base: str, own_urls=()) -> bool:
+    """True when `api_base` is this app (the URL the page was served from) or the proxy's port on loopback."""
+    host, port = _host_port(api_base)
+    if host == "127.0.0.1" and port == PROXY_PORT:
+        return True
+    return any(_host_port(u) == (host, port) for u in own_urls if u)
+
+
 def judge_slot(pool: Pool) -> Slot:
-    ranked = sorted(enumerate(pool.models),
+    # A switched-off slot has no server behind it (offline-demo's placeholders): it cannot judge.
+    ranked = sorted(enumerate([m for m in pool.models if m.enabled] or pool.models),
                     key=lambda im: (im[1].cost_per_m_input_tokens + im[1].cost_per_m_output_tokens, im[0]))
     return ranked[-1][1]
 
@@ -60,11 +82,19 @@ def verdict_word(score: float | None) -> str:
     return "correct" if score >= 0.75 else "incorrect" if score <= 0.25 else "partly correct"
 
 
-async def review(backend, pool: Pool, question: str, answer: str, max_tokens: int = 300) -> Review:
-    """Ask the judge slot; a missing key or failed call comes back as 'not reviewed' with the reason."""
+async def review(backend, pool: Pool, question: str, answer: str, max_tokens: int = 300,
+                 own_urls=()) -> Review:
+    """Ask the judge slot; a missing key or failed call comes back as 'not reviewed' with the reason.
+
+    `own_urls`: where this app is served; a judge pointing there (or at the proxy's port) is never
+    called, since the router would be asked to judge itself.
+    """
     from router.training.judges import judge_messages
 
     slot = judge_slot(pool)
+    if calls_itself(slot.api_base, own_urls):
+        return Review(slot.label, "not reviewed",
+                      reason=f"the judge slot's api_base {slot.api_base} is this router itself; point it at a model server")
     messages = judge_messages(question, answer)
     messages[-1]["content"] += ' Add a one-sentence "reason".'
     try:
