@@ -42,10 +42,17 @@ def to_yaml(pool: Pool) -> str:
 
 
 def validate(raw: dict, base: Pool, checkpoint_slots: list[str]) -> Pool:
-    """The loader's checks (schema, duplicate names, baseline, label columns), path-resolved like `base`."""
-    pool = parse_pool(raw, base.source_path or "<design>")
-    check_scorable(pool, checkpoint_slots)
-    return pool
+    """The loader's checks (schema, duplicate names, baseline, label columns); errors name the design.
+
+    The checkpoint stays as written in the base file (relative to configs/) for the download, and
+    resolves to the base pool's checkpoint for routing.
+    """
+    where = f"pool design {raw.get('policy', '?')}"
+    resolved = dict(raw, checkpoint=base.checkpoint_path or raw.get("checkpoint"))
+    pool = parse_pool(resolved, where)
+    check_scorable(pool.model_copy(update={"source_path": where}), checkpoint_slots)
+    return pool.model_copy(update={"checkpoint": raw.get("checkpoint", pool.checkpoint),
+                                   "checkpoint_path": base.checkpoint_path, "source_path": base.source_path})
 
 
 def start(base: Pool) -> Pool:
@@ -53,7 +60,7 @@ def start(base: Pool) -> Pool:
     raw = pool_dict(base)
     raw["policy"] = base.policy + DESIGN_SUFFIX
     raw["description"] = f"Designed in the playground from pool {base.policy}. " + (base.description or "")
-    return parse_pool(raw, base.source_path or "<design>")
+    return validate(raw, base, [s.score_as for s in base.models])
 
 
 def _number(v: Any, field: str) -> float:
@@ -74,7 +81,7 @@ def edit_slot(design: Pool, slot: str, checkpoint_slots: list[str], *, name: str
     if slot == NEW_SLOT:
         if not (name or "").strip():
             raise InputError("new slot: give it a name (a slot name is what clients send to pin it)")
-        entry: dict[str, Any] = {"name": name.strip()}
+        entry: dict[str, Any] = {"name": name.strip(), "cost_per_m_input_tokens": 0.0, "cost_per_m_output_tokens": 0.0}
         models.append(entry)
         where = f"models[{len(models) - 1}]"
     else:
