@@ -231,7 +231,7 @@ def test_sweep_labels_progress_and_compare(browser, app_url, registry, tmp_path)
     page.wait_for_selector("#sweep-curve .js-plotly-plot")
     shown = page.evaluate("() => [...window.__progress]")
     assert set(shown) <= {"sweep-summary"}, shown
-    pts = page.evaluate("""() => { const t = document.querySelector('#sweep-curve .js-plotly-plot').data[0];
+    pts = page.evaluate("""() => { const t = document.querySelector('#sweep-curve .js-plotly-plot')._fullData[0];
         const ys = Array.from(t.y);  // plotly may hold typed arrays
         return Array.from(t.x).map((x, i) => [x, ys[i], t.text[i]]); }""")
     labelled = [(round(x, 12), round(y, 12)) for x, y, t in pts if t]
@@ -267,7 +267,7 @@ def test_pool_design_live_and_download(browser, app_url, registry, tmp_path):
     chosen = _route(page, QUERY)
     page.get_by_role("tab", name="Pool design").click()
     _pick(page, "#design-slot", chosen)
-    page.wait_for_function("v => document.querySelector('#design-name input').value === v", arg=chosen)
+    page.wait_for_function("v => document.querySelector('#design-name textarea').value === v", arg=chosen)
     page.fill("#design-in input", "500")
     page.fill("#design-out input", "5000")
     page.click("#design-apply")
@@ -279,19 +279,24 @@ def test_pool_design_live_and_download(browser, app_url, registry, tmp_path):
     r1 = pool_design.router_for(base, d1)
     expected = r1.route(QUERY, base.pool.default_tolerance).chosen
     _wait_chosen(page, expected)
-    assert page.get_attribute("#sweep-done", "data-policy") == "default-design"
+    # The other tabs already hold the design's sweep and projection (Gradio renders a tab when opened).
+    page.get_by_role("tab", name="Tolerance sweep").click()
+    page.wait_for_selector("#sweep-done[data-policy='default-design']")
+    page.get_by_role("tab", name="Monthly projection").click()
+    page.wait_for_selector("#projection")
     samples = [q["question"] for q in playground.load_samples()]
     mix = playground.run_sweep(r1, samples, costs.tolerance_grid(), None).mix_at(base.pool.default_tolerance)
     proj = costs.monthly_projection(50, 600, 1500, 600, mix, costs.slot_prices(d1.models), d1.baseline_slot.name)
     assert V.usd(proj.routed_usd) in page.inner_text("#projection-box")
+    page.get_by_role("tab", name="Pool design").click()
     assert V.usd(proj.routed_usd) in page.inner_text("#design-state")
 
     # Add a slot that borrows an existing label column.
     _pick(page, "#design-slot", pool_design.NEW_SLOT)
-    page.fill("#design-name input", "my-llama")
-    page.fill("#design-display input", "My Llama 70B")
-    page.fill("#design-model input", "meta/llama-3.3-70b-instruct")
-    page.fill("#design-base input", "http://10.0.0.7:8100/v1")
+    page.fill("#design-name textarea", "my-llama")
+    page.fill("#design-display textarea", "My Llama 70B")
+    page.fill("#design-model textarea", "meta/llama-3.3-70b-instruct")
+    page.fill("#design-base textarea", "http://10.0.0.7:8100/v1")
     page.fill("#design-in input", "0.01")
     page.fill("#design-out input", "0.02")
     _pick(page, "#design-trained", "meta/llama-2-70b-chat")
@@ -347,7 +352,9 @@ def test_phone_layout(browser, app_url, registry):
     assert chart["right"] <= PHONE["width"] + 1 and expl["y"] >= chart["bottom"] - 1  # stacked, not squeezed
     assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"] + 1
     _shot(page, "route-390.png")
-    page.get_by_role("tab", name="Compare").click()
+    # On a phone the tabs that do not fit sit in Gradio's "More tabs" menu.
+    page.click("button[aria-label='More tabs']")
+    page.click(".overflow-dropdown button:has-text('Compare')")
     page.click("#cmp-article-btn")
     page.wait_for_selector("#compare-done")
     assert page.evaluate(RECT, ".table-scroll")["right"] <= PHONE["width"] + 1
