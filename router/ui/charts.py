@@ -126,7 +126,7 @@ def decision_figure(result: RoutingResult) -> FigureJSON:
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "x": 0, "font": {"size": 13}},
         shapes=[_vline(thr_x, COLORS["threshold"], "dash", 2), _vline(result.p_max, COLORS["best"], "dot", 2)],
         annotations=notes,
-        xaxis=_axis(range=[0, 1.0], title={"text": "P(correct)"}, tickformat=".1f", dtick=0.1,
+        xaxis=_axis(range=[0, 1.0], title={"text": "P(correct)"}, tickformat=".1f", nticks=11,  # fewer on a phone
                     tickfont={"size": 14}),
         yaxis=_axis(categoryorder="array", categoryarray=[labels[m.name] for m in result.models],
                     autorange="reversed", automargin=True))
