@@ -26,9 +26,9 @@ def create_app(config: str | None = None, registry=None):
 
 
 def ui_mount_options() -> dict:
-    from router.ui.layout import CSS_PATH, THEME
+    from router.ui.layout import CSS_PATH, NARROW_JS, THEME
 
-    return {"css_paths": [CSS_PATH], "theme": THEME}
+    return {"css_paths": [CSS_PATH], "theme": THEME, "js": NARROW_JS}
 
 
 def main() -> None:

@@ -16,7 +16,8 @@ def _slot(name="s", cin=2.0, cout=10.0) -> Slot:
 
 
 def _score(name="opus", cin=3.0, cout=25.0, tokens_in=100, tokens_out=40.0) -> ModelScore:
-    return ModelScore(name=name, display_name=name, model=name, p=0.5, expected_cost_usd=0.0,
+    return ModelScore(name=name, display_name=name, model=name, p=0.5,
+                      expected_cost_usd=(tokens_in * cin + tokens_out * cout) / 1e6,
                       expected_input_tokens=tokens_in, expected_output_tokens=tokens_out,
                       cost_per_m_input_tokens=cin, cost_per_m_output_tokens=cout, allowed=True, candidate=True,
                       local=False, trained_as=None, trained_as_reason=None)
@@ -34,6 +35,22 @@ def test_baseline_cost_estimate_and_with_real_prompt_tokens():
     # Real usage replaces the encoder's input count; the output stays the baseline's expectation.
     assert costs.baseline_cost(base, 40, 100, {"prompt_tokens": 300, "completion_tokens": 9999}) == pytest.approx(
         (300 * 3 + 40 * 25) / 1e6)
+
+
+def test_baseline_estimate_is_the_routed_estimate_when_the_baseline_is_chosen(default_router):
+    """Issue 15: at tolerance 0 with the baseline chosen the card read "-0.1% saved": the baseline's cost was
+    recomputed from the rounded expected_output_tokens while the routed cost used the exact one."""
+    from router.ui import playground
+
+    pool = default_router.pool
+    session = playground.Session()
+    for q in ("What is 2 + 2?", "Prove that there are infinitely many primes. " * 20, "東京の天気は？"):
+        r = playground.route(default_router, session, q, 0.0, [pool.baseline_slot.name])
+        assert r.chosen == pool.baseline_slot.name
+        rec = session.records[-1]
+        assert rec["baseline_cost_usd"] == rec["expected_cost_usd"] == r.expected_cost_usd
+    st = costs.session_stats(session.records)
+    assert st.saved_usd == 0.0 and st.saved_pct == 0.0
 
 
 def test_savings_percent_and_zero_baseline():

@@ -55,7 +55,7 @@ def test_default_pool_matches_the_reference_system():
 def test_mixed_pool_has_a_local_slot():
     pool = load_pool(ROOT / "configs" / "mixed-local.yaml")
     local = pool.models[0]
-    assert local.local and local.api_base == "http://localhost:8000/v1" and local.cost_per_m_input_tokens == 0
+    assert local.local and local.api_base == "http://localhost:8002/v1" and local.cost_per_m_input_tokens == 0
     assert pool.slot("gpt-5-2-high").model == "moonshotai/kimi-k2.7-code-20260612"
     assert pool.slot("gpt-5-4-high").model == "z-ai/glm-5.2-20260616"
 

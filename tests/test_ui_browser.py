@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from router.routing.registry import RouterRegistry
+from router.ui.charts import COLORS
 
 from .serving import ServerThread
 from .ui_helpers import stub_pool_yaml
@@ -108,7 +109,7 @@ def test_route_slider_toggle_and_sweep(browser, app_url, registry):
     enabled = [n for n in router.pool.names if n != cheapest]
     _wait_chosen(page, router.route(QUERY, 1.0, enabled).chosen)
     off = [t for t in _traces(page, "#p-chart") if t["name"] == "switched off"]
-    assert off and off[0]["y"] == [labels[cheapest] + "  (off)"] and off[0]["color"] == "#e5e7eb"
+    assert off and off[0]["y"] == [labels[cheapest] + "  (off)"] and off[0]["color"] == COLORS["off"]
     for t in (0.0, 0.5, 1.0):
         _set_tolerance(page, t)
         _wait_chosen(page, router.route(QUERY, t, enabled).chosen)

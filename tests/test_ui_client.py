@@ -208,3 +208,39 @@ def test_pool_switch_resets_slider_and_toggles(app_url, registry):
     assert sorted(models["value"]) == sorted(s.name for s in pool.models if s.enabled)
     assert [v for _label, v in models["choices"]] == pool.names
     assert f"<b>{len(pool.models)}</b> models" in info
+
+
+def test_decide_returns_the_routing_result_as_data(app_url, registry):
+    """Issue 15: a script gets the RoutingResult itself, documented in view_api, not HTML."""
+    router = registry.get()
+    c = _client(app_url)
+    api = c.view_api(print_info=False, return_format="dict")
+    named = api["named_endpoints"]
+    assert "/decide" in named and "/route" in named  # the data API, and the page's HTML endpoints stay
+    params = [p["parameter_name"] for p in named["/decide"]["parameters"]]
+    assert params[:4] == ["query", "policy", "tolerance", "models"]
+    out = c.predict(QUERY, "default", 0.0, None, api_name="/decide")
+    assert isinstance(out, dict)
+    ref = router.route(QUERY, 0.0)
+    assert out["chosen"] == ref.chosen == out["best"] and out["policy"] == "default"
+    assert out["threshold"] == pytest.approx(ref.threshold) and out["input_tokens"] == ref.input_tokens
+    assert [m["name"] for m in out["models"]] == router.pool.names
+    assert {m["name"]: m["p"] for m in out["models"]} == pytest.approx(ref.probabilities)
+    cheap = c.predict(QUERY, None, 1.0, None, api_name="/decide")  # empty policy: the default pool
+    assert cheap["chosen"] == router.route(QUERY, 1.0).chosen
+    only = c.predict(QUERY, "mixed-local", 0.2, ["claude-opus-4-6-high"], api_name="/decide")
+    assert only["chosen"] == "claude-opus-4-6-high" and only["candidates"] == ["claude-opus-4-6-high"]
+    with pytest.raises(Exception, match="unknown policy"):
+        c.predict(QUERY, "nope", 0.2, None, api_name="/decide")
+    with pytest.raises(Exception, match="tolerance must be in"):
+        c.predict(QUERY, "default", 3.0, None, api_name="/decide")
+
+
+def test_compare_and_design_endpoints(app_url, registry, tmp_path):
+    c = _client(app_url)
+    html = c.predict(["default", "mixed-local"], "0.05, 0.10, 0.20", None, api_name="/compare")[0]
+    assert html.count("<tr class=") == 8 and "12 questions from the sample set" in html
+    f = tmp_path / "qs.txt"
+    f.write_text("What is 2 + 2?\nExplain quicksort.\n", encoding="utf-8")
+    html = c.predict(["default"], "0.1", handle_file(str(f)), api_name="/compare")[0]
+    assert "2 questions from file qs.txt" in html and html.count("<tr class=") == 2

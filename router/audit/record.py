@@ -144,8 +144,10 @@ class DecisionRecord:
             rec.baseline, rec.routing_ms = result.baseline, result.timings_ms.get("total_ms")
             rec.timings_ms = dict(result.timings_ms)
             base = result.score(result.baseline)
-            rec.baseline_cost_usd = baseline_cost(base, base.expected_output_tokens, base.expected_input_tokens,
-                                                  rec.usage)
+            # Without real usage: the router's own estimate for the baseline, to the cent (recomputing it
+            # from the rounded expected_output_tokens made an all-baseline session "save" -0.1%).
+            rec.baseline_cost_usd = (baseline_cost(base, base.expected_output_tokens, base.expected_input_tokens,
+                                                   rec.usage) if rec.usage else base.expected_cost_usd)
         elif baseline_prices is not None and rec.usage:
             rec.baseline = rec.baseline or getattr(baseline_prices, "name", None)
             rec.baseline_cost_usd = baseline_cost(baseline_prices, baseline_output_tokens or 0.0, 0, rec.usage)

@@ -115,7 +115,7 @@ def _classify(rec: dict | None, router: PrefillRouter) -> str | None:
 
 def _estimate(router: PrefillRouter, result, slot: str, tokens_in: int) -> float:
     m = result.score(slot)
-    return price_usd(tokens_in, m.expected_output_tokens, m.cost_per_m_input_tokens, m.cost_per_m_output_tokens)
+    return price_usd(m, tokens_in, m.expected_output_tokens)
 
 
 def replay(path: str | Path, router: PrefillRouter, *, tolerance: float | None = None,

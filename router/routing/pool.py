@@ -91,11 +91,13 @@ class Pool(BaseModel):
         raise UnknownModelError(
             f"unknown model {name!r} in pool {self.policy!r}; known slots: {', '.join(self.names)}")
 
-    def most_expensive(self, local_only: bool = False) -> Slot | None:
+    def most_expensive(self, local_only: bool = False, enabled_only: bool = False) -> Slot | None:
         """Highest input + output price per million tokens; ties go to the later slot (pools list
-        models by capability). The default baseline and the auto-review judge. None when
-        `local_only` and the pool has no local slot."""
-        ranked = sorted(((i, m) for i, m in enumerate(self.models) if m.local or not local_only),
+        models by capability). The default baseline and the auto-review judge. None when no slot
+        passes the filters (`local_only`; `enabled_only`, ignored when every slot is switched off)."""
+        models = [m for m in self.models if m.enabled] if enabled_only and any(m.enabled for m in self.models) \
+            else self.models
+        ranked = sorted(((i, m) for i, m in enumerate(models) if m.local or not local_only),
                         key=lambda im: (im[1].cost_per_m_input_tokens + im[1].cost_per_m_output_tokens, im[0]))
         return ranked[-1][1] if ranked else None
 

@@ -16,25 +16,38 @@ from router.routing.router import RoutingResult
 from router.routing.costs import Projection
 from router.routing.sweep import SweepResult
 
+# Okabe-Ito: distinguishable with every common colour-vision deficiency. The decision chart's
+# categories differ in more than hue as well: fill pattern and outline (see BAR_STYLE).
 COLORS = {
-    "chosen": "#059669",
-    "best": "#4f46e5",
-    "candidate": "#a5b4fc",
-    "below": "#94a3b8",
-    "off": "#e5e7eb",
-    "threshold": "#dc2626",
-    "baseline": "#f59e0b",
+    "chosen": "#009E73",
+    "best": "#0072B2",
+    "candidate": "#56B4E9",
+    "below": "#B3B3B3",
+    "off": "#F2F2F2",
+    "threshold": "#D55E00",
+    "baseline": "#E69F00",
 }
-PALETTE = ["#4f46e5", "#059669", "#f59e0b", "#dc2626", "#0891b2", "#7c3aed", "#db2777", "#65a30d",
-           "#ea580c", "#475569", "#0d9488", "#9333ea"]
-FONT = dict(family="Inter, ui-sans-serif, system-ui, sans-serif", size=13, color="#1f2937")
+# category -> (plotly pattern shape, outline colour, outline width)
+BAR_STYLE = {
+    "chosen": ("", "#000000", 3),
+    "best": ("/", "#003F63", 2),
+    "candidate": (".", "#1F5F80", 1),
+    "below": ("x", "#595959", 1),
+    "off": ("-", "#8C8C8C", 1),
+}
+PALETTE = ["#0072B2", "#009E73", "#E69F00", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442", "#000000",
+           "#999999", "#882255", "#44AA99", "#117733"]
+# Noto Sans CJK for Japanese/Chinese model names and queries (CI installs fonts-noto-cjk).
+FONT_STACK = "Inter, 'Noto Sans', 'Noto Sans CJK JP', 'Noto Sans CJK SC', ui-sans-serif, system-ui, sans-serif"
+# Projector-sized: 15 px text, near-black on white.
+FONT = dict(family=FONT_STACK, size=15, color="#111111")
 
 
 def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
     fig.update_layout(height=height, margin=dict(l=10, r=20, t=40, b=40), font=FONT, plot_bgcolor="white",
                       paper_bgcolor="white", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), **kw)
-    fig.update_xaxes(gridcolor="#f1f5f9", zeroline=False)
-    fig.update_yaxes(gridcolor="#f1f5f9")
+    fig.update_xaxes(gridcolor="#e5e5e5", zeroline=False, tickfont=dict(size=14))
+    fig.update_yaxes(gridcolor="#e5e5e5", tickfont=dict(size=14))
     return fig
 
 
@@ -61,7 +74,7 @@ class FigureJSON(dict):
 
 
 def _axis(**kw) -> dict:
-    return {"gridcolor": "#f1f5f9", "zeroline": False, **kw}
+    return {"gridcolor": "#e5e5e5", "zeroline": False, **kw}
 
 
 def _base_layout(height: int, **kw) -> dict:
@@ -86,10 +99,11 @@ def decision_figure(result: RoutingResult) -> FigureJSON:
         traces.append({
             "type": "bar", "name": LEGEND[cat], "orientation": "h", "x": [m.p for m in ms],
             "y": [labels[m.name] for m in ms],
-            "marker": {"color": COLORS[cat], "line": {"color": "#cbd5e1" if cat == "off" else COLORS[cat], "width": 1},
-                       "pattern": {"shape": "/" if cat == "off" else "", "fgcolor": "#cbd5e1"}},
+            "marker": {"color": COLORS[cat], "line": {"color": BAR_STYLE[cat][1], "width": BAR_STYLE[cat][2]},
+                       "pattern": {"shape": BAR_STYLE[cat][0], "fgcolor": BAR_STYLE[cat][1], "size": 8,
+                                   "solidity": 0.25}},
             "text": [f"{m.p:.3f}" for m in ms], "textposition": "outside", "cliponaxis": False,
-            "textfont": {"color": "#9ca3af" if cat == "off" else "#1f2937"},
+            "textfont": {"color": "#595959" if cat == "off" else "#111111", "size": 14},
             "customdata": [[m.name, m.expected_cost_usd, m.trained_as or "itself"] for m in ms],
             "hovertemplate": "<b>%{y}</b><br>P(correct) %{x:.3f}<br>expected cost $%{customdata[1]:.6f}"
                              "<br>scored as %{customdata[2]}<extra></extra>"})
@@ -97,22 +111,24 @@ def decision_figure(result: RoutingResult) -> FigureJSON:
     thr_x = max(result.threshold, 0.0)
     notes = [{"x": thr_x, "y": 1.0, "yref": "paper", "yanchor": "bottom", "showarrow": False,
               "text": f"threshold {result.threshold:.3f}" + (" (all qualify)" if result.threshold < 0 else ""),
-              "font": {"color": COLORS["threshold"], "size": 12},
+              "font": {"color": "#A63F00", "size": 14},
               "xanchor": "right" if result.threshold > 0.5 else "left"}]
     chosen = result.score(result.chosen)
     notes.append({"x": chosen.p, "y": labels[chosen.name], "text": "★ chosen", "showarrow": False,
-                  "xanchor": "left", "xshift": 48, "font": {"color": COLORS["chosen"], "size": 13}})
+                  "xanchor": "left", "xshift": 48, "font": {"color": "#00664A", "size": 15}})
     if result.best != result.chosen:
         best = result.score(result.best)
         notes.append({"x": best.p, "y": labels[best.name], "text": "▲ best", "showarrow": False,
-                      "xanchor": "left", "xshift": 48, "font": {"color": COLORS["best"], "size": 12}})
+                      "xanchor": "left", "xshift": 48, "font": {"color": "#004B75", "size": 14}})
     layout = _base_layout(
-        70 + 34 * len(result.models), barmode="overlay", bargap=0.25,
-        margin={"l": 10, "r": 70, "t": 60, "b": 40},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "x": 0},
-        shapes=[_vline(thr_x, COLORS["threshold"], "dash", 2), _vline(result.p_max, COLORS["best"], "dot", 1)],
+        80 + 38 * len(result.models), barmode="overlay", bargap=0.25,
+        # The axis stops at 1.0 (a probability); values and markers print in the right margin.
+        margin={"l": 10, "r": 130, "t": 70, "b": 50},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "x": 0, "font": {"size": 13}},
+        shapes=[_vline(thr_x, COLORS["threshold"], "dash", 2), _vline(result.p_max, COLORS["best"], "dot", 2)],
         annotations=notes,
-        xaxis=_axis(range=[0, 1.12], title={"text": "P(correct)"}, tickformat=".1f", dtick=0.1),
+        xaxis=_axis(range=[0, 1.0], title={"text": "P(correct)"}, tickformat=".1f", nticks=11,  # fewer on a phone
+                    tickfont={"size": 14}),
         yaxis=_axis(categoryorder="array", categoryarray=[labels[m.name] for m in result.models],
                     autorange="reversed", automargin=True))
     return FigureJSON(data=traces, layout=layout)
@@ -147,9 +163,10 @@ def sweep_figures(sw: SweepResult, labels: Mapping[str, str], baseline_label: st
 
     curve = go.Figure()
     per_k = [c * 1000 for c in sw.mean_cost_usd]
-    curve.add_scatter(x=per_k, y=sw.mean_p, mode="lines+markers+text", text=ticks, textposition="top center",
+    curve.add_scatter(x=per_k, y=sw.mean_p, mode="lines+markers+text", text=point_labels(ticks, per_k, sw.mean_p),
+                      textposition="top center", customdata=ticks,
                       line=dict(color=COLORS["best"], width=2), marker=dict(size=8), name="router",
-                      hovertemplate="tolerance %{text}<br>$%{x:.4f} per 1k queries<br>mean P %{y:.3f}<extra></extra>")
+                      hovertemplate="tolerance %{customdata}<br>$%{x:.4f} per 1k queries<br>mean P %{y:.3f}<extra></extra>")
     curve.add_vline(x=sw.baseline_mean_cost_usd * 1000, line=dict(color=COLORS["baseline"], dash="dash"))
     log = min(per_k) > 0 and sw.baseline_mean_cost_usd > 0  # a free model's $0 has no place on a log axis
     base_k = sw.baseline_mean_cost_usd * 1000
@@ -162,6 +179,21 @@ def sweep_figures(sw: SweepResult, labels: Mapping[str, str], baseline_label: st
                        type="log" if log else "linear")
     curve.update_yaxes(title_text="mean P(correct) of the chosen model")
     return mix, curve
+
+
+def point_labels(ticks, xs, ys) -> list[str]:
+    """One label per run of tolerances that land on the same point ("0.35–0.50"), blanks for the rest:
+    several tolerances often pick the same models, and their labels would print on top of each other."""
+    out = [""] * len(ticks)
+    i = 0
+    while i < len(ticks):
+        j = i
+        while j + 1 < len(ticks) and math.isclose(xs[j + 1], xs[i], rel_tol=1e-9, abs_tol=1e-12) and \
+                math.isclose(ys[j + 1], ys[i], rel_tol=1e-9, abs_tol=1e-12):
+            j += 1
+        out[i] = ticks[i] if j == i else f"{ticks[i]}–{ticks[j]}"
+        i = j + 1
+    return out
 
 
 def projection_figure(proj: Projection, labels: Mapping[str, str], baseline_label: str) -> go.Figure:

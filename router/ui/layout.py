@@ -7,12 +7,16 @@ returned by `build_ui` at "/" with `CSS_PATH` and `THEME` (Gradio 6 takes them a
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
 
 from router.routing import costs, sweep
+from router.ui import compare as cmp
+from router.ui import explain
 from router.ui import playground
+from router.ui import pool_design
 from router.ui import views as V
 from router.paths import ASSETS_DIR
 from router.errors import RouterError
@@ -22,10 +26,25 @@ from router.ui.charts import decision_figure, distribution_figure, projection_fi
 CSS_PATH = str(ASSETS_DIR / "style.css")
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="emerald", neutral_hue="slate",
                        # Local font stacks only: the page must render offline (no Google Fonts request).
-                       font=["Inter", "ui-sans-serif", "system-ui", "sans-serif"],
+                       # Noto Sans CJK renders Japanese/Chinese queries and names (CI installs fonts-noto-cjk).
+                       font=["Inter", "Noto Sans", "Noto Sans CJK JP", "Noto Sans CJK SC", "ui-sans-serif",
+                             "system-ui", "sans-serif"],
                        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"]).set(
     button_primary_background_fill="*primary_600", button_primary_background_fill_hover="*primary_700",
     button_primary_text_color="white")
+
+# Gradio opens the sidebar on every screen; on a phone it would cover the page, so close it there.
+NARROW_JS = """() => {
+  if (window.innerWidth >= 900) return;
+  let tries = 0;
+  const close = () => {
+    const sb = document.querySelector('#sidebar');
+    const btn = sb && (sb.querySelector('.toggle-button') || sb.parentElement.querySelector('.toggle-button'));
+    if (sb && btn) { if (sb.classList.contains('open')) btn.click(); return; }
+    if (++tries < 100) setTimeout(close, 50);
+  };
+  close();
+}"""
 
 HEADER = """<div class='app-header'><h1>Prefill Router</h1>
 <p>A small encoder reads your query, a trained head predicts every model's <b>P(correct)</b>, and the router
@@ -73,12 +92,18 @@ def build_ui(registry: RouterRegistry, governance=None) -> gr.Blocks:
                 _sweep_tab(w, len(samples))
             with gr.Tab("Monthly projection", id="projection"):
                 _projection_tab(w)
+            with gr.Tab("Compare", id="compare"):
+                _compare_tab(w, registry, len(samples))
+            with gr.Tab("Pool design", id="design"):
+                _design_tab(w, registry)
             with gr.Tab("Audit", id="audit") as w.audit_tab:
                 gr.Markdown("This session's decisions, in the audit-log format of the proxy (one JSON object per line).")
-                w.audit = gr.Dataframe(headers=V.AUDIT_HEADERS, interactive=False, wrap=True, elem_id="audit-table")
+                w.audit = gr.Dataframe(headers=V.AUDIT_HEADERS, interactive=False, wrap=True, elem_id="audit-table",
+                                       column_widths=["8%", "22%", "5%", "14%", "7%", "7%", "10%", "8%", "10%", "9%"])
                 w.download = gr.DownloadButton("Download JSONL", value=None, interactive=False, elem_id="download-btn",
                                                size="md")
         _wire(registry, w, samples, governance)
+        _wire_new(registry, w, samples)
     return demo
 
 
@@ -90,9 +115,12 @@ def _route_tab(w, samples) -> None:
     with gr.Row(elem_classes=["samples"]):
         w.sample_btns = [gr.Button(s["label"], size="sm", elem_classes=["sample-btn"]) for s in samples]
     w.decision = gr.HTML("<div class='decision empty'>Route a query to see the decision.</div>", elem_id="decision-box")
-    w.chart = gr.Plot(show_label=False, elem_id="p-chart")
+    with gr.Row(equal_height=False, elem_id="chart-row"):
+        w.chart = gr.Plot(show_label=False, elem_id="p-chart", scale=5, min_width=340)
+        w.explain = gr.HTML(elem_id="explain-box", scale=2, min_width=260)
     w.costs = gr.Dataframe(headers=V.COST_HEADERS, interactive=False, label="Expected cost of each model for this query",
-                           elem_id="cost-table", column_widths=["22%", "11%", "14%", "9%", "9%", "13%", "22%"])
+                           elem_id="cost-table", wrap=True,
+                           column_widths=["26%", "11%", "13%", "9%", "9%", "12%", "20%"])
     w.answer_meta = gr.HTML(elem_id="answer-meta-box")
     w.answer = gr.Markdown(elem_id="answer", elem_classes=["answer"])
     w.review_out = gr.HTML(elem_id="review-box")
@@ -153,69 +181,79 @@ def _session_outputs(session, pool) -> tuple:
     return html, distribution_figure(st.distribution, labels), V.audit_rows(session.records, labels)
 
 
-def _decision_outputs(session, pool, result):
+def _decision_outputs(session, pool, result, window=None):
     # Only what the Route tab shows: the other tabs refresh when opened, which keeps slider moves light.
-    return (session, V.decision_html(result), decision_figure(result), V.cost_rows(result),
-            V.stats_for(session.records, pool)[1])
+    return (session, V.decision_html(result, window), decision_figure(result), V.cost_rows(result),
+            V.stats_for(session.records, pool)[1], explain.explain_html(result, window))
+
+
+def _router(registry: RouterRegistry, session, policy):
+    """The pool a handler works with: this session's design when one was started from `policy`."""
+    if session.design is not None and policy in (session.design_base, session.design.policy):
+        return pool_design.router_for(registry.get(session.design_base), session.design)
+    return registry.get(policy)
+
+
+def _outs(session, router, result):
+    return _decision_outputs(session, router.pool, result, explain.text_window(router, result.input_tokens))
 
 
 def _wire(registry: RouterRegistry, w, samples, governance=None) -> None:
-    decision_out = [w.session, w.decision, w.chart, w.costs, w.stats]
+    decision_out = [w.session, w.decision, w.chart, w.costs, w.stats, w.explain]
     answer_out = [w.session, w.answer_meta, w.answer, w.review_out, w.stats]
     tab_out = [w.stats2, w.dist, w.audit]
     send_in = [w.session, w.send, w.review]
 
     def on_route(session, policy, query, tolerance, enabled):
-        router = registry.get(policy)
+        router = _router(registry, session, policy)
         result = _call(playground.route, router, session, query, tolerance, enabled, governance)
-        return _decision_outputs(session, router.pool, result)
+        return _outs(session, router, result)
 
     def on_redecide(session, policy, tolerance, enabled):
-        router = registry.get(policy)
+        router = _router(registry, session, policy)
         result = _call(playground.redecide, router, session, tolerance, enabled)
-        return _decision_outputs(session, router.pool, result) if result else gr.skip()
+        return _outs(session, router, result) if result else gr.skip()
 
     def on_pool(session, policy):
-        pool = registry.get(policy).pool
+        pool = _router(registry, session, policy).pool
         return (V.pool_html(pool), gr.update(value=pool.default_tolerance),
                 gr.update(choices=V.model_choices(pool), value=V.enabled_names(pool)))
 
-    async def on_send(session, send_on, review_on):
+    async def on_send(session, send_on, review_on, request: gr.Request = None):
         if not (send_on and session.result is not None):
             yield gr.skip()
             return
         from router.upstream.client import upstream_client
 
-        router = registry.get(session.policy)
+        router = _router(registry, session, session.policy)
+        own = [str(request.url)] if request is not None and getattr(request, "url", None) else []
         async with upstream_client() as client:
             try:
                 async for ans in playground.send(router, session, client, governance=governance):
                     yield session, V.answer_html(ans), ans.text, "", gr.skip()
             except RouterError as exc:  # e.g. a cloud slot for a query that must stay on-prem
                 raise gr.Error(str(exc), print_exception=False) from None
-            rv = await playground.review_answer(router, session, client, ans) if review_on else None
+            rv = await playground.review_answer(router, session, client, ans, own_urls=own) if review_on else None
         yield session, V.answer_html(ans), ans.text, V.review_html(rv), V.stats_for(session.records, router.pool)[1]
 
     def on_tab(session, policy):
-        return _session_outputs(session, registry.get(policy).pool)
+        return _session_outputs(session, _router(registry, session, policy).pool)
 
     def on_budgets(policy):
         return V.budgets_html(registry.get(policy).pool, governance)
 
     def on_reset(session, policy):
         session.reset()
-        html, dist, audit = _session_outputs(session, registry.get(policy).pool)
+        html, dist, audit = _session_outputs(session, _router(registry, session, policy).pool)
         return session, html, html, dist, audit
 
     def on_sweep(session, policy, enabled, upload, start, stop, step, progress=gr.Progress(track_tqdm=True)):
-        router = registry.get(policy)
+        router = _router(registry, session, policy)
         texts = _call(playground.load_questions, upload) if upload else [s["question"] for s in samples]
         grid = _call(sweep.tolerance_grid, start, stop, step)
         sw = session.sweep = _call(playground.run_sweep, router, texts, grid, enabled)
-        labels, base = V.labels_of(router.pool), router.pool.baseline_slot.label
-        mix, curve = sweep_figures(sw, labels, base)
-        summary = f"<p class='basis' id='sweep-done'>{sw.questions} questions × {len(grid)} tolerances · estimated costs.</p>"
-        return session, summary, mix, curve, V.sweep_rows(sw, labels)
+        session.sweep_texts = texts
+        return (session,) + _sweep_outputs(router, sw)
 
     def on_replay(policy, upload, use_tolerance, tolerance, progress=gr.Progress(track_tqdm=True)):
         from router.ui import replay_view
@@ -226,13 +264,9 @@ def _wire(registry: RouterRegistry, w, samples, governance=None) -> None:
         return replay_view.summary_html(report), {"headers": headers, "data": rows}, diff
 
     def on_project(session, policy, tolerance, enabled, team, per_person, avg_in, avg_out, source):
-        router = registry.get(policy)
-        mix, source_text = _call(_projection_mix, router, session, tolerance, enabled, samples, source)
-        pool, base = router.pool, router.pool.baseline_slot
-        proj = _call(costs.monthly_projection, team, per_person, avg_in, avg_out, mix, costs.slot_prices(pool.models),
-                     base.name)
-        return session, V.projection_html(proj, source_text, base.label), projection_figure(
-            proj, V.labels_of(pool), base.label)
+        router = _router(registry, session, policy)
+        return (session,) + _projection_outputs(router, session, tolerance, enabled, samples,
+                                                team, per_person, avg_in, avg_out, source)
 
     def on_export(session):
         path = playground.export_jsonl(session.records) if session.records else None
@@ -265,7 +299,7 @@ def _wire(registry: RouterRegistry, w, samples, governance=None) -> None:
                   **free)
     w.run_sweep.click(on_sweep, [w.session, w.policy, w.models, w.sweep_file, w.t_start, w.t_stop, w.t_step],
                       [w.session, w.sweep_summary, w.sweep_mix, w.sweep_curve, w.sweep_table], api_name="sweep",
-                      concurrency_limit=2)
+                      concurrency_limit=2, show_progress_on=[w.sweep_summary])
     w.run_replay.click(on_replay, [w.policy, w.replay_file, w.replay_tol, w.tolerance],
                        [w.replay_summary, w.replay_matrix, w.replay_diff], api_name="replay", concurrency_limit=2)
     w.project.click(on_project, [w.session, w.policy, w.tolerance, w.models, w.team, w.per_person, w.avg_in,
@@ -278,9 +312,9 @@ def on_route_current(registry, governance=None):
     def handler(session, policy, tolerance, enabled):
         if not session.query:
             return gr.skip()
-        router = registry.get(policy)
+        router = _router(registry, session, policy)
         result = _call(playground.route, router, session, session.query, tolerance, enabled, governance)
-        return _decision_outputs(session, router.pool, result)
+        return _outs(session, router, result)
     return handler
 
 
@@ -296,3 +330,200 @@ def _projection_mix(router, session, tolerance, enabled, samples, source):
         sw = session.sweep = playground.run_sweep(router, [s["question"] for s in samples],
                                                   sweep.tolerance_grid(), enabled)
     return sw.mix_at(tolerance), f"the tolerance sweep's {sw.questions} questions at tolerance {tolerance:.2f}"
+
+
+# ---- issue 15: compare, pool design, the data API ---------------------------------------------
+
+def _compare_tab(w, registry: RouterRegistry, n_samples: int) -> None:
+    gr.Markdown(f"Route one question set under several settings side by side: pools × tolerances, each against "
+                f"its pool's baseline. Without an upload, the {n_samples} sample questions are used.")
+    article = [p for p in cmp.ARTICLE_POOLS if p in registry.policies] or registry.policies[:1]
+    with gr.Row():
+        w.cmp_pools = gr.CheckboxGroup(registry.policies, value=article, label="Pools", elem_id="cmp-pools")
+        w.cmp_tols = gr.Textbox("0.05, 0.10, 0.20", label="Tolerances (comma-separated)", elem_id="cmp-tols")
+        w.cmp_file = gr.File(label="Questions (.txt or .jsonl; optional)", file_types=[".txt", ".jsonl"],
+                             type="filepath", elem_id="cmp-file")
+    with gr.Row():
+        w.cmp_run = gr.Button("Compare", variant="primary", elem_id="cmp-btn")
+        w.cmp_article = gr.Button("The article's comparison: all-Opus vs 0.05 / 0.10 / 0.20, default vs mixed-local",
+                                  variant="secondary", elem_id="cmp-article-btn")
+    w.cmp_out = gr.HTML(elem_id="compare-box")
+    w.cmp_chart = gr.Plot(show_label=False, elem_id="compare-chart")
+
+
+def _design_tab(w, registry: RouterRegistry) -> None:
+    router = registry.get()
+    gr.Markdown("Change a slot's prices, destination or `trained_as` binding, or add a slot that borrows an existing "
+                "label column. *Apply* re-decides the query on screen, re-runs the sweep and the monthly projection "
+                "with the design. The design lives in this browser session only; download it as a pool YAML "
+                "(checked by the same loader as `configs/`).")
+    with gr.Row():
+        w.d_slot = gr.Dropdown(router.pool.names + [pool_design.NEW_SLOT], value=router.pool.names[0], label="Slot",
+                               elem_id="design-slot")
+        w.d_name = gr.Textbox(router.pool.names[0], label="Slot name", elem_id="design-name")
+        w.d_display = gr.Textbox(router.pool.models[0].label, label="Display name", elem_id="design-display")
+    with gr.Row():
+        w.d_model = gr.Textbox(router.pool.models[0].model, label="Destination model id", elem_id="design-model")
+        w.d_base = gr.Textbox(router.pool.models[0].api_base, label="api_base", elem_id="design-base")
+    with gr.Row():
+        w.d_in = gr.Number(router.pool.models[0].cost_per_m_input_tokens, label="$ per M input tokens", minimum=0,
+                           elem_id="design-in")
+        w.d_out = gr.Number(router.pool.models[0].cost_per_m_output_tokens, label="$ per M output tokens", minimum=0,
+                            elem_id="design-out")
+        w.d_trained = gr.Dropdown(router.checkpoint.slots, value=router.pool.models[0].score_as,
+                                  label="Scored as (trained_as: a label column of the checkpoint)",
+                                  elem_id="design-trained")
+        w.d_enabled = gr.Checkbox(router.pool.models[0].enabled, label="On", elem_id="design-enabled")
+    with gr.Row():
+        w.d_apply = gr.Button("Apply", variant="primary", elem_id="design-apply")
+        w.d_discard = gr.Button("Discard design", variant="secondary", elem_id="design-discard")
+    w.d_status = gr.HTML(elem_id="design-status")
+    w.d_table = gr.Dataframe(headers=pool_design.HEADERS, value=pool_design.rows(router.pool), interactive=False,
+                             wrap=True, elem_id="design-table")
+
+
+def _sweep_outputs(router, sw) -> tuple:
+    labels, base = V.labels_of(router.pool), router.pool.baseline_slot.label
+    mix, curve = sweep_figures(sw, labels, base)
+    summary = (f"<p class='basis' id='sweep-done' data-policy='{router.pool.policy}'>{sw.questions} questions × "
+               f"{len(sw.tolerances)} tolerances · pool {router.pool.policy} · estimated costs.</p>")
+    return summary, mix, curve, V.sweep_rows(sw, labels)
+
+
+def _projection_outputs(router, session, tolerance, enabled, samples, team, per_person, avg_in, avg_out, source):
+    mix, source_text = _call(_projection_mix, router, session, tolerance, enabled, samples, source)
+    pool, base = router.pool, router.pool.baseline_slot
+    proj = _call(costs.monthly_projection, team, per_person, avg_in, avg_out, mix, costs.slot_prices(pool.models),
+                 base.name)
+    return (V.projection_html(proj, source_text, base.label),
+            projection_figure(proj, V.labels_of(pool), base.label))
+
+
+def _wire_new(registry: RouterRegistry, w, samples) -> None:
+    free = {"concurrency_limit": None}
+    sample_texts = [s["question"] for s in samples]
+
+    def on_compare(session, pools, tols, upload, progress=gr.Progress(track_tqdm=True)):
+        texts = _call(playground.load_questions, upload) if upload else sample_texts
+        grid = _call(cmp.parse_tolerances, tols or "")
+        if not pools:
+            raise gr.Error("pick at least one pool to compare", print_exception=False)
+        routers = [registry.get(p) for p in pools]
+        if session.design is not None and session.design_base in pools:
+            routers.insert(pools.index(session.design_base) + 1, _router(registry, session, session.design_base))
+        rows = _call(cmp.compare, routers, texts, grid)
+        source = f"file {Path(upload).name}" if upload else "the sample set"
+        return cmp.compare_html(rows, source), cmp.compare_figure(rows)
+
+    cmp_in = [w.session, w.cmp_pools, w.cmp_tols, w.cmp_file]
+    cmp_out = [w.cmp_out, w.cmp_chart]
+    w.cmp_run.click(on_compare, cmp_in, cmp_out, api_name="compare", concurrency_limit=2,
+                    show_progress_on=[w.cmp_out])
+    article_pools = [p for p in cmp.ARTICLE_POOLS if p in registry.policies]
+    w.cmp_article.click(lambda: (article_pools, ", ".join(f"{t:.2f}" for t in cmp.ARTICLE_TOLERANCES)), None,
+                        [w.cmp_pools, w.cmp_tols], api_visibility="private", show_progress="hidden", **free).then(
+        on_compare, cmp_in, cmp_out, api_visibility="private", concurrency_limit=2, show_progress_on=[w.cmp_out])
+
+    # ---- pool design
+    def slot_fields(pool, ckpt_slots, name):
+        if name == pool_design.NEW_SLOT or name not in pool.names:
+            first = pool.models[0]
+            return ("", "", "", first.api_base, 0.0, 0.0, gr.update(choices=ckpt_slots, value=ckpt_slots[0]), True)
+        s = pool.slot(name)
+        return (s.name, s.label, s.model, s.api_base, s.cost_per_m_input_tokens, s.cost_per_m_output_tokens,
+                gr.update(choices=ckpt_slots, value=s.score_as), s.enabled)
+
+    field_out = [w.d_name, w.d_display, w.d_model, w.d_base, w.d_in, w.d_out, w.d_trained, w.d_enabled]
+
+    def on_design_slot(session, policy, name):
+        router = _router(registry, session, policy)
+        return slot_fields(router.pool, router.checkpoint.slots, name)
+
+    def on_design_pool(session, policy):
+        router = _router(registry, session, policy)
+        first = router.pool.names[0]
+        return (gr.update(choices=router.pool.names + [pool_design.NEW_SLOT], value=first),
+                *slot_fields(router.pool, router.checkpoint.slots, first), pool_design.rows(router.pool),
+                _design_status(session, router))
+
+    def refresh(session, policy, tolerance, team, per_person, avg_in, avg_out, source, note):
+        """Everything the design changes, at once: decision, sweep, projection, sidebar and the design view."""
+        router = _router(registry, session, policy)
+        pool = router.pool
+        if session.query:
+            result = _call(playground.route, router, session, session.query, tolerance, None)
+            dec = _outs(session, router, result)[1:]
+        else:
+            dec = (gr.skip(),) * 5
+        texts = session.sweep_texts or sample_texts
+        grid = session.sweep.tolerances if session.sweep is not None else costs.tolerance_grid()
+        sw = session.sweep = _call(playground.run_sweep, router, texts, grid, None)
+        sweep = _sweep_outputs(router, sw)
+        proj = _projection_outputs(router, session, tolerance, None, samples, team, per_person, avg_in, avg_out,
+                                   source)
+        status = _design_status(session, router, note, sw.mix_at(tolerance), proj[0])
+        return (session, status, pool_design.rows(pool),
+                gr.update(choices=pool.names + [pool_design.NEW_SLOT]), V.pool_html(pool),
+                gr.update(choices=V.model_choices(pool), value=V.enabled_names(pool)),
+                *dec, *sweep, *proj)
+
+    def on_design_apply(session, policy, tolerance, slot, name, display, model, api_base, cin, cout, trained, on,
+                        team, per_person, avg_in, avg_out, source):
+        base = registry.get(policy if session.design is None or policy != session.design.policy
+                            else session.design_base)
+        design = (session.design if session.design is not None and session.design_base == base.pool.policy
+                  else pool_design.start(base.pool))
+        new = _call(pool_design.edit_slot, design, slot, base.checkpoint.slots, name=name, display_name=display,
+                    model=model, api_base=api_base, cost_in=cin, cost_out=cout, trained_as=trained, enabled=on)
+        session.design, session.design_base = new, base.pool.policy
+        label = name if slot == pool_design.NEW_SLOT else slot
+        return refresh(session, base.pool.policy, tolerance, team, per_person, avg_in, avg_out, source,
+                       f"applied: slot {label}")
+
+    def on_design_discard(session, policy, tolerance, team, per_person, avg_in, avg_out, source):
+        base = session.design_base or policy
+        session.design, session.design_base = None, None
+        return refresh(session, base, tolerance, team, per_person, avg_in, avg_out, source, "design discarded")
+
+    proj_in = [w.team, w.per_person, w.avg_in, w.avg_out, w.mix_source]
+    design_out = ([w.session, w.d_status, w.d_table, w.d_slot, w.pool_info, w.models, w.decision, w.chart, w.costs,
+                   w.stats, w.explain, w.sweep_summary, w.sweep_mix, w.sweep_curve, w.sweep_table, w.proj_out,
+                   w.proj_chart])
+    w.d_slot.input(on_design_slot, [w.session, w.policy, w.d_slot], field_out, api_visibility="private", **free)
+    w.policy.input(on_design_pool, [w.session, w.policy], [w.d_slot, *field_out, w.d_table, w.d_status],
+                   api_visibility="private", **free)
+    w.d_apply.click(on_design_apply, [w.session, w.policy, w.tolerance, w.d_slot, *field_out, *proj_in], design_out,
+                    api_name="design_apply", concurrency_limit=2, show_progress_on=[w.d_status])
+    w.d_discard.click(on_design_discard, [w.session, w.policy, w.tolerance, *proj_in], design_out,
+                      api_name="design_discard", concurrency_limit=2, show_progress_on=[w.d_status])
+
+    # ---- the data API: the decision itself, not its HTML
+    def decide(query: str, policy: str | None = None, tolerance: float | None = None,
+               models: list[str] | None = None) -> dict:
+        """Route one query and return the RoutingResult as JSON (chosen slot, p_max, threshold, candidates, every
+        model's P(correct) and expected cost, input tokens, timings). policy: a pool name (default pool when
+        empty); tolerance: 0..1 (the pool's default when empty); models: slot names to allow (all enabled when
+        empty). Stateless: no session, no audit record."""
+        router = registry.get(policy or None)
+        return _call(router.route, query, tolerance, list(models) if models else None).to_dict()
+
+    gr.api(decide, api_name="decide", **free)
+
+
+def _design_status(session, router, note: str = "", mix=None, projection_html: str = "") -> str:
+    from html import escape
+
+    if session.design is None or router.pool.policy != session.design.policy:
+        return ("<div class='design-status' id='design-state' data-active='0'>No design yet: pick a slot, change it, "
+                "press <b>Apply</b>.</div>")
+    pool = router.pool
+    parts = [f"<b>{escape(pool.policy)}</b> ({len(pool.models)} slots, baseline {escape(pool.baseline_slot.label)}) "
+             f"· valid pool · {escape(note)}"]
+    if session.result is not None and session.result.policy == pool.policy:
+        parts.append(f"decision now: <b id='design-chosen'>{escape(pool.slot(session.result.chosen).label)}</b>")
+    if mix:
+        labels = V.labels_of(pool)
+        top = ", ".join(f"{escape(labels.get(k, k))} {v}" for k, v in sorted(mix.items(), key=lambda kv: -kv[1])[:3])
+        parts.append(f"sweep mix at the sidebar's tolerance: {top}")
+    return (f"<div class='design-status' id='design-state' data-active='1' data-slots='{len(pool.models)}'>"
+            f"{' · '.join(parts)}<br>{pool_design.download_html(pool)}{projection_html}</div>")

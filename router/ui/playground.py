@@ -36,6 +36,9 @@ class Session:
     records: list[dict[str, Any]] = field(default_factory=list)
     sweep: tolerance_sweep.SweepResult | None = None
     gate: Any = None  # what the pool's sensitivity rules (and budgets) did to the current query
+    sweep_texts: list[str] | None = None  # the set the last sweep ran on: a pool design re-sweeps it
+    design: Any = None  # a router.ui.pool_design Pool designed in this session (never written anywhere)
+    design_base: str | None = None  # the policy the design started from
 
     @property
     def audit_query(self) -> str:
@@ -77,7 +80,7 @@ def route(router: PrefillRouter, session: Session, query: str, tolerance: float,
 def redecide(router: PrefillRouter, session: Session, tolerance: float,
              enabled: Sequence[str] | None) -> RoutingResult | None:
     """Same query, new tolerance or model set: no encoder pass. None when nothing was routed yet."""
-    if session.scores is None or session.policy != router.pool.policy:
+    if session.scores is None or session.policy != router.pool.policy or len(session.scores.p) != len(router.pool.models):
         return None
     enabled = _check_enabled(router, enabled)
     if session.sent or session.request_id is None:
@@ -207,7 +210,7 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
     yield ans
 
 
-async def review_answer(router: PrefillRouter, session: Session, client, ans: Answer):
+async def review_answer(router: PrefillRouter, session: Session, client, ans: Answer, own_urls=()):
     """Auto review of a finished answer by the pool's judge slot; stored on the session's record."""
     from router.upstream.backends import Backend
     from router.ui.review import review
@@ -217,7 +220,7 @@ async def review_answer(router: PrefillRouter, session: Session, client, ans: An
     g = session.gate
     question = g.outgoing if g is not None and g.outgoing is not None else session.query
     rv = await review(Backend(client, retries=1, backoff=0.2, timeout=120), router.pool, question, ans.text,
-                      local_only=g is not None and g.local_only)
+                      local_only=g is not None and g.local_only, own_urls=own_urls)
     if session.records and session.records[-1]["request_id"] == session.request_id:
         session.records[-1]["review"] = rv.to_dict()
     return rv

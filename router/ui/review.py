@@ -30,9 +30,32 @@ class Review:
                 "cost_usd": self.cost_usd}
 
 
+PROXY_PORT = 8000  # the README's `router serve --port 8000`: a slot there would be the router itself
+_LOOPBACK = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "[::1]"}
+
+
+def _host_port(url: str) -> tuple[str, int | None]:
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url if "://" in url else f"http://{url}")
+    host = (u.hostname or "").lower()
+    port = u.port or {"http": 80, "https": 443}.get(u.scheme)
+    return ("127.0.0.1" if host in _LOOPBACK else host), port
+
+
+def calls_itself(api_base: str, own_urls=()) -> bool:
+    """True when `api_base` is this app (the URL the page was served from) or the proxy's port on loopback."""
+    host, port = _host_port(api_base)
+    if host == "127.0.0.1" and port == PROXY_PORT:
+        return True
+    return any(_host_port(u) == (host, port) for u in own_urls if u)
+
+
 def judge_slot(pool: Pool, local_only: bool = False) -> Slot | None:
-    """The judge; for a query that must stay on-prem, the strongest local slot (None: there is none)."""
-    return pool.most_expensive(local_only)
+    """The judge: the strongest switched-on slot (a switched-off one has no server behind it, like
+    offline-demo's placeholders); for a query that must stay on-prem, the strongest local one (None:
+    there is none)."""
+    return pool.most_expensive(local_only, enabled_only=True)
 
 
 def parse_review(text: str) -> tuple[float | None, str]:
@@ -60,15 +83,20 @@ def verdict_word(score: float | None) -> str:
 
 
 async def review(backend, pool: Pool, question: str, answer: str, max_tokens: int = 300,
-                 local_only: bool = False) -> Review:
+                 local_only: bool = False, own_urls=()) -> Review:
     """Ask the judge slot; a missing key or failed call comes back as 'not reviewed' with the reason.
-    `local_only`: the query may not leave the premises, so only a local slot may judge it."""
+    `local_only`: the query may not leave the premises, so only a local slot may judge it.
+    `own_urls`: where this app is served; a judge pointing there (or at the proxy's port) is never
+    called, since the router would be asked to judge itself."""
     from router.training.judges import judge_messages
 
     slot = judge_slot(pool, local_only)
     if slot is None:
         return Review("no judge", "not reviewed", reason="this query may only go to local slots and the pool "
                                                          "has none to judge it")
+    if calls_itself(slot.api_base, own_urls):
+        return Review(slot.label, "not reviewed",
+                      reason=f"the judge slot's api_base {slot.api_base} is this router itself; point it at a model server")
     messages = judge_messages(question, answer)
     messages[-1]["content"] += ' Add a one-sentence "reason".'
     try:

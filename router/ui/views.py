@@ -48,7 +48,8 @@ def pool_html(pool: Pool) -> str:
             f"default tolerance <b>{pool.default_tolerance:g}</b></p></div>")
 
 
-def decision_html(r: RoutingResult) -> str:
+def decision_html(r: RoutingResult, window=None) -> str:
+    """`window`: the explain.TextWindow of the query; a truncated read is said next to the token count."""
     chosen, best = r.score(r.chosen), r.score(r.best)
     t = r.timings_ms
     saved = r.baseline_expected_cost_usd - r.expected_cost_usd
@@ -63,7 +64,8 @@ def decision_html(r: RoutingResult) -> str:
         f"(encode {t.get('encode_ms', 0):.1f}, head {t.get('head_ms', 0):.1f}, select {t.get('select_ms', 0):.2f})</div>"
         f"<div class='decision-line'>expected cost {usd(r.expected_cost_usd)} vs {usd(r.baseline_expected_cost_usd)} "
         f"on {escape(r.score(r.baseline).display_name)} (saves {usd(saved)}, estimate) · "
-        f"{r.input_tokens} input tokens · output estimate <b>{round(chosen.expected_output_tokens)}</b> tokens "
+        f"{r.input_tokens} input tokens{_window_note(window)} · output estimate "
+        f"<b>{round(chosen.expected_output_tokens)}</b> tokens "
         f"(<span id='output-estimate'>{escape(chosen.output_estimate)}</span>)</div>"
         f"{governance_html(r.governance)}</div>")
 
@@ -105,6 +107,14 @@ def budgets_html(pool: Pool, governance) -> str:
     return ("<div class='budgets' id='budgets'><b>Budgets</b> (this pool; client caps as the playground)"
             "<table><tr><th>scope</th><th>period</th><th>mode</th><th>spent</th><th>cap</th><th>used</th>"
             f"<th>resets in</th></tr>{''.join(rows)}</table></div>")
+
+
+def _window_note(window) -> str:
+    if window is None or not window.truncated:
+        return ""
+    part = "last" if window.side == "left" else "first"
+    return (f" · <b class='window-short' id='window-short'>routing read only the {part} {window.read} of "
+            f"{window.total} tokens</b>")
 
 
 def cost_rows(r: RoutingResult) -> list[list[Any]]:
@@ -199,5 +209,13 @@ def labels_of(pool: Pool) -> dict[str, str]:
 
 
 def stats_for(records, pool: Pool) -> tuple[SessionStats, str]:
-    st = session_stats(records)
-    return st, stats_html(st, labels_of(pool))
+    """Totals of this pool's records only: another pool has another baseline and other slots."""
+    mine = [r for r in records if r.get("policy") in (None, pool.policy)]
+    st = session_stats(mine)
+    html = stats_html(st, labels_of(pool))
+    others = len(records) - len(mine)
+    if others:
+        note = (f"<p class='basis' id='other-pools'>Totals for pool <b>{escape(pool.policy)}</b> only; "
+                f"{others} decision(s) made in other pools are not counted here (Audit lists all).</p>")
+        html = html[: -len("</div>")] + note + "</div>"
+    return st, html
