@@ -30,7 +30,7 @@ def questions(n: int, max_chars: int) -> list[str]:
 
 
 def write_log(path: Path, router, texts: list[str]) -> None:
-    from router.audit.log import decision_record
+    from router.audit.record import DecisionRecord
     from router.routing.router import Scores
     import numpy as np
 
@@ -38,7 +38,7 @@ def write_log(path: Path, router, texts: list[str]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for q in texts:
             r = router.decide(Scores(p, max(1, len(q) // 4), 0.0, 0.0), 0.3)
-            f.write(json.dumps(decision_record(r, api="bench", query_text=q)) + "\n")
+            f.write(json.dumps(DecisionRecord.build(r, api="bench", query_text=q).to_line()) + "\n")
 
 
 def main() -> None:

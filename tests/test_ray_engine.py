@@ -44,7 +44,7 @@ def test_score_on_ray_equals_the_local_run(tmp_path, ray_local):
 
 
 def test_replay_on_ray_equals_the_local_replay(tmp_path, ray_local, default_router):
-    from router.audit.log import decision_record
+    from router.audit.record import DecisionRecord
     from router.audit.provenance import provenance
     from router.audit.replay import replay
 
@@ -52,7 +52,7 @@ def test_replay_on_ray_equals_the_local_replay(tmp_path, ray_local, default_rout
     with open(log, "w", encoding="utf-8") as f:
         for i, q in enumerate(QUESTIONS):
             r = default_router.route(q, tolerance=0.05 * (i % 5))
-            f.write(json.dumps(decision_record(r, api="test", query_text=q, **provenance(default_router))) + "\n")
+            f.write(json.dumps(DecisionRecord.build(r, api="test", query_text=q, **provenance(default_router)).to_line()) + "\n")
     local = replay(log, default_router, tolerance=0.4, out=tmp_path / "l.jsonl", progress=False, batch_size=8)
     remote = replay(log, default_router, tolerance=0.4, out=tmp_path / "r.jsonl", progress=False, batch_size=8,
                     engine="ray", workers=2)

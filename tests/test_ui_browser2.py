@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from router.routing import costs
+from router.routing import costs, sweep
 from router.routing.pool import check_scorable, load_pool
 from router.routing.registry import RouterRegistry
 from router.ui import compare as cmp
@@ -285,7 +285,7 @@ def test_pool_design_live_and_download(browser, app_url, registry, tmp_path):
     page.get_by_role("tab", name="Monthly projection").click()
     page.wait_for_selector("#projection")
     samples = [q["question"] for q in playground.load_samples()]
-    mix = playground.run_sweep(r1, samples, costs.tolerance_grid(), None).mix_at(base.pool.default_tolerance)
+    mix = playground.run_sweep(r1, samples, sweep.tolerance_grid(), None).mix_at(base.pool.default_tolerance)
     proj = costs.monthly_projection(50, 600, 1500, 600, mix, costs.slot_prices(d1.models), d1.baseline_slot.name)
     assert V.usd(proj.routed_usd) in page.inner_text("#projection-box")
     page.get_by_role("tab", name="Pool design").click()

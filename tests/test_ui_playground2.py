@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from router.errors import InputError
-from router.routing import costs
+from router.routing import sweep
 from router.routing.pool import check_scorable, list_configs, load_pool
 from router.routing.registry import RouterRegistry
 from router.routing.router import select
@@ -188,7 +188,7 @@ def test_sweep_curve_labels_never_overlap(registry):
     from router.ui.charts import point_labels, sweep_figures
 
     router = registry.get()
-    sw = playground.run_sweep(router, [s["question"] for s in playground.load_samples()], costs.tolerance_grid(),
+    sw = playground.run_sweep(router, [s["question"] for s in playground.load_samples()], sweep.tolerance_grid(),
                               None)
     _mix, curve = sweep_figures(sw, V.labels_of(router.pool), "Opus")
     pts = [(x, y, t) for x, y, t in zip(curve.data[0].x, curve.data[0].y, curve.data[0].text) if t]

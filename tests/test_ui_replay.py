@@ -23,14 +23,14 @@ def app_url():
 
 @pytest.fixture(scope="module")
 def log(tmp_path_factory, default_router):
-    from router.audit.log import decision_record
+    from router.audit.record import DecisionRecord
     from router.audit.provenance import provenance
 
     path = tmp_path_factory.mktemp("ui-replay") / "audit.jsonl"
     with open(path, "w", encoding="utf-8") as f:
         for q in QUESTIONS:
             r = default_router.route(q, tolerance=0.0)
-            f.write(json.dumps(decision_record(r, api="test", query_text=q, **provenance(default_router))) + "\n")
+            f.write(json.dumps(DecisionRecord.build(r, api="test", query_text=q, **provenance(default_router)).to_line()) + "\n")
         f.write('{"torn": \n')
     return path
 

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from router.errors import InputError
-from router.routing import costs
+from router.routing import costs, sweep
 
 ARTICLE_POOLS = ("default", "mixed-local")
 ARTICLE_TOLERANCES = (0.05, 0.10, 0.20)
@@ -85,7 +85,7 @@ def compare(routers: Sequence, texts: Sequence[str], tolerances: Sequence[float]
         on = (enabled or {}).get(pool.policy)
         allowed = router.allowed_mask(list(on) if on else None)
         P, C = _scores(router, texts, cache)
-        sw = costs.sweep(P, C, list(tolerances), pool.names, allowed, pool.baseline_slot.name)
+        sw = sweep.sweep(P, C, list(tolerances), pool.names, allowed, pool.baseline_slot.name)
         labels = {s.name: s.label for s in pool.models}
         bi = pool.names.index(pool.baseline_slot.name)
         n = len(texts)

@@ -456,16 +456,16 @@ def _wire_new(registry: RouterRegistry, w, samples) -> None:
         else:
             dec = (gr.skip(),) * 5
         texts = session.sweep_texts or sample_texts
-        grid = session.sweep.tolerances if session.sweep is not None else costs.tolerance_grid()
+        grid = session.sweep.tolerances if session.sweep is not None else sweep.tolerance_grid()
         sw = session.sweep = _call(playground.run_sweep, router, texts, grid, None)
-        sweep = _sweep_outputs(router, sw)
+        swept = _sweep_outputs(router, sw)
         proj = _projection_outputs(router, session, tolerance, None, samples, team, per_person, avg_in, avg_out,
                                    source)
         status = _design_status(session, router, note, sw.mix_at(tolerance), proj[0])
         return (session, status, pool_design.rows(pool),
                 gr.update(choices=pool.names + [pool_design.NEW_SLOT]), V.pool_html(pool),
                 gr.update(choices=V.model_choices(pool), value=V.enabled_names(pool)),
-                *dec, *sweep, *proj)
+                *dec, *swept, *proj)
 
     def on_design_apply(session, policy, tolerance, slot, name, display, model, api_base, cin, cout, trained, on,
                         team, per_person, avg_in, avg_out, source):
