@@ -23,6 +23,9 @@ def configure(p):
     p.add_argument("--prefix", default=d.encoder.prefix, help='text put before every query, e.g. "query: " for e5')
     p.add_argument("--quantize", choices=["int8"], default=None,
                    help="int8 dynamic quantization of the encoder's Linear layers on CPU (faster routing)")
+    p.add_argument("--runtime", choices=["torch", "onnx", "static"], default=d.encoder.runtime,
+                   help="what computes the features at routing time: torch, ONNX Runtime, or model2vec static "
+                        "embeddings distilled from --encoder (docs/fastpath.md)")
     p.add_argument("--normalize", action="store_true", help="L2-normalize each pooled layer (e5 is trained that way)")
     p.add_argument("--truncation-side", choices=["left", "right"], default=d.encoder.truncation_side)
     p.add_argument("--pca-dim", type=int, default=d.pca_dim)
@@ -43,7 +46,8 @@ def config_from_args(args):
     spec = EncoderSpec(source=args.encoder, kind=args.encoder_kind,
                        layers=tuple(int(x) for x in args.layers.split(",")), pooling=args.pooling,
                        max_tokens=args.max_tokens, truncation_side=args.truncation_side,
-                       prefix=args.prefix, normalize=args.normalize, quantize=args.quantize)
+                       prefix=args.prefix, normalize=args.normalize, quantize=args.quantize,
+                       runtime=args.runtime)
     return TrainConfig(encoder=spec, pca_dim=args.pca_dim, hidden=tuple(int(x) for x in args.hidden.split(",") if x),
                        members=args.members, epochs=args.epochs, patience=args.patience, dropout=args.dropout,
                        weight_decay=args.weight_decay, lr=args.lr, seed=args.seed)
