@@ -43,47 +43,18 @@ SETS = {
 PAIRS = ROOT / "assets" / "multilingual_pairs.jsonl"
 
 
-def _spec_key(spec) -> str:
+def _spec_key(spec) -> str:  # features.py's spec_key on branch quality
     import hashlib
 
     return hashlib.sha256(json.dumps(spec.to_json(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def shard_features(spec, texts, progress: bool = True, use_cache: bool = True, batch_size: int = 32, **_):
-    """Features by text from a per-spec folder of shards (keys = sha256 of each text, features), encoding
-    only the texts no shard holds: the layout of features.py on branch `quality` (issue 17), read here so
-    that both studies encode each question once. Replaces cached_features for train/evaluate in this script."""
-    import hashlib
-    import os
+_ORIGINAL_FEATURES = None
 
-    import numpy as np
 
-    from router.model.encoder import cache_dir, get_encoder
-
-    texts = list(texts)
-    spec = FEATURES_FROM.get(spec, spec)
-    folder = cache_dir() / "features" / _spec_key(spec)
-    rows = {}
-    if folder.is_dir():
-        for kf in sorted(folder.glob("*.keys.npy")):
-            xf = kf.with_name(kf.name[: -len(".keys.npy")] + ".x.npy")
-            if xf.exists():
-                keys, X = np.load(kf, allow_pickle=False), np.load(xf, allow_pickle=False)
-                if len(keys) == len(X):
-                    rows.update(zip(keys.tolist(), X))
-    tkeys = [hashlib.sha256(t.encode("utf-8")).hexdigest()[:32] for t in texts]
-    missing = sorted({k: i for i, k in enumerate(tkeys) if k not in rows}.items(), key=lambda kv: kv[1])
-    if missing:
-        Xn = get_encoder(spec).features([texts[i] for _, i in missing], batch_size=batch_size, progress=progress)
-        keys = [k for k, _ in missing]
-        folder.mkdir(parents=True, exist_ok=True)
-        name = hashlib.sha256("".join(keys).encode()).hexdigest()[:16]
-        for suffix, arr in ((".x.npy", Xn.astype(np.float32)), (".keys.npy", np.asarray(keys, dtype="<U32"))):
-            tmp = folder / f".tmp-{os.getpid()}-{name}{suffix}"
-            np.save(tmp, arr, allow_pickle=False)
-            tmp.replace(folder / f"{name}{suffix}")
-        rows.update(zip(keys, Xn))
-    return np.stack([rows[k] for k in tkeys]).astype(np.float32) if texts else np.zeros((0, 0), np.float32)
+def shard_features(spec, texts, *args, **kw):
+    """cached_features with FEATURES_FROM applied (ONNX fp32 reads the torch encoder's features)."""
+    return _ORIGINAL_FEATURES(FEATURES_FROM.get(spec, spec), texts, *args, **kw)
 
 
 def crosslingual(ckpt_dir: Path, data: Path) -> dict:
@@ -166,6 +137,8 @@ def main() -> None:
     a = ap.parse_args()
     import router.model.features
 
+    global _ORIGINAL_FEATURES
+    _ORIGINAL_FEATURES = router.model.features.cached_features
     router.model.features.cached_features = shard_features  # train() and evaluate() look it up at call time
     res_path = Path(a.results)
     for set_name in a.sets.split(","):
