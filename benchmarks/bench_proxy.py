@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -79,6 +80,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 50])
     ap.add_argument("--delay", type=float, default=0.02, help="stub's answer delay in seconds (an upstream's latency)")
     ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds per measurement")
+    ap.add_argument("--checkpoint", default=None, help="checkpoint for the routed path (default: the bundled one)")
+    ap.add_argument("--cache", action="store_true", help="keep the encoder-output cache on (every request is a hit)")
     args = ap.parse_args()
 
     from tests.proxy_env import POLICY, SLOTS, dest, write_pool
@@ -93,6 +96,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stub_base = f"http://127.0.0.1:{stub_port}/v1"
         pool = write_pool(Path(tmp), stub_base)
+        if args.checkpoint:  # same pool, another checkpoint (e.g. a fast-path encoder, docs/fastpath.md)
+            import yaml
+
+            cfg = yaml.safe_load(pool.read_text(encoding="utf-8"))
+            cfg["checkpoint"] = str(Path(args.checkpoint).resolve())
+            pool.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
         srv_url = f"http://127.0.0.1:{proxy_port}"
         audit = Path(tmp) / "audit.jsonl"
         msgs = [{"role": "user", "content": QUESTION}]
@@ -105,8 +114,10 @@ def main() -> None:
             procs.append(subprocess.Popen([sys.executable, "-c", stub_code], cwd=ROOT))
             serve = ["-m", "router", "serve", "--config", str(pool), "--port", str(proxy_port),
                      "--audit-log", str(audit)]
+            # Every routed request sends the same text: without this the encoder-output cache would answer.
+            env = {**os.environ, "ROUTER_EMBED_CACHE": "4096" if args.cache else "0"}
             procs.append(subprocess.Popen([sys.executable, *serve], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL))
+                                          stderr=subprocess.DEVNULL, env=env))
             wait_http(f"http://127.0.0.1:{stub_port}/health", procs[0])
             wait_http(f"{srv_url}/health", procs[1])
             print(f"stub delay {args.delay * 1e3:.0f} ms; {args.requests} requests per path and level; "

@@ -17,6 +17,9 @@ import statistics
 import time
 from pathlib import Path
 
+import os
+
+os.environ.setdefault("ROUTER_EMBED_CACHE", "0")  # the same text is routed again and again: measure the encoder
 
 SHORT = "Write a Python decorator that retries a function three times with exponential backoff."
 LONG = ("You are helping a data team. " + "They keep sales records per region and per month, and the "
@@ -29,7 +32,7 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
 
 
-def bare_encoder(spec):
+def bare_encoder(spec, device=None):
     """Tokenize + forward with plain transformers: the floor that routing is compared to."""
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -40,7 +43,11 @@ def bare_encoder(spec):
     tok = AutoTokenizer.from_pretrained(path)
     prefix = spec.prefix
     tok.truncation_side = "left"
-    model = AutoModel.from_pretrained(path).eval().to(pick_device())
+    model = AutoModel.from_pretrained(path).eval().to(device or pick_device())
+    if model.device.type == "cuda":
+        from router.model.encoder import cuda_dtype
+
+        model = model.to(cuda_dtype(spec))  # the same precision the router's encoder runs in
 
     def run(text):
         with torch.inference_mode():
@@ -62,6 +69,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--batch", type=int, default=256, help="questions for the score throughput test")
     ap.add_argument("--no-decoder", action="store_true")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available); CUDA runs "
+                    "encoders in fp16 (ROUTER_CUDA_DTYPE=bf16|fp32 to change)")
     ap.add_argument("--checkpoint", action="append", default=None,
                     help="checkpoint to route with (repeatable; default: assets/checkpoint and assets/checkpoint-minilm)")
     args = ap.parse_args()
@@ -80,16 +89,18 @@ def bench(args, ckpt) -> None:
 
     from router.model import torch_thread
 
-    router = PrefillRouter(load_pool(args.config), checkpoint=load_checkpoint(ckpt))
+    ck = load_checkpoint(ckpt)
+    router = PrefillRouter(load_pool(args.config), checkpoint=ck, encoder=get_encoder(ck.encoder_spec, args.device))
     # Every torch call of the process runs on the torch thread (router.torch_thread), the bare encoder
     # too: a second calling thread would get its own OpenMP team and slow both down.
-    bare, tok = torch_thread.call(bare_encoder, router.checkpoint.encoder_spec)
+    bare, tok = torch_thread.call(bare_encoder, router.checkpoint.encoder_spec, args.device)
     print(f"\n=== checkpoint {ckpt}: encoder {router.checkpoint.encoder_spec.source}, "
           f"device {router.encoder.device}, torch threads {torch.get_num_threads()}")
     decoder = None
     if not args.no_decoder:
         decoder = get_encoder(EncoderSpec(source="SmolLM2-135M-Instruct", kind="decoder", layers=(-1,),
-                                          pooling="last", max_tokens=router.checkpoint.encoder_spec.max_tokens))
+                                          pooling="last", max_tokens=router.checkpoint.encoder_spec.max_tokens),
+                              args.device)
     short = SHORT if len(tok(SHORT)["input_ids"]) >= 20 else SHORT * 2
     for name, text in (("30-token", short), ("300-token", LONG)):
         n_tok = len(tok(text)["input_ids"])

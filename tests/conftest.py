@@ -19,6 +19,9 @@ def pytest_configure(config):
     # Set before any fixture of any scope runs, so no test writes to the user's real cache.
     if not hasattr(config, "workerinput"):
         os.environ["ROUTER_CACHE"] = tempfile.mkdtemp(prefix="router-test-cache-")
+        # Tests that count encoder forwards send the same texts again: no encoder-output cache unless a
+        # test builds one itself (tests/test_fastpath.py).
+        os.environ.setdefault("ROUTER_EMBED_CACHE", "0")
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,17 @@
 """Route one question and print the decision.
 
     python -m router route "What is the capital of France?" [--config configs/default.yaml]
-        [--tolerance 0.2] [--models a,b] [--json]
+        [--tolerance 0.2] [--models a,b] [--json] [--timings]
+
+--timings prints where a cold route's wall time went (stderr): process start to this command,
+imports, loading (pool, checkpoint, encoder), encode, head, select.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+import time
 
 
 def configure(p):
@@ -15,6 +20,8 @@ def configure(p):
     p.add_argument("--tolerance", type=float, default=None, help="0 = best model, 1 = cheapest (default: pool's)")
     p.add_argument("--models", default=None, help="comma-separated slot names to allow (default: enabled slots)")
     p.add_argument("--json", action="store_true", help="print the full RoutingResult as JSON")
+    p.add_argument("--timings", action="store_true",
+                   help="print the wall-time breakdown on stderr: startup, imports, load, encode, head, select")
 
 
 def format_result(r) -> str:
@@ -30,11 +37,49 @@ def format_result(r) -> str:
     return "\n".join(lines)
 
 
+def process_age_ms() -> float | None:
+    """Wall ms since this process started (Linux /proc; 10 ms resolution), else None."""
+    try:
+        import os
+
+        start_ticks = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19])
+        uptime = float(open("/proc/uptime").read().split()[0])
+        return (uptime - start_ticks / os.sysconf("SC_CLK_TCK")) * 1e3
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def format_timings(t: dict[str, float]) -> str:
+    parts = [f"{k} {v:.1f} ms" for k, v in t.items() if v is not None]
+    return "timings: " + ", ".join(parts)
+
+
 def run(args) -> int:
+    startup = process_age_ms()
+    t0 = time.perf_counter()
+    from router.model.encoder import get_encoder
+    from router.model.head import load_checkpoint
+    from router.routing.pool import load_pool
     from router.routing.router import PrefillRouter
 
-    router = PrefillRouter.from_config(args.config)
+    t1 = time.perf_counter()
+    pool = load_pool(args.config)
+    ckpt = load_checkpoint(pool.checkpoint_path)
+    t2 = time.perf_counter()
+    encoder = get_encoder(ckpt.encoder_spec)  # includes importing its runtime (torch / onnxruntime / tokenizers)
+    t3 = time.perf_counter()
+    router = PrefillRouter(pool, checkpoint=ckpt, encoder=encoder)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     result = router.route(args.question, tolerance=args.tolerance, models=models)
+    t4 = time.perf_counter()
     print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else format_result(result))
+    if args.timings:
+        tm = result.timings_ms
+        age = process_age_ms()
+        print(format_timings({
+            "startup (interpreter + CLI)": None if startup is None else startup,
+            "imports": (t1 - t0) * 1e3, "load pool+checkpoint": (t2 - t1) * 1e3,
+            f"load encoder ({ckpt.encoder_spec.runtime})": (t3 - t2) * 1e3,
+            "encode": tm["encode_ms"], "head": tm["head_ms"], "select": tm["select_ms"],
+            "route() total": (t4 - t3) * 1e3, "process wall": age}), file=sys.stderr)
     return 0

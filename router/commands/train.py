@@ -1,11 +1,22 @@
 """Train a checkpoint from long-format labels (rows with split=test are never used).
 
     python -m router train --data assets/data/routerbench.jsonl.gz --out assets/checkpoint
+    python -m router train --extend assets/checkpoint --data new_model_labels.csv --out ck-plus
 
-Tiny CPU run: add --members 1 --epochs 20 --pca-dim 16.
+The head family and its settings are chosen by cross-validation on the data (print-out and
+router.json "training.search"); --head NAME forces one family (logistic, knn, mlp, irt).
+--extend adds the models of NEW_LABELS that CHECKPOINT lacks as new slots, fitted on the frozen
+encoder and head (the existing slots' P do not change).
 """
 
 from __future__ import annotations
+
+
+import argparse
+
+
+def _is_e5(source: str) -> bool:
+    return "e5" in source.lower()
 
 
 def configure(p):
@@ -14,16 +25,29 @@ def configure(p):
     d = TrainConfig()
     p.add_argument("--data", required=True, help="label file or folder (long format, CSV/JSONL)")
     p.add_argument("--out", required=True, help="checkpoint directory to write")
+    p.add_argument("--head", default=d.head,
+                   help="head family: auto (CV search over all, default) or one of logistic, knn, mlp, irt")
+    p.add_argument("--cv-folds", type=int, default=d.cv_folds, help="folds of the head search")
+    p.add_argument("--no-calibrate", action="store_true", help="skip the per-model calibration maps")
+    p.add_argument("--features-cache", default=None,
+                   help="folder for cached encoder features (default: ~/.cache/prefill-router/features)")
+    p.add_argument("--extend", default=None, metavar="CHECKPOINT",
+                   help="add the models of --data that CHECKPOINT lacks as new slots (frozen encoder and head)")
     p.add_argument("--models", default=None, help="comma-separated label columns to keep (default: all)")
     p.add_argument("--encoder", default=d.encoder.source, help="bundled name, HF id or local folder")
     p.add_argument("--encoder-kind", choices=["encoder", "decoder"], default=d.encoder.kind)
     p.add_argument("--layers", default="-1", help="comma-separated hidden-state indices (e.g. -1 or 4,6)")
     p.add_argument("--pooling", choices=["mean", "last", "cls"], default=d.encoder.pooling)
     p.add_argument("--max-tokens", type=int, default=d.encoder.max_tokens)
-    p.add_argument("--prefix", default=d.encoder.prefix, help='text put before every query, e.g. "query: " for e5')
+    p.add_argument("--prefix", default=None,
+                   help='text put before every query (default: "query: " for e5 encoders, none otherwise)')
     p.add_argument("--quantize", choices=["int8"], default=None,
                    help="int8 dynamic quantization of the encoder's Linear layers on CPU (faster routing)")
-    p.add_argument("--normalize", action="store_true", help="L2-normalize each pooled layer (e5 is trained that way)")
+    p.add_argument("--runtime", choices=["torch", "onnx", "static"], default=d.encoder.runtime,
+                   help="what computes the features at routing time: torch, ONNX Runtime, or model2vec static "
+                        "embeddings distilled from --encoder (docs/fastpath.md)")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                   help="L2-normalize each pooled layer (default: on for e5 encoders, which are trained that way)")
     p.add_argument("--truncation-side", choices=["left", "right"], default=d.encoder.truncation_side)
     p.add_argument("--pca-dim", type=int, default=d.pca_dim)
     p.add_argument("--hidden", default=",".join(map(str, d.hidden)), help="hidden widths, e.g. 256 or 256,128")
@@ -43,10 +67,13 @@ def config_from_args(args):
     spec = EncoderSpec(source=args.encoder, kind=args.encoder_kind,
                        layers=tuple(int(x) for x in args.layers.split(",")), pooling=args.pooling,
                        max_tokens=args.max_tokens, truncation_side=args.truncation_side,
-                       prefix=args.prefix, normalize=args.normalize, quantize=args.quantize)
+                       prefix=(("query: " if _is_e5(args.encoder) else "") if args.prefix is None else args.prefix),
+                       normalize=_is_e5(args.encoder) if args.normalize is None else args.normalize,
+                       quantize=args.quantize, runtime=args.runtime)
     return TrainConfig(encoder=spec, pca_dim=args.pca_dim, hidden=tuple(int(x) for x in args.hidden.split(",") if x),
                        members=args.members, epochs=args.epochs, patience=args.patience, dropout=args.dropout,
-                       weight_decay=args.weight_decay, lr=args.lr, seed=args.seed)
+                       weight_decay=args.weight_decay, lr=args.lr, seed=args.seed, head=args.head,
+                       cv_folds=args.cv_folds, calibrate=not args.no_calibrate, features_cache=args.features_cache)
 
 
 def run(args) -> int:
@@ -56,10 +83,18 @@ def run(args) -> int:
     table = read_labels(args.data)
     if args.models:
         table = table.select_models([m.strip() for m in args.models.split(",") if m.strip()])
+    if args.extend:
+        from router.training.extend import extend
+
+        ckpt = extend(args.extend, table, args.out, features_cache=args.features_cache, seed=args.seed)
+        e = ckpt.meta["training"]["extensions"][-1]
+        print(f"added {', '.join(e['slots'])} to {args.extend} ({e['n_labels']} labels)")
+        print(f"checkpoint written to {args.out}")
+        return 0
     ckpt = train(table, args.out, config_from_args(args))
     v = ckpt.meta["metrics"]["validation"]
     t = ckpt.meta["training"]
-    print(f"trained on {t['n_train']} questions (+{t['n_val']} validation), {len(ckpt.slots)} slots")
-    print(f"validation: mean AUROC {v['mean_auroc']}, mean Brier {v['mean_brier']}")
+    print(f"trained on {t['n_train']} questions, {len(ckpt.slots)} slots; head {t['search']['winner']}")
+    print(f"cross-validated: mean AUROC {v['mean_auroc']}, mean Brier {v['mean_brier']}")
     print(f"checkpoint written to {args.out}")
     return 0

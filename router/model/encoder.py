@@ -83,7 +83,8 @@ class EncoderSpec:
     normalize: bool = False  # L2-normalize each pooled layer
     gguf_file: str | None = None
     prefix: str = ""  # e.g. "query: " for e5 models
-    quantize: str | None = None  # "int8": dynamic int8 Linear layers on CPU (~1.5x faster); CUDA runs fp32
+    quantize: str | None = None  # "int8": dynamic int8 Linear layers on CPU (~1.5x faster); CUDA ignores it (fp16)
+    runtime: str = "torch"  # "torch", "onnx" (ONNX Runtime) or "static" (model2vec embeddings): fast_runtimes.py
 
     def __post_init__(self):
         problems = []
@@ -99,6 +100,8 @@ class EncoderSpec:
             problems.append("layers must name at least one layer")
         if self.quantize not in (None, "int8"):
             problems.append(f"quantize must be null or 'int8', got {self.quantize!r}")
+        if self.runtime not in ("torch", "onnx", "static"):
+            problems.append(f"runtime must be 'torch', 'onnx' or 'static', got {self.runtime!r}")
         if problems:
             raise CheckpointError("encoder spec: " + "; ".join(problems))
 
@@ -107,6 +110,8 @@ class EncoderSpec:
         d["layers"] = list(self.layers)
         if d["quantize"] is None:
             del d["quantize"]  # keeps older checkpoints' specs and feature-cache keys unchanged
+        if d["runtime"] == "torch":
+            del d["runtime"]  # likewise
         return d
 
     @classmethod
@@ -125,6 +130,21 @@ def pick_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def cuda_dtype(spec: EncoderSpec):
+    """What CUDA runs the model in: ROUTER_CUDA_DTYPE (fp16, bf16 or fp32), else fp16 for encoders
+    (tensor cores; features within ~1e-3 of fp32, tests/test_fastpath.py checks decisions) and bf16 for
+    decoders (their activations overflow fp16)."""
+    import torch
+
+    names = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+    raw = os.environ.get("ROUTER_CUDA_DTYPE", "").strip().lower()
+    if raw:
+        if raw not in names:
+            raise CheckpointError(f"ROUTER_CUDA_DTYPE must be fp16, bf16 or fp32, got {raw!r}")
+        return names[raw]
+    return torch.bfloat16 if spec.kind == "decoder" else torch.float16
 
 
 def _find_layer_list(model) -> tuple[Any, str] | None:
@@ -169,7 +189,7 @@ class Encoder:
         self._layer_idx = [self._abs_layer(i, n_layers) for i in spec.layers]
         self._trim(model, max(self._layer_idx))
         if self.device == "cuda":
-            model = model.to(device="cuda", dtype=torch.bfloat16 if spec.kind == "decoder" else torch.float32)
+            model = model.to(device="cuda", dtype=cuda_dtype(spec))
         elif spec.quantize == "int8":
             # Same weights, int8 matmuls: the checkpoint was trained on these very features.
             import warnings
@@ -284,11 +304,11 @@ class Encoder:
                 hidden = {self.n_layers: self.model(input_ids=ids, attention_mask=mask).last_hidden_state}
             else:
                 hidden = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
-            m = mask.unsqueeze(-1).to(hidden[self._layer_idx[0]].dtype)
+            m = mask.unsqueeze(-1).float()  # pooling in fp32 also when CUDA runs the model in fp16/bf16
             last = torch.tensor(lengths, device=self.device) - 1
             parts = []
             for j in self._layer_idx:
-                h = hidden[j]
+                h = hidden[j].float()
                 if self.spec.pooling == "mean":
                     v = (h * m).sum(1) / m.sum(1).clamp(min=1)
                 elif self.spec.pooling == "last":
@@ -335,9 +355,15 @@ _CACHE_LOCK = threading.Lock()
 
 def get_encoder(spec: EncoderSpec, device: str | None = None) -> Encoder:
     """Load once per process; later calls with the same spec reuse the same read-only model."""
-    key = (spec, device or pick_device())
+    # The fast runtimes run on the CPU and must not import torch (cold start): no device probe for them.
+    key = (spec, device or ("cpu" if spec.runtime != "torch" else pick_device()))
     with _CACHE_LOCK:
         enc = _CACHE.get(key)
+        if enc is None and spec.runtime != "torch":
+            from router.model.fast_runtimes import build
+
+            enc = build(spec, key[1])
+            _CACHE[key] = enc
         if enc is None:
             # Built on the torch thread too: loading runs torch ops, and an OpenMP team is per thread.
             enc = torch_thread.call(Encoder, spec, key[1])

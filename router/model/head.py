@@ -19,7 +19,8 @@ from router.files import atomic_write_text
 from router.errors import CheckpointError
 
 FORMAT = "prefill-router-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: router.json "head.spec" names the head family tree (router/model/heads.py)
+READABLE_VERSIONS = (1, 2)  # 1: the MLP ensemble only, tensors at the top level
 META_FILE = "router.json"
 WEIGHTS_FILE = "weights.safetensors"
 
@@ -30,6 +31,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Head:
+    kind = "mlp"
     scaler_mean: np.ndarray  # [d]
     scaler_scale: np.ndarray  # [d]
     pca: np.ndarray  # [d, k]
@@ -133,9 +135,14 @@ def save_checkpoint(path: str | Path, head: Head, meta: dict[str, Any]) -> Path:
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
     if len(meta["slots"]) != head.n_slots:
         raise CheckpointError(f"{path}: {len(meta['slots'])} slot names but the head outputs {head.n_slots}")
-    meta["head"] = {**meta.get("head", {}), "input_dim": head.in_dim, "pca_dim": int(head.pca.shape[1]),
-                    "members": head.members, "layers": len(head.layers)}
-    save_file(head.tensors(), str(path / WEIGHTS_FILE))
+    from router.model.heads import MLPHead
+
+    tree = MLPHead(head) if isinstance(head, Head) else head
+    meta["head"] = {**meta.get("head", {}), "input_dim": head.in_dim, "n_slots": head.n_slots, "spec": tree.spec()}
+    if isinstance(head, Head):
+        meta["head"].update({"pca_dim": int(head.pca.shape[1]), "members": head.members, "layers": len(head.layers)})
+    save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tree.tensors().items()},
+              str(path / WEIGHTS_FILE))
     atomic_write_text(path / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return path
 
@@ -155,9 +162,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{meta_path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path}: field 'format' must be {FORMAT!r}")
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{meta_path}: format_version {meta.get('format_version')!r} is not supported "
-                              f"(this router reads version {FORMAT_VERSION})")
+                              f"(this router reads versions {', '.join(map(str, READABLE_VERSIONS))})")
     for key in ("encoder", "slots"):
         if key not in meta:
             raise CheckpointError(f"{meta_path}: missing field {key!r}")
@@ -165,7 +172,16 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights_path}: unreadable safetensors file ({exc})") from None
-    head = Head.from_tensors(tensors, str(weights_path))
+    spec = (meta.get("head") or {}).get("spec") if meta["format_version"] >= 2 else None
+    if spec is None:
+        head = Head.from_tensors(tensors, str(weights_path))
+    else:
+        from router.model.heads import load_head
+
+        try:
+            head = load_head(spec, tensors)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{weights_path}: {exc}") from None
     if head.n_slots != len(meta["slots"]):
         raise CheckpointError(f"{meta_path}: lists {len(meta['slots'])} slots but the weights score {head.n_slots}")
     return Checkpoint(str(path), meta, head)

@@ -124,6 +124,9 @@ class PrefillRouter:
 
             encoder = get_encoder(self.checkpoint.encoder_spec)
         self.encoder = encoder
+        from router.model.embed_cache import cache_for
+
+        self._cache = cache_for(encoder.spec)  # per process and encoder spec; hit rate in embed_cache.stats()
         self._out_tokens, self._out_source = output_estimates(pool, self.checkpoint)
         self._length, self._predicted = None, []
         if pool.output_length_data:
@@ -164,8 +167,9 @@ class PrefillRouter:
     def score_texts(self, texts: Sequence[str]) -> list[Scores]:
         """One encoder forward for already-validated texts; each Scores carries the batch's timings."""
         t0 = time.perf_counter()
-        ids, counts = self.encoder.tokenize(list(texts))
-        X = self.encoder.encode_ids(ids)
+        from router.model.embed_cache import encode_cached
+
+        X, counts = encode_cached(self.encoder, texts, self._cache)
         t1 = time.perf_counter()
         P = self.checkpoint.head.predict(X)[:, self._cols].astype(float)
         outs = self.predicted_output_tokens(texts)

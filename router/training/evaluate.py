@@ -124,6 +124,13 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = "test
         P.update(all_baselines(Xtr, Ytr, X, rows.Y, k=k, seed=seed, progress=progress))
     results = score_routers(P, rows.Y, rows.cost, expected_cost, ckpt.slots, default_tolerance)
     j, a_best, c_best = metrics.best_single(rows.Y, rows.cost)
+    calibration_effect = None
+    if hasattr(ckpt.head, "predict_raw"):  # a calibrated head: ECE per model before and after its maps
+        raw = metrics.calibration(ckpt.head.predict_raw(X), rows.Y, ckpt.slots)
+        cal = results["router"]["calibration"]
+        calibration_effect = {"methods": dict(zip(ckpt.slots, ckpt.head.methods)),
+                              "ece_before": raw["ece"], "ece_after": cal["ece"],
+                              "mean_ece_before": raw["mean_ece"], "mean_ece_after": cal["mean_ece"]}
     report = {
         "checkpoint": str(checkpoint), "data": str(data), "split": split or None,
         "n_questions": len(rows), "n_train_for_baselines": len(train_rows) if train_rows else 0,
@@ -132,7 +139,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = "test
         "best_single": {"slot": ckpt.slots[j], "accuracy": a_best, "cost": c_best},
         "single_models": {s: {"accuracy": float(np.nanmean(rows.Y[:, i])), "cost": float(np.nansum(rows.cost[:, i]))}
                           for i, s in enumerate(ckpt.slots)},
-        "default_tolerance": default_tolerance, "results": results, "seconds": round(time.time() - t0, 1),
+        "default_tolerance": default_tolerance, "results": results, "calibration_effect": calibration_effect,
+        "seconds": round(time.time() - t0, 1),
     }
     return _jsonable(report)
 
@@ -164,6 +172,12 @@ def format_table(report: dict[str, Any]) -> str:
                      f"{_fmt(cal.get('mean_auroc')):>6} {_fmt(cal.get('mean_brier')):>6} "
                      f"{_fmt(d['accuracy']):>9} {_fmt(d['cost_ratio'], True):>10}")
     lines.append("\nsave@X = cost saved vs the best single model at X of its accuracy; cost@t = cost / its cost")
+    ce = report.get("calibration_effect")
+    if ce:
+        lines.append("\nrouter calibration per model (ECE before -> after its map):")
+        for s in report["slots"]:
+            lines.append(f"  {s:<40} {ce['methods'][s]:<9} {_fmt(ce['ece_before'][s])} -> {_fmt(ce['ece_after'][s])}")
+        lines.append(f"  {'mean':<40} {'':<9} {_fmt(ce['mean_ece_before'])} -> {_fmt(ce['mean_ece_after'])}")
     return "\n".join(lines)
 
 
@@ -187,6 +201,7 @@ def record_in_checkpoint(report: dict[str, Any], checkpoint: str | Path) -> Path
         "best_single": report["best_single"], "at_default_tolerance": r["at_default_tolerance"],
         "mean_auroc": r["calibration"]["mean_auroc"], "mean_brier": r["calibration"]["mean_brier"],
         "auroc": r["calibration"]["auroc"], "brier": r["calibration"]["brier"],
+        "ece": r["calibration"].get("ece"), "calibration_effect": report.get("calibration_effect"),
         "baselines_aiq": {k: v["aiq"] for k, v in report["results"].items() if k != "router"},
         "baselines_cost_save_at_parity": {k: v["cost_save_at_parity"] for k, v in report["results"].items()
                                           if k != "router"},

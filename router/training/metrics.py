@@ -98,14 +98,31 @@ def brier(p: np.ndarray, y: np.ndarray) -> float | None:
     return float(np.mean((np.asarray(p)[m] - np.asarray(y)[m]) ** 2)) if m.any() else None
 
 
+def ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float | None:
+    """Expected calibration error: |mean P - mean y| per equal-width bin of P, weighted by bin size."""
+    m = ~np.isnan(y)
+    p, y = np.asarray(p, float)[m], np.asarray(y, float)[m]
+    if not p.size:
+        return None
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        sel = idx == b
+        if sel.any():
+            total += sel.sum() * abs(p[sel].mean() - y[sel].mean())
+    return float(total / p.size)
+
+
 def calibration(P: np.ndarray, Y: np.ndarray, slots: Sequence[str]) -> dict[str, Any]:
-    """Per-slot AUROC and Brier score of P(correct), plus their means."""
+    """Per-slot AUROC, Brier score and ECE of P(correct), plus their means."""
     au = {s: auroc(P[:, j], Y[:, j]) for j, s in enumerate(slots)}
     br = {s: brier(P[:, j], Y[:, j]) for j, s in enumerate(slots)}
+    ec = {s: ece(P[:, j], Y[:, j]) for j, s in enumerate(slots)}
     a = [v for v in au.values() if v is not None]
     b = [v for v in br.values() if v is not None]
-    return {"auroc": au, "brier": br, "mean_auroc": float(np.mean(a)) if a else None,
-            "mean_brier": float(np.mean(b)) if b else None}
+    e = [v for v in ec.values() if v is not None]
+    return {"auroc": au, "brier": br, "ece": ec, "mean_auroc": float(np.mean(a)) if a else None,
+            "mean_brier": float(np.mean(b)) if b else None, "mean_ece": float(np.mean(e)) if e else None}
 
 
 def distribution(choices: np.ndarray, slots: Sequence[str]) -> list[dict[str, float]]:

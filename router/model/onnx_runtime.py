@@ -1,0 +1,170 @@
+"""The encoder exported to ONNX and run with ONNX Runtime (spec runtime "onnx").
+
+The exported graph is the whole feature path: transformer (trimmed to the layer read), masked mean
+or CLS pooling and the optional L2 normalization, so one `session.run` gives the features. Exported
+once per (source, layer, pooling, normalize) from the same weights the torch encoder loads, then
+optimized by ONNX Runtime (fused attention, GELU and layer norms) and, for `quantize: int8`,
+dynamically quantized (int8 weights, activations quantized per call), all cached under models_dir().
+fp32 gives the torch encoder's features to ~1e-6; int8 moves them a little, so int8 checkpoints
+are trained on int8 features. Needs `onnxruntime` (requirements-fast.txt); exporting also needs
+torch, transformers, onnx and onnxscript, which routing does not import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from router.errors import CheckpointError
+from router.model.encoder import EncoderSpec
+from router.model.fast_runtimes import FastEncoder, source_folder
+
+EXPORT_VERSION = 1  # bump when the exported graph changes, so caches rebuild
+
+
+def _slug(spec: EncoderSpec) -> str:
+    src = re.sub(r"[^A-Za-z0-9._-]+", "_", spec.source.strip("/"))[-60:]
+    layer = "-".join(str(i) for i in spec.layers)
+    return f"{src}-L{layer}-{spec.pooling}{'-norm' if spec.normalize else ''}-v{EXPORT_VERSION}"
+
+
+def artifact_dir(spec: EncoderSpec) -> Path:
+    from router.model.e5_convert import models_dir
+
+    return models_dir() / "onnx" / _slug(spec)
+
+
+def _check(spec: EncoderSpec) -> None:
+    if len(spec.layers) != 1:
+        raise CheckpointError("runtime 'onnx' reads one layer; this spec concatenates "
+                              f"{len(spec.layers)} (use runtime 'torch')")
+    if spec.pooling not in ("mean", "cls"):
+        raise CheckpointError(f"runtime 'onnx' pools with mean or cls, not {spec.pooling!r}")
+
+
+def _export(spec: EncoderSpec, folder: Path, out: Path) -> None:
+    """Torch -> ONNX (fp32), from the folder the torch Encoder loads, trimmed the same way."""
+    import torch
+    import transformers
+    from transformers import AutoModel
+
+    from router.model.encoder import Encoder, _find_layer_list
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    model = AutoModel.from_pretrained(str(folder), attn_implementation="eager").eval()
+    n_layers = int(model.config.num_hidden_layers)
+    deepest = Encoder._abs_layer(spec.layers[0], n_layers)
+    found = _find_layer_list(model)
+    if found and 0 < deepest < n_layers:
+        owner, attr = found
+        setattr(owner, attr, torch.nn.ModuleList(list(getattr(owner, attr))[:deepest]))
+    elif deepest == 0:
+        raise CheckpointError("runtime 'onnx' does not read layer 0 (the embeddings)")
+
+    class Pooled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask):
+            h = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            if spec.pooling == "mean":
+                m = attention_mask.unsqueeze(-1).to(h.dtype)
+                v = (h * m).sum(1) / m.sum(1).clamp(min=1)
+            else:
+                v = h[:, 0]
+            if spec.normalize:
+                v = torch.nn.functional.normalize(v, dim=-1)
+            return v
+
+    ids = torch.ones((2, 16), dtype=torch.long)
+    mask = torch.ones((2, 16), dtype=torch.long)
+    import warnings
+
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # tracer notes about Python control flow in the model code
+        torch.onnx.export(Pooled().eval(), (ids, mask), str(out), input_names=["input_ids", "attention_mask"],
+                          output_names=["features"], opset_version=17, dynamo=False,
+                          dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
+                                        "features": {0: "batch"}})
+
+
+def _session_options(threads: int | None = None):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads = threads or int(os.environ.get("ROUTER_ONNX_THREADS", "0") or 0)
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return so
+
+
+def ensure_artifacts(spec: EncoderSpec, progress: bool = False) -> Path:
+    """The .onnx file for this spec (fp32 or int8), building it on first use (~1 min for e5)."""
+    _check(spec)
+    folder = source_folder(spec)
+    out = artifact_dir(spec)
+    name = "model-int8.onnx" if spec.quantize == "int8" else "model.onnx"
+    if (out / name).exists():
+        return out / name
+    import shutil
+
+    import onnxruntime as ort
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".tmp{os.getpid()}-{threading.get_ident()}"
+    tmp.mkdir(exist_ok=True)
+    try:
+        from router.model import torch_thread
+
+        if progress:
+            print(f"exporting {spec.source} to ONNX (once) ...", flush=True)
+        raw = tmp / "raw.onnx"
+        torch_thread.call(_export, spec, folder, raw)
+        if spec.quantize == "int8":
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            # Quantize the plain export: the quantizer cannot type ONNX Runtime's fused ops.
+            quantize_dynamic(str(raw), str(tmp / "int8.onnx"), weight_type=QuantType.QInt8)
+            raw = tmp / "int8.onnx"
+        # Optimize once, offline: loading the saved graph then skips the fusion passes.
+        so = _session_options()
+        so.optimized_model_filepath = str(tmp / name)
+        ort.InferenceSession(str(raw), so, providers=["CPUExecutionProvider"])
+        os.replace(tmp / name, out / name)
+        (out / "source.json").write_text(json.dumps({"source": spec.source, "folder": str(folder),
+                                                     "export_version": EXPORT_VERSION}, indent=2))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out / name
+
+
+class OnnxEncoder(FastEncoder):
+    def __init__(self, spec: EncoderSpec, device: str | None = None):
+        t0 = time.perf_counter()
+        folder = source_folder(spec)
+        self._init_tokenizer(spec, folder)
+        path = ensure_artifacts(spec)
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(path), _session_options(), providers=["CPUExecutionProvider"])
+        self._dim = int(self.session.get_outputs()[0].shape[-1] or json.loads(
+            (folder / "config.json").read_text())["hidden_size"])
+        self.n_layers = int(json.loads((folder / "config.json").read_text()).get("num_hidden_layers", 0))
+        self._run_lock = threading.Lock()
+        self.load_seconds = time.perf_counter() - t0
+
+    def _forward(self, batch_ids: list[list[int]]) -> np.ndarray:
+        ids, mask = self._batch_arrays(batch_ids)
+        # One run at a time: two concurrent runs would each spread over every core and slow each other.
+        with self._run_lock:
+            out = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        return np.asarray(out, dtype=np.float32)

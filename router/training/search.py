@@ -1,0 +1,149 @@
+"""`train`'s head search: grouped, task-stratified K-fold CV over the head families.
+
+Every candidate (family x setting) gets out-of-fold P on the training rows; each slot's P is then
+calibrated by cross-fitting (router/training/calibrate.py) and the candidate is scored by AIQ of
+the calibrated out-of-fold P over all rows, exactly as `evaluate` scores a router on test rows
+(metrics.summarize), with mean AUROC breaking ties. Averages of the best two or three families are
+scored from their members' out-of-fold P (no extra fits). The winner is refitted on all rows.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from router.errors import InputError
+from router.training import calibrate, metrics
+from router.training.families import FAMILIES, AverageHead, Candidate, KNNFamily, average_combos
+
+AIQ_TIE = 0.002  # AIQ within this of the best counts as a tie; mean AUROC decides then
+
+
+def cv_folds(questions: list[str], tasks: list[str] | None, k: int, seed: int) -> np.ndarray:
+    """Fold index per row: rows with the same question text share a fold; each task is spread evenly."""
+    groups: dict[str, list[int]] = {}
+    for i, q in enumerate(questions):
+        groups.setdefault(q.strip(), []).append(i)
+    keys = list(groups)
+    rng = np.random.default_rng(seed)
+    rng.shuffle(keys)
+    by_task: dict[str, list[str]] = {}
+    for g in keys:
+        t = (tasks[groups[g][0]] if tasks else "") or ""
+        by_task.setdefault(t, []).append(g)
+    folds = np.zeros(len(questions), dtype=int)
+    pos = 0  # continue round-robin across tasks so fold sizes stay even
+    for t in sorted(by_task):
+        for g in by_task[t]:
+            folds[groups[g]] = pos % k
+            pos += 1
+    return folds
+
+
+def score(P: np.ndarray, Y: np.ndarray, cost: np.ndarray, expected_cost: np.ndarray) -> dict[str, Any]:
+    s = metrics.summarize(P, Y, cost, expected_cost)
+    cal = metrics.calibration(P, Y, [str(j) for j in range(Y.shape[1])])
+    return {"aiq": s["aiq"], "cost_save_at_95": s["cost_save_at_95"], "cost_save_at_parity": s["cost_save_at_parity"],
+            "mean_auroc": cal["mean_auroc"], "mean_brier": cal["mean_brier"], "mean_ece": cal["mean_ece"]}
+
+
+def _key(sc: dict[str, Any]) -> tuple[float, float]:
+    aiq = sc.get("aiq")
+    aiq = -1.0 if aiq is None or np.isnan(aiq) else aiq
+    return (round(aiq / AIQ_TIE), sc.get("mean_auroc") or 0.0)
+
+
+def expected_costs(cost: np.ndarray) -> np.ndarray:
+    """What the router believes a call costs: each model's mean known cost (as `evaluate` uses)."""
+    return np.array([np.nanmean(c) if (~np.isnan(c)).any() else 0.0 for c in cost.T])
+
+
+def _log(progress: bool, msg: str) -> None:
+    if progress:
+        print(msg, flush=True)
+
+
+def _fmt(x, pct=False):
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return "—"
+    return f"{x:.1%}" if pct else f"{x:.4f}"
+
+
+def run_search(X: np.ndarray, Y: np.ndarray, cost: np.ndarray, questions: list[str], tasks: list[str] | None,
+               k: int = 5, seed: int = 0, heads: list[str] | None = None, calibrate_p: bool = True,
+               progress: bool = True, family_factories: dict[str, Callable] | None = None,
+               mlp_base=None, averages: bool = True) -> dict[str, Any]:
+    """Score every candidate by CV, pick the winner, fit it on all rows.
+
+    Returns {"head", "winner", "candidates" (table rows), "calibration", "folds", ...}.
+    """
+    n = len(X)
+    if n < 2 * k:
+        raise InputError(f"need at least {2 * k} labeled questions for {k}-fold cross-validation, got {n}")
+    factories = family_factories or FAMILIES
+    names = heads or list(factories)
+    unknown = [h for h in names if h not in factories]
+    if unknown:
+        raise InputError(f"unknown head family {unknown}; choose from {sorted(factories)}")
+    families = {nm: (factories[nm](mlp_base) if nm == "mlp" else factories[nm]()) for nm in names}
+    folds = cv_folds(questions, tasks, k, seed)
+    ec = expected_costs(cost)
+    cands: list[Candidate] = []
+
+    def finish(c: Candidate) -> None:
+        if calibrate_p:
+            methods, params, P_cal, _ = calibrate.choose(c.P_oof, Y, folds)
+        else:
+            methods, params, P_cal = ["none"] * Y.shape[1], [np.zeros(0, np.float32)] * Y.shape[1], c.P_oof
+        c.chosen = {**c.chosen, "calibration": methods, "calibration_params": params}
+        c.P_cal = P_cal
+        raw = score(c.P_oof, Y, cost, ec)
+        c.score = {**score(P_cal, Y, cost, ec), "aiq_uncalibrated": raw["aiq"], "mean_ece_uncalibrated": raw["mean_ece"]}
+        cands.append(c)
+        _log(progress, f"  {c.name:<44} CV AIQ {_fmt(c.score['aiq'])} (uncalibrated {_fmt(raw['aiq'])})  "
+                       f"AUROC {_fmt(c.score['mean_auroc'])}  saved@95 {_fmt(c.score['cost_save_at_95'], True)}  "
+                       f"{c.seconds:6.1f}s")
+
+    _log(progress, f"head search: {n} questions, {Y.shape[1]} models, {k}-fold CV grouped by question"
+                   f"{', stratified by task' if tasks and any(tasks) else ''} (seed {seed})")
+    for nm, fam in families.items():
+        t0 = time.time()
+        if isinstance(fam, KNNFamily):
+            all_p = fam.oof_all(X, Y, folds, seed)
+            dt = (time.time() - t0) / max(1, len(all_p))
+            for i, s in enumerate(fam.settings()):
+                finish(Candidate(nm, s, all_p[i], {}, dt))
+            continue
+        for s in fam.settings():
+            t1 = time.time()
+            P, chosen = fam.oof(X, Y, folds, s, seed)
+            finish(Candidate(nm, s, P, chosen, time.time() - t1))
+    ranked = sorted(cands, key=lambda c: _key(c.score), reverse=True)
+    if averages and len({c.family for c in cands}) >= 2:
+        for combo in average_combos(ranked):
+            finish(Candidate("average", {}, np.mean([c.P_oof for c in combo], axis=0), {}, 0.0, members=combo))
+        ranked = sorted(cands, key=lambda c: _key(c.score), reverse=True)
+    win = ranked[0]
+    _log(progress, f"winner: {win.name}  CV AIQ {_fmt(win.score['aiq'])}  AUROC {_fmt(win.score['mean_auroc'])}")
+    t0 = time.time()
+    if win.members:
+        head = AverageHead([families[m.family].fit(X, Y, m.setting, seed, m.chosen) for m in win.members])
+    else:
+        head = families[win.family].fit(X, Y, win.setting, seed, win.chosen)
+    fit_seconds = time.time() - t0
+    table = [{"name": c.name, "family": c.family, "setting": _jsonable_setting(c.setting),
+              "chosen": {k2: v for k2, v in c.chosen.items() if k2 != "calibration_params"},
+              "seconds": round(c.seconds, 2), **{k2: _r(v) for k2, v in c.score.items()}} for c in ranked]
+    return {"head": head, "winner": win, "candidates": table, "folds": folds, "fit_seconds": fit_seconds,
+            "calibration": win.chosen["calibration"], "calibration_params": win.chosen["calibration_params"],
+            "P_oof": win.P_oof, "P_oof_calibrated": win.P_cal}
+
+
+def _r(v):
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else round(float(v), 5)
+
+
+def _jsonable_setting(s: dict) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()}

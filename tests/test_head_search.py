@@ -1,0 +1,165 @@
+"""Head families, calibration, CV folds, --extend and the search record (issue 17).
+
+Synthetic data where the answer is known: three well-separated clusters of queries; slot 0 is right
+exactly on cluster 0, slot 1 exactly on cluster 1, slot 2 is right everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from router.model.head import load_checkpoint, save_checkpoint
+from router.model.heads import CalibratedHead, ExtendedHead, load_head
+from router.training import calibrate, metrics
+from router.training.families import FAMILIES, IRT_GRID, MLP_GRID, fit_logistic_all
+from router.training.search import cv_folds, run_search
+
+
+def clusters(n=240, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(3, d)) * 4
+    lab = np.arange(n) % 3
+    X = (centers[lab] + rng.normal(size=(n, d))).astype(np.float32)
+    Y = np.stack([lab == 0, lab == 1, np.ones(n, bool)], axis=1).astype(float)
+    return X, Y, lab
+
+
+SETTINGS = {
+    "logistic": ({"Cs": [1.0]}, {"C_per_slot": [1.0, 1.0, 1.0]}),
+    "knn": ({"k": 10, "weighting": "uniform"}, {}),
+    "mlp": ({**MLP_GRID[1], "pca_dim": 8, "hidden": (16,), "lr": 1e-2}, {}),
+    "irt": (IRT_GRID[0], {}),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_each_family_finds_the_cluster_a_model_is_right_on(family, tmp_path):
+    X, Y, lab = clusters()
+    fam = FAMILIES[family]()
+    setting, chosen = SETTINGS[family]
+    head = fam.fit(X[:180], Y[:180], setting, 0, chosen)
+    P = head.predict(X[180:])
+    test = lab[180:]
+    assert P[test == 0, 0].mean() > 0.8 and P[test != 0, 0].mean() < 0.2
+    assert P[test == 1, 1].mean() > 0.8 and P[test != 1, 1].mean() < 0.2
+    assert P[:, 2].mean() > 0.8
+    # safetensors + JSON round trip gives the same P (kNN keeps its training features)
+    save_checkpoint(tmp_path / "ck", head, {"slots": ["a", "b", "c"], "encoder": {"source": "all-MiniLM-L6-v2"}})
+    ck = load_checkpoint(tmp_path / "ck")
+    np.testing.assert_allclose(ck.head.predict(X[180:]), P, atol=1e-6)
+    assert json.loads((tmp_path / "ck" / "router.json").read_text())["head"]["spec"]["kind"] == family
+
+
+def test_out_of_fold_predictions_find_the_clusters_too():
+    X, Y, lab = clusters(n=150)
+    folds = cv_folds([str(i) for i in range(len(X))], None, 5, 0)
+    P, chosen = FAMILIES["logistic"]().oof(X, Y, folds, {"Cs": [0.1, 1.0]}, 0)
+    assert set(chosen["C_per_slot"]) <= {0.1, 1.0}
+    assert metrics.auroc(P[:, 0], Y[:, 0]) > 0.95 and metrics.auroc(P[:, 1], Y[:, 1]) > 0.95
+
+
+def test_logistic_solver_matches_sklearn():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    Z = rng.normal(size=(300, 5))
+    y = (Z[:, 0] - Z[:, 1] + rng.normal(size=300) > 0).astype(float)
+    W, b = fit_logistic_all(Z, y[:, None], 0.3)
+    ref = LogisticRegression(C=0.3, tol=1e-10, max_iter=2000).fit(Z, y)
+    np.testing.assert_allclose(W[:, 0], ref.coef_[0], atol=1e-4)
+    np.testing.assert_allclose(b[0], ref.intercept_[0], atol=1e-4)
+
+
+def test_calibration_fixes_an_overconfident_slot():
+    rng = np.random.default_rng(0)
+    n = 2000
+    # slot 0 says 0.9 / 0.1 but is right 65% / 35% of the time there; slot 1 is already calibrated
+    hi = rng.random(n) < 0.5
+    P = np.stack([np.where(hi, 0.9, 0.1), np.where(hi, 0.7, 0.3)], axis=1)
+    Y = np.stack([rng.random(n) < np.where(hi, 0.65, 0.35), rng.random(n) < np.where(hi, 0.7, 0.3)], axis=1)
+    Y = Y.astype(float)
+    folds = np.arange(n) % 5
+    methods, params, P_cal, _ = calibrate.choose(P, Y, folds)
+    assert methods[0] != "none"
+    assert metrics.ece(P_cal[:, 0], Y[:, 0]) < 0.05 < metrics.ece(P[:, 0], Y[:, 0])
+    cal = CalibratedHead(_Fixed(P), methods, params)
+    out = cal.predict(np.zeros((n, 1)))
+    assert abs(out[hi, 0].mean() - 0.65) < 0.04 and abs(out[~hi, 0].mean() - 0.35) < 0.04
+    assert abs(out[hi, 1].mean() - 0.7) < 0.04  # a calibrated slot stays where it was
+
+
+class _Fixed:
+    """A stand-in head that returns a fixed P (for calibration maps only)."""
+
+    def __init__(self, P):
+        self.P, self.n_slots, self.in_dim = P, P.shape[1], 1
+
+    def predict(self, X):
+        return self.P[: len(X)]
+
+
+def test_isotonic_map_is_monotone_and_bounded():
+    p = np.linspace(0, 1, 500)
+    y = (p > 0.6).astype(float)
+    par = calibrate.fit_map("isotonic", p, y)
+    from router.model.heads import apply_calibration
+
+    out = apply_calibration(np.array([0.0, 0.3, 0.59, 0.61, 0.9, 1.0]), "isotonic", par)
+    assert np.all(np.diff(out) >= 0) and out.min() >= 0.0099 and out.max() <= 0.9901
+    assert out[1] < 0.1 and out[4] > 0.9
+
+
+def test_cv_folds_group_by_question_and_stratify_by_task():
+    qs = [f"q{i // 2}" for i in range(200)]  # every question twice (e.g. two ids, same text)
+    tasks = ["a" if i < 150 else "b" for i in range(200)]
+    folds = cv_folds(qs, tasks, 5, seed=3)
+    for i in range(0, 200, 2):
+        assert folds[i] == folds[i + 1]
+    for t in "ab":
+        counts = np.bincount(folds[[i for i in range(200) if tasks[i] == t]], minlength=5)
+        assert counts.max() - counts.min() <= 2  # one group (2 rows) of difference at most
+    assert not np.array_equal(folds, cv_folds(qs, tasks, 5, seed=4))
+
+
+def test_search_records_every_candidate_and_picks_a_good_head():
+    X, Y, lab = clusters(n=150)
+    cost = np.tile([1.0, 1.0, 5.0], (len(X), 1))
+    res = run_search(X, Y, cost, [str(i) for i in range(len(X))], None, k=3, seed=0,
+                     heads=["logistic", "knn"], progress=False)
+    names = [c["name"] for c in res["candidates"]]
+    assert "logistic" in names and any(n.startswith("knn[") for n in names) and any(n.startswith("average(") for n in names)
+    assert res["winner"].name == names[0]  # the table is ranked, winner first
+    assert all(c["aiq"] is not None and c["mean_auroc"] is not None for c in res["candidates"])
+    # the two cheap specialists cover clusters 0 and 1: a good head routes almost like the oracle
+    from router.training.search import expected_costs, score
+
+    oracle = score(Y, Y, cost, expected_costs(cost))["aiq"]
+    prior = score(np.tile(Y.mean(0), (len(Y), 1)), Y, cost, expected_costs(cost))["aiq"]
+    assert res["candidates"][0]["aiq"] > oracle - 0.02 and oracle - prior > 0.1
+
+
+def test_extend_adds_a_column_without_changing_the_others(tmp_path):
+    from router.training.extend import fit_column
+
+    X, Y, lab = clusters(n=300)
+    base = FAMILIES["irt"]().fit(X[:200], Y[:200, :2], IRT_GRID[0], 0, {})
+    # the new model is right exactly where slot 2 of the data... let's make it "not cluster 2"
+    y_new = (lab != 2).astype(float)
+    col, info = fit_column(X[:120], y_new[:120], base)
+    assert info["n_labels"] == 120 and info["input"] in ("slots", "irt", "features")
+    ext = ExtendedHead(base, [col])
+    P = ext.predict(X[200:])
+    np.testing.assert_array_equal(P[:, :2], base.predict(X[200:]))
+    assert P[lab[200:] != 2, 2].mean() > 0.8 and P[lab[200:] == 2, 2].mean() < 0.2
+    save_checkpoint(tmp_path / "ck", ext, {"slots": ["a", "b", "new"], "encoder": {"source": "all-MiniLM-L6-v2"}})
+    np.testing.assert_allclose(load_checkpoint(tmp_path / "ck").head.predict(X[200:]), P, atol=1e-6)
+
+
+def test_unknown_head_kind_is_a_clear_error():
+    from router.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="head kind 'forest' is not known"):
+        load_head({"kind": "forest"}, {})
