@@ -10,7 +10,7 @@ Behaviours per destination model id: answer text (default: an echo of the last u
 delay (seconds before answering), fail_status + fail_times (-1 = forever), drop_after
 (chunks sent before the stream is cut), junk (200 with a body that is not a completion),
 usage (override the token counts), chunk_delay (seconds between stream chunks), set_cookie (a
-Set-Cookie header on the answer).
+Set-Cookie header on the answer), retry_after (a Retry-After header on failures).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class Behaviour:
     chunk_words: int = 1
     chunk_delay: float = 0.0
     set_cookie: str | None = None
+    retry_after: str | None = None  # a Retry-After header on failures (any text: "-1", an HTTP date)
     served: int = field(default=0)
 
 
@@ -127,6 +128,8 @@ class UpstreamStub:
                 await asyncio.sleep(b.delay)
             if fail:
                 headers = {"retry-after": "0"} if b.fail_status == 429 else {}
+                if b.retry_after is not None:
+                    headers["retry-after"] = b.retry_after
                 return JSONResponse({"error": {"message": f"stub failure {b.fail_status}", "type": "server_error"}},
                                     status_code=b.fail_status, headers=headers)
             if b.junk:

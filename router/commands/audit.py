@@ -26,7 +26,14 @@ def run(args) -> int:
 
     since = parse_time(args.since) if args.since else None
     split = parse_time(args.split) if args.split else None
-    records = list(read_records(args.file, since=since))
+    problems: list[str] = []
+    records = list(read_records(args.file, since=since, problems=problems))
+    if problems:
+        import sys
+
+        print(f"{args.file}: skipped {len(problems)} unreadable line(s):", file=sys.stderr)
+        for p in problems[:20]:
+            print(f"  {p}", file=sys.stderr)
     if not records:
         print(f"{args.file}: no records" + (f" since {args.since}" if args.since else ""))
         return 0

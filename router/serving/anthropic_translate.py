@@ -24,7 +24,7 @@ def _text_of(blocks: Any) -> str:
     if isinstance(blocks, str):
         return blocks
     if isinstance(blocks, list):
-        return "\n".join(b.get("text", "") for b in blocks if isinstance(b, dict) and b.get("type") == "text")
+        return "\n".join(str(b.get("text", "")) for b in blocks if isinstance(b, dict) and b.get("type") == "text")
     return ""
 
 
@@ -64,6 +64,10 @@ def to_openai_messages(messages: Iterable[dict], system: Any = None) -> list[dic
             if not isinstance(b, dict):
                 raise InputError(f"messages[{i}].content[{j}]: must be a content block object")
             kind = b.get("type")
+            if kind in ("image", "document") and not isinstance(b.get("source") or {}, dict):
+                raise InputError(f"messages[{i}].content[{j}].source: must be an object such as "
+                                 f"{{\"type\": \"base64\", \"media_type\": ..., \"data\": ...}}, "
+                                 f"got {type(b['source']).__name__}")
             if kind == "text":
                 parts.append({"type": "text", "text": str(b.get("text", ""))})
             elif kind == "image":

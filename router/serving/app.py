@@ -32,6 +32,9 @@ from router.upstream.backends import Backend
 from router.serving.openai_api import chat_completions
 from router.serving.schemas import ChatCompletionRequest, CountTokensRequest, MessagesRequest, RouteRequest
 from router.serving.auth import check_access, configured_keys
+from router.serving.limits import BodyLimit, configured_max_body
+from router.serving.openapi_doc import document_errors
+from router.upstream.deadline import DEFAULT_DEADLINE_S
 from router.routing.router import check_tolerance
 from router.serving.pipeline import ProxyState
 from router.errors import InputError
@@ -49,14 +52,17 @@ def _client():
 
 def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path | None = None,
                api_keys: Sequence[str] | None = None, retries: int = 2, backoff: float = 0.25,
-               timeout: float = 120.0):
+               timeout: float = 120.0, deadline: float = DEFAULT_DEADLINE_S, max_body: int | None = None):
     """Build the API. Audit log: `audit_log`, else $ROUTER_AUDIT_LOG, else none.
-    Access keys: `api_keys`, else $ROUTER_API_KEYS (comma-separated), else open."""
+    Access keys: `api_keys`, else $ROUTER_API_KEYS (comma-separated), else open.
+    `timeout`: seconds per upstream try (connect + first byte, and between stream chunks);
+    `deadline`: total seconds per request across retries and failover; `max_body`: bytes, else
+    $ROUTER_MAX_BODY_BYTES, else 4 MB (413 beyond)."""
     registry = registry or RouterRegistry.from_paths()
     audit_path = audit_log or os.environ.get(AUDIT_ENV)
     state = ProxyState(registry=registry, api_keys=tuple(configured_keys() if api_keys is None else api_keys),
                        audit=AuditLog(audit_path) if audit_path else None, retries=retries, backoff=backoff,
-                       timeout=timeout)
+                       timeout=timeout, deadline=deadline)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -70,6 +76,7 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
                               "of the best predicted P(correct).", lifespan=lifespan)
     app.state.proxy = state
     http_errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=configured_max_body(max_body))
 
     async def backend_ready() -> None:
         if state.backend is None:  # served without lifespan (e.g. some test clients): one client, lazily
@@ -118,17 +125,35 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatCompletionRequest, request: Request, token: str | None = Depends(access)):
         await backend_ready()
-        return await chat_completions(state, body, token=token, session=request.headers.get("x-router-session"))
+        return await chat_completions(state, body, token=token, session=request.headers.get("x-router-session"),
+                                      request=request)
 
     @app.post("/v1/messages")
     async def messages(body: MessagesRequest, request: Request, token: str | None = Depends(access)):
         await backend_ready()
-        return await anthropic_messages(state, body, token=token, session=request.headers.get("x-router-session"))
+        return await anthropic_messages(state, body, token=token, session=request.headers.get("x-router-session"),
+                                        request=request)
 
     @app.post("/v1/messages/count_tokens")
     async def messages_count_tokens(body: CountTokensRequest, token: str | None = Depends(access)):
         return await count_tokens(state, body)
 
+    @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"],
+                   include_in_schema=False)
+    async def v1_unknown(request: Request):
+        # Registered last, before app.py mounts the UI at "/": an unknown /v1 path (or a known one with
+        # the wrong method) answers in the API's error shape, not Gradio's.
+        from starlette.exceptions import HTTPException
+        from starlette.routing import Match
+
+        allowed = sorted({m for r in app.router.routes if r is not v1_route and getattr(r, "methods", None)
+                          and r.matches(request.scope)[0] != Match.NONE for m in r.methods})
+        if allowed:
+            raise HTTPException(405, headers={"Allow": ", ".join(allowed)})
+        raise HTTPException(404)
+
+    v1_route = app.router.routes[-1]
+    document_errors(app)
     return app
 
 

@@ -18,6 +18,7 @@ from router.serving.pipeline import (Decision, ProxyState, audit_after_response,
                        write_audit)
 from router.errors import UpstreamError
 from router.upstream.failover import OpenStream, chat_with_failover, open_stream_with_failover
+from router.serving.guard import ClientClosed, UsageSoFar, audit_on_error, unless_disconnected
 from router.serving.schemas import ChatCompletionRequest
 
 OWN_FIELDS = {"model", "messages", "stream", "stream_options", "tolerance", "models", "max_tokens",
@@ -34,16 +35,19 @@ def upstream_params(req: ChatCompletionRequest) -> dict[str, Any]:
 def fail(state: ProxyState, d: Decision, exc: UpstreamError, api: str) -> UpstreamError:
     """Audit a request that failed upstream; attach the decision so the error body can show it."""
     write_audit(state, d, api=api, selected=None, attempts=exc.attempts, usage=None, status="error", error=str(exc))
+    exc.audited = True  # type: ignore[attr-defined]
     exc.router = router_info(d, None, exc.attempts)  # type: ignore[attr-defined]
     exc.headers = router_headers(d, None)  # type: ignore[attr-defined]
     return exc
 
 
-async def complete(state: ProxyState, d: Decision, messages: list[dict], api: str, **params):
+async def complete(state: ProxyState, d: Decision, messages: list[dict], api: str, request=None, **params):
     """Non-streaming call down the failover plan, remembered for session stickiness. Returns the
-    slot, result, attempts and the audit task to attach to the response (see audit_after_response)."""
+    slot, result, attempts and the audit task to attach to the response (see audit_after_response).
+    A client that hangs up cancels the call (ClientClosed, audited by the caller's audit_on_error)."""
     try:
-        slot, res, attempts = await chat_with_failover(state.backend, d.plan, messages, **params)
+        slot, res, attempts = await unless_disconnected(
+            request, chat_with_failover(state.backend, d.plan, messages, deadline=d.deadline, **params))
     except UpstreamError as exc:
         raise fail(state, d, exc, api) from None
     remember(state, d, slot)
@@ -52,23 +56,33 @@ async def complete(state: ProxyState, d: Decision, messages: list[dict], api: st
 
 
 async def chat_completions(state: ProxyState, req: ChatCompletionRequest, *, token: str | None,
-                           session: str | None):
-    from fastapi.responses import JSONResponse, StreamingResponse
+                           session: str | None, request=None):
+    from router.safe_text import check_value
 
+    check_value(req.model_dump(exclude_unset=True))  # everything that may go upstream, before any work
     messages = [m.model_dump(exclude_unset=True) for m in req.messages]
     d = await decide(state, req.model, messages, tolerance=req.tolerance, models=req.models, session=session,
                      token=token, stream=req.stream)
+    with audit_on_error(state, d, "openai"):
+        return await _answer(state, d, req, messages, request)
+
+
+async def _answer(state: ProxyState, d: Decision, req, messages: list[dict], request):
+    from fastapi.responses import JSONResponse, StreamingResponse
+
     params = upstream_params(req)
     if req.stream:
         try:
-            st = await open_stream_with_failover(state.backend, d.plan, messages, **params)
+            st = await open_stream_with_failover(state.backend, d.plan, messages, deadline=d.deadline, **params)
         except UpstreamError as exc:
             raise fail(state, d, exc, "openai") from None
+        # A line now, so that a crash mid-stream still leaves one per stream (readers join it with the end's).
+        write_audit(state, d, api="openai", selected=st.slot, attempts=st.attempts, usage=None, status="started")
         headers = {**router_headers(d, st.slot), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         include_usage = bool((req.stream_options or {}).get("include_usage"))
         return StreamingResponse(relay(state, d, st, include_usage), media_type="text/event-stream",
                                  headers=headers)
-    slot, res, attempts, audit = await complete(state, d, messages, "openai", **params)
+    slot, res, attempts, audit = await complete(state, d, messages, "openai", request=request, **params)
     body = dict(res.raw)
     body["model"] = slot.model
     body["router"] = router_info(d, slot, attempts)
@@ -86,11 +100,13 @@ async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: b
     instead; others never see a chunk without choices."""
     usage: dict | None = None
     status, error = "client_closed", None
+    so_far = UsageSoFar(d.result.input_tokens if d.result else None)
     held: dict | None = None
     meta = {"id": f"chatcmpl-{d.request_id}", "created": int(time.time())}
     try:
         try:
             async for chunk in st.rest():
+                so_far.feed(chunk)
                 if chunk.get("usage"):
                     usage = {"prompt_tokens": int(chunk["usage"].get("prompt_tokens") or 0),
                              "completion_tokens": int(chunk["usage"].get("completion_tokens") or 0)}
@@ -124,8 +140,9 @@ async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: b
             yield _sse({**held, "usage": _usage_out(usage), "router": info})
         yield "data: [DONE]\n\n"
     finally:
+        usage, extra = so_far.final(usage)
         write_audit(state, d, api="openai", selected=st.slot, attempts=st.attempts, usage=usage,
-                    status=status, error=error)
+                    status=status, error=error, extra=extra)
         with anyio.CancelScope(shield=True):
             await st.aclose()
 

@@ -20,6 +20,7 @@ from router.routing.router import PrefillRouter, RoutingResult, Scores, check_to
 from router.routing.costs import price_usd, usage_cost
 from router.model.encoder import content_text
 from router.errors import InputError
+from router.upstream.deadline import DEFAULT_DEADLINE_S, Deadline
 from router.upstream.failover import failover_plan
 from router.routing.pool import Slot
 from router.routing.registry import RouterRegistry
@@ -36,6 +37,7 @@ class ProxyState:
     retries: int = 2
     backoff: float = 0.25
     timeout: float = 120.0
+    deadline: float = DEFAULT_DEADLINE_S  # total seconds per request, across retries and failover
     batchers: dict[str, ScoreBatcher] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -61,6 +63,7 @@ class Decision:
     started: float = field(default_factory=time.perf_counter)
     ts: float = field(default_factory=time.time)
     routing_wall_ms: float | None = None  # arrival to decision: the forward plus any wait for the encoder
+    deadline: Deadline = field(default_factory=lambda: Deadline(None))
 
     @property
     def pool(self):
@@ -90,12 +93,14 @@ async def decide(state: ProxyState, model: str | None, messages: Any, *, toleran
                  models: Sequence[str] | None = None, session: str | None = None, token: str | None = None,
                  stream: bool = False) -> Decision:
     t0 = time.perf_counter()
+    deadline = Deadline(state.deadline)  # from the request's arrival: the encoder wait counts too
     router, pinned = state.registry.resolve(model)
     if tolerance is not None:
         tolerance = check_tolerance(tolerance)
     text = routing_text(router, messages)  # validates messages before any work
     client = client_id(token)
-    common = dict(request_id=new_request_id(), router=router, text=text, client=client, stream=stream, started=t0)
+    common = dict(request_id=new_request_id(), router=router, text=text, client=client, stream=stream, started=t0,
+                  deadline=deadline)
     if pinned is not None:
         return Decision(result=None, pinned=pinned, plan=[pinned], **common)
     router.allowed_mask(models)
@@ -147,7 +152,7 @@ def router_headers(d: Decision, selected: Slot | None) -> dict[str, str]:
 
 def audit_line(d: Decision, *, api: str, selected: Slot | None, attempts: Sequence[Attempt],
                usage: dict | None, status: str = "ok", error: str | None = None,
-               ended: float | None = None) -> dict[str, Any]:
+               ended: float | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """`ended`: perf_counter() when the request was answered (default: now)."""
     end = time.perf_counter() if ended is None else ended
     pool = d.pool
@@ -159,7 +164,7 @@ def audit_line(d: Decision, *, api: str, selected: Slot | None, attempts: Sequen
         if usage:
             baseline = price_usd(int(usage.get("prompt_tokens") or 0), d.router.checkpoint.output_tokens(base.score_as),
                                  base.cost_per_m_input_tokens, base.cost_per_m_output_tokens)
-    extra: dict[str, Any] = {"routing_wall_ms": d.routing_wall_ms}
+    extra = {"routing_wall_ms": d.routing_wall_ms, **(extra or {})}
     if d.result is None:
         extra.update(chosen=d.pinned.name if d.pinned else None, baseline=pool.baseline_slot.name)
     return decision_record(

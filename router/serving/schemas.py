@@ -2,6 +2,8 @@
 
 OpenAI and Anthropic requests allow extra fields, which are passed to the upstream untouched;
 our own additions are `tolerance` (0..1) and `models` (slot names the router may pick from).
+Validation is strict (JSON types as the schema says: `"tolerance": true` or `"0.5"` is a 400, not
+1.0 or 0.5), so that what the OpenAPI document promises is what the API accepts.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ MODEL_DOC = "A policy name (route) or a slot name (pin: no routing). Default: th
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     role: str = Field(description="system, developer, user, assistant or tool")
     content: str | list[dict[str, Any]] | None = None
 
 
 class ChatCompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str | None = Field(default=None, description=MODEL_DOC)
     messages: list[ChatMessage] = Field(min_length=1)
@@ -37,7 +39,7 @@ class ChatCompletionRequest(BaseModel):
 
 
 class RouteRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     question: str | None = Field(default=None, description="The query text (or send messages).")
     messages: list[ChatMessage] | None = Field(default=None, description="A chat conversation (OpenAI or Anthropic).")
@@ -48,14 +50,14 @@ class RouteRequest(BaseModel):
 
 
 class AnthropicMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     role: Literal["user", "assistant"]
     content: str | list[dict[str, Any]]
 
 
 class MessagesRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str | None = Field(default=None, description=MODEL_DOC)
     messages: list[AnthropicMessage] = Field(min_length=1)
@@ -74,7 +76,7 @@ class MessagesRequest(BaseModel):
 
 
 class CountTokensRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str | None = Field(default=None, description=MODEL_DOC)
     messages: list[AnthropicMessage] = Field(min_length=1)

@@ -14,6 +14,9 @@ import gradio as gr
 
 from router.routing import costs
 from router.ui import playground
+from router.ui.access import UIAccess, ui_access
+from router.ui.spend import audit_answer, audit_review
+from router.ui.uploads import checked_upload
 from router.ui import views as V
 from router.paths import ASSETS_DIR
 from router.errors import RouterError
@@ -41,7 +44,10 @@ def _call(fn, *args, **kwargs):
         raise gr.Error(str(exc), print_exception=False) from None
 
 
-def build_ui(registry: RouterRegistry) -> gr.Blocks:
+def build_ui(registry: RouterRegistry, audit=None, access: UIAccess | None = None) -> gr.Blocks:
+    """`audit`: the server's AuditLog (Send and Auto review write their calls there); `access`:
+    who may send and how much (default: from the environment, see router/ui/access.py)."""
+    access = access or ui_access()
     samples = playground.load_samples()
     pool = registry.get().pool
     w = SimpleNamespace()
@@ -52,10 +58,11 @@ def build_ui(registry: RouterRegistry) -> gr.Blocks:
             w.pool_info = gr.HTML(V.pool_html(pool))
             w.tolerance = gr.Slider(0, 1, value=pool.default_tolerance, step=0.01, label="Tolerance",
                                     info="0 = best predicted model · 1 = cheapest", elem_id="tolerance")
-            w.send = gr.Checkbox(False, label="Send to model", info="stream the answer from the chosen model",
-                                 elem_id="send-toggle")
+            off = not access.send_enabled
+            w.send = gr.Checkbox(False, label="Send to model", elem_id="send-toggle", interactive=not off,
+                                 info=access.send_off_reason if off else "stream the answer from the chosen model")
             w.review = gr.Checkbox(False, label="Auto review", info="the pool's most expensive model judges the answer",
-                                   elem_id="review-toggle")
+                                   elem_id="review-toggle", interactive=not off)
             w.models = gr.CheckboxGroup(V.model_choices(pool), value=V.enabled_names(pool), label="Models (on/off)",
                                         info="prices per million input / output tokens", elem_id="models",
                                         elem_classes=["model-toggles"])
@@ -76,7 +83,7 @@ def build_ui(registry: RouterRegistry) -> gr.Blocks:
                 w.audit = gr.Dataframe(headers=V.AUDIT_HEADERS, interactive=False, wrap=True, elem_id="audit-table")
                 w.download = gr.DownloadButton("Download JSONL", value=None, interactive=False, elem_id="download-btn",
                                                size="md")
-        _wire(registry, w, samples)
+        _wire(registry, w, samples, audit, access)
     return demo
 
 
@@ -143,7 +150,8 @@ def _decision_outputs(session, pool, result):
             V.stats_for(session.records, pool)[1])
 
 
-def _wire(registry: RouterRegistry, w, samples) -> None:
+def _wire(registry: RouterRegistry, w, samples, audit=None, access: UIAccess | None = None) -> None:
+    access = access or ui_access()
     decision_out = [w.session, w.decision, w.chart, w.costs, w.stats]
     answer_out = [w.session, w.answer_meta, w.answer, w.review_out, w.stats]
     tab_out = [w.stats2, w.dist, w.audit]
@@ -168,13 +176,18 @@ def _wire(registry: RouterRegistry, w, samples) -> None:
         if not (send_on and session.result is not None):
             yield gr.skip()
             return
+        if not access.send_enabled:
+            raise gr.Error(access.send_off_reason, print_exception=False)
         from router.upstream.client import upstream_client
 
         router = registry.get(session.policy)
         async with upstream_client() as client:
-            async for ans in playground.send(router, session, client):
+            async for ans in playground.send(router, session, client, max_tokens=access.max_tokens):
                 yield session, V.answer_html(ans), ans.text, "", gr.skip()
-            rv = await playground.review_answer(router, session, client, ans) if review_on else None
+            audit_answer(audit, session.records[-1])
+            rv = (await playground.review_answer(router, session, client, ans, max_tokens=min(300, access.max_tokens))
+                  if review_on else None)
+            audit_review(audit, router, session.request_id, rv)
         yield session, V.answer_html(ans), ans.text, V.review_html(rv), V.stats_for(session.records, router.pool)[1]
 
     def on_tab(session, policy):
@@ -187,7 +200,8 @@ def _wire(registry: RouterRegistry, w, samples) -> None:
 
     def on_sweep(session, policy, enabled, upload, start, stop, step, progress=gr.Progress(track_tqdm=True)):
         router = registry.get(policy)
-        texts = _call(playground.load_questions, upload) if upload else [s["question"] for s in samples]
+        texts = (_call(playground.load_questions, _call(checked_upload, upload)) if upload
+                 else [s["question"] for s in samples])
         grid = _call(costs.tolerance_grid, start, stop, step)
         sw = session.sweep = _call(playground.run_sweep, router, texts, grid, enabled)
         labels, base = V.labels_of(router.pool), router.pool.baseline_slot.label
@@ -211,15 +225,17 @@ def _wire(registry: RouterRegistry, w, samples) -> None:
     # Gradio runs each listener one call at a time across all visitors by default; these are light (or
     # wait on an upstream), so let visitors run them side by side. The sweep keeps a small limit: it is CPU-bound.
     free = {"concurrency_limit": None}
+    # Every Send listener shares one limit: upstream calls that spend, across all visitors.
+    spend = {"concurrency_limit": access.concurrency, "concurrency_id": "send"}
     route_in = [w.session, w.policy, w.query, w.tolerance, w.models]
     w.route.click(on_route, route_in, decision_out, api_name="route", **free).success(
-        on_send, send_in, answer_out, api_name="send", **free)
+        on_send, send_in, answer_out, api_name="send", **spend)
     w.query.submit(on_route, route_in, decision_out, api_visibility="private", **free).success(
-        on_send, send_in, answer_out, api_visibility="private", **free)
+        on_send, send_in, answer_out, api_visibility="private", **spend)
     for btn, s in zip(w.sample_btns, samples):
         btn.click(lambda q=s["question"]: q, None, w.query, api_visibility="private", show_progress="hidden",
                   **free).then(on_route, route_in, decision_out, api_visibility="private", **free).success(
-            on_send, send_in, answer_out, api_visibility="private", **free)
+            on_send, send_in, answer_out, api_visibility="private", **spend)
     redecide_in = [w.session, w.policy, w.tolerance, w.models]
     for comp in (w.tolerance, w.models):
         comp.input(on_redecide, redecide_in, decision_out, trigger_mode="always_last", show_progress="hidden",

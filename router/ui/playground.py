@@ -173,14 +173,15 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
     yield ans
 
 
-async def review_answer(router: PrefillRouter, session: Session, client, ans: Answer):
+async def review_answer(router: PrefillRouter, session: Session, client, ans: Answer, max_tokens: int = 300):
     """Auto review of a finished answer by the pool's judge slot; stored on the session's record."""
     from router.upstream.backends import Backend
     from router.ui.review import review
 
     if ans.error is not None or not ans.done:
         return None
-    rv = await review(Backend(client, retries=1, backoff=0.2, timeout=120), router.pool, session.query, ans.text)
+    rv = await review(Backend(client, retries=1, backoff=0.2, timeout=120), router.pool, session.query, ans.text,
+                      max_tokens=max_tokens)
     if session.records and session.records[-1]["request_id"] == session.request_id:
         session.records[-1]["review"] = rv.to_dict()
     return rv
