@@ -31,7 +31,13 @@ def create_app(config: str | None = None, registry=None):
     demo = build_ui(registry, audit=api.state.proxy.audit, access=access)
     login = {"auth": access.login, "auth_message": "Log in with your user name and password, or any user name "
              "and one of the router's API keys."} if access.login else {}
-    return gr.mount_gradio_app(api, demo, path="/", **login, **ui_mount_options())
+    app = gr.mount_gradio_app(api, demo, path="/", **login, **ui_mount_options())
+    # Gradio checks that a posted FileData lies in its upload folder only once the Blocks "has
+    # launched", which mounting never sets: without this, an API caller could name any server file
+    # and Gradio would copy it into the upload folder for the sweep to read (router/ui/uploads.py
+    # checks again inside the handler).
+    demo.has_launched = True
+    return app
 
 
 def ui_mount_options() -> dict:
