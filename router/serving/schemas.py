@@ -8,12 +8,19 @@ Validation is strict (JSON types as the schema says: `"tolerance": true` or `"0.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 TOLERANCE_DOC = "Router: accept models within this much P(correct) of the best (0 = best model, 1 = cheapest)."
 MODELS_DOC = "Router: slot names the router may choose from (default: every enabled slot)."
+def _integral(v: Any) -> Any:
+    # JSON has one number type: 16.0 is the integer 16 (JSON Schema agrees); 16.5 and "16" stay errors.
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+Int = Annotated[int, BeforeValidator(_integral)]
+
 MODEL_DOC = "A policy name (route) or a slot name (pin: no routing). Default: the default policy."
 
 
@@ -32,7 +39,7 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     tolerance: float | None = Field(default=None, ge=0, le=1, description=TOLERANCE_DOC)
     models: list[str] | None = Field(default=None, description=MODELS_DOC)
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: Int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     stop: str | list[str] | None = None
     stream_options: dict[str, Any] | None = None
@@ -61,12 +68,12 @@ class MessagesRequest(BaseModel):
 
     model: str | None = Field(default=None, description=MODEL_DOC)
     messages: list[AnthropicMessage] = Field(min_length=1)
-    max_tokens: int = Field(ge=1)
+    max_tokens: Int = Field(ge=1)
     system: str | list[dict[str, Any]] | None = None
     stop_sequences: list[str] | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    top_k: int | None = Field(default=None, ge=0)
+    top_k: Int | None = Field(default=None, ge=0)
     stream: bool = False
     metadata: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
