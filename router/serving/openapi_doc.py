@@ -16,6 +16,11 @@ ANTHROPIC_ERROR = {"type": "object", "required": ["type", "error"], "properties"
     "type": {"const": "error"}, "error": {"type": "object", "required": ["type", "message"],
                                           "properties": {"type": {"type": "string"}, "message": {"type": "string"}}}}}
 
+# One server-sent event (when `stream` is true); `data` is a JSON chunk or OpenAI's final "[DONE]".
+SSE_EVENT = {"type": "object", "description": "one server-sent event", "properties": {
+    "event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"},
+    "retry": {"type": "integer"}}}
+
 WHY = {400: "Bad input (a field, the JSON, a lone surrogate or a non-finite number), or the upstream rejected it",
        401: "Missing or invalid API key (when ROUTER_API_KEYS is set)",
        404: "Unknown policy, slot or model name",
@@ -44,8 +49,7 @@ def _fix(doc: dict[str, Any]) -> dict[str, Any]:
                 responses[str(status)] = {"description": WHY[status], "content": {
                     "application/json": {"schema": {"$ref": f"#/components/schemas/{shape}"}}}}
             if (path, method) in STREAMS and "200" in responses:
-                responses["200"].setdefault("content", {})["text/event-stream"] = {
-                    "schema": {"type": "string", "description": "server-sent events, when `stream` is true"}}
+                responses["200"].setdefault("content", {})["text/event-stream"] = {"schema": SSE_EVENT}
     comps.pop("HTTPValidationError", None)
     comps.pop("ValidationError", None)
     return doc

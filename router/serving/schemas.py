@@ -19,7 +19,10 @@ def _integral(v: Any) -> Any:
     return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
-Int = Annotated[int, BeforeValidator(_integral)]
+# The bounds sit inside the alias so that the OpenAPI document shows them (on `X | None` a Field's
+# bounds would be enforced but not documented).
+PositiveInt = Annotated[int, Field(ge=1), BeforeValidator(_integral)]
+NonNegativeInt = Annotated[int, Field(ge=0), BeforeValidator(_integral)]
 
 MODEL_DOC = "A policy name (route) or a slot name (pin: no routing). Default: the default policy."
 
@@ -39,7 +42,7 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     tolerance: float | None = Field(default=None, ge=0, le=1, description=TOLERANCE_DOC)
     models: list[str] | None = Field(default=None, description=MODELS_DOC)
-    max_tokens: Int | None = Field(default=None, ge=1)
+    max_tokens: PositiveInt | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     stop: str | list[str] | None = None
     stream_options: dict[str, Any] | None = None
@@ -68,12 +71,12 @@ class MessagesRequest(BaseModel):
 
     model: str | None = Field(default=None, description=MODEL_DOC)
     messages: list[AnthropicMessage] = Field(min_length=1)
-    max_tokens: Int = Field(ge=1)
+    max_tokens: PositiveInt
     system: str | list[dict[str, Any]] | None = None
     stop_sequences: list[str] | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    top_k: Int | None = Field(default=None, ge=0)
+    top_k: NonNegativeInt | None = None
     stream: bool = False
     metadata: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
