@@ -22,6 +22,7 @@ class RouterError(Exception):
 
     router: dict | None = None
     headers: dict[str, str] | None = None
+    audited: bool = False  # the proxy already wrote this request's audit line
 
 
 class ConfigError(RouterError):

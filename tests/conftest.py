@@ -12,6 +12,8 @@ from router.paths import PROJECT_ROOT
 ROOT = PROJECT_ROOT
 
 KEY_VARS = ("OPENROUTER_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "VLLM_API_KEY", "ROUTER_API_KEYS")
+# The playground's access settings (router/ui/access.py): a test sets the ones it means.
+UI_VARS = ("SPACE_ID", "ROUTER_UI_AUTH", "ROUTER_UI_SEND", "ROUTER_UI_MAX_TOKENS", "ROUTER_UI_CONCURRENCY")
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
@@ -31,7 +33,7 @@ def session_cache() -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch, session_cache):
-    for var in KEY_VARS + PROXY_VARS:
+    for var in KEY_VARS + PROXY_VARS + UI_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("ROUTER_CACHE", str(session_cache))

@@ -85,7 +85,9 @@ def audit_for(path: Path, request_id: str, wait: float = 20.0) -> dict:
     event) has gone out, so poll."""
     deadline = time.time() + wait
     while True:
-        line = next((r for r in audit_lines(path) if r["request_id"] == request_id), None)
+        # A stream writes a "started" line when it opens and its final line when it ends: wait for the final one.
+        line = next((r for r in audit_lines(path) if r["request_id"] == request_id and r["status"] != "started"),
+                    None)
         if line is not None or time.time() > deadline:
             assert line is not None, f"no audit line for {request_id}"
             return line

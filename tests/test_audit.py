@@ -76,11 +76,12 @@ def test_concurrent_appends_never_interleave(tmp_path, result):
     assert len(recs) == 400 and len({r["request_id"] for r in recs}) == 400
 
 
-def test_read_records_rejects_non_audit_files(tmp_path):
+def test_read_records_reports_bad_lines_and_goes_on(tmp_path):
     p = tmp_path / "x.jsonl"
-    p.write_text('{"ts": 1}\nnot json\n')
-    with pytest.raises(InputError, match="x.jsonl:2"):
-        list(read_records(p))
+    p.write_text('{"ts": 1}\nnot json\n{"no": "ts"}\n{"ts": 2}\n')
+    problems: list[str] = []
+    assert [r["ts"] for r in read_records(p, problems=problems)] == [1, 2]
+    assert len(problems) == 2 and "x.jsonl:2" in problems[0] and "x.jsonl:3" in problems[1]
     with pytest.raises(InputError, match="not found"):
         list(read_records(tmp_path / "none.jsonl"))
 

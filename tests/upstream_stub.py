@@ -13,6 +13,7 @@ usage (override the token counts), chunk_delay (seconds between stream chunks), 
 Set-Cookie header on the answer), tool_calls (answer with these OpenAI tool calls, finish_reason
 tool_calls), finish_reasons (one per choice when the request asks for n > 1).
 POST /v1/responses answers in the Responses format (for slots that declare `upstream_api: responses`).
+retry_after (a Retry-After header on failures).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Behaviour:
     set_cookie: str | None = None
     tool_calls: list[dict] | None = None
     finish_reasons: list[str] | None = None
+    retry_after: str | None = None  # a Retry-After header on failures (any text: "-1", an HTTP date)
     served: int = field(default=0)
 
 
@@ -131,6 +133,8 @@ class UpstreamStub:
                 await asyncio.sleep(b.delay)
             if fail:
                 headers = {"retry-after": "0"} if b.fail_status == 429 else {}
+                if b.retry_after is not None:
+                    headers["retry-after"] = b.retry_after
                 return JSONResponse({"error": {"message": f"stub failure {b.fail_status}", "type": "server_error"}},
                                     status_code=b.fail_status, headers=headers)
             if b.junk:

@@ -10,23 +10,32 @@ baseline, baseline_cost_usd, selected (the slot that answered), model (its desti
 attempts [{slot, model, status, latency_ms, error}], usage {prompt_tokens, completion_tokens},
 actual_cost_usd, routing_ms (encoder + head + selection), routing_wall_ms (proxy only: from the
 request's arrival to its decision, so it includes waiting for the encoder under load), latency_ms,
-stream, status ("ok" | "error"), error, cost_basis ("actual" | "estimate"), record_version; when a
+stream, status, error, cost_basis ("actual" | "estimate"), record_version; when a
 sensitivity rule or budget acted: governance {sensitive {action, rules, matches [{message, rule,
 detector, spans, action}], local_only, reason}, budget {removed, reason, caps}} (never the matched
 text; the query is stored with matches masked), client_name (the ROUTER_API_KEYS name of the key,
 when it has one). usage may carry reasoning_tokens and cached_tokens (shares of completion and
-prompt tokens) when the upstream reported them.
+prompt tokens) when the upstream reported them; usage_estimated: usage counted by the proxy when the
+upstream never sent it. status: "ok" | "error" | "client_closed"; "started" on the line a stream
+writes when it opens, which readers join with its final line, or report as "interrupted" when the
+process died mid-stream.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
+import os
 import threading
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from router.errors import InputError
 from router.jsonl import parse_line
+from router.audit.tail import repair_fd
+
+log = logging.getLogger("router.audit")
 
 
 class AuditLog:
@@ -45,24 +54,69 @@ class AuditLog:
                              f"pick a writable path (--audit-log / ROUTER_AUDIT_LOG)") from None
 
     def write(self, record: Mapping[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":")) + "\n"
-        with self._lock, open(self.path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
+        data = encode_line(record)
+        with self._lock:
+            # One write() per line on an O_APPEND descriptor: whole lines even with other writers; and
+            # a torn tail left by a killed process is ended first, so this line is not glued onto it.
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                repair_fd(fd, keep=True)
+                os.write(fd, data)
+            finally:
+                os.close(fd)
 
 
-def read_records(path: str | Path, since: float | None = None) -> Iterator[dict[str, Any]]:
-    """Parse an audit file; a broken line (e.g. a crash mid-write) is reported, not fatal."""
+def encode_line(record: Mapping[str, Any]) -> bytes:
+    """Strict JSON (a non-finite number becomes null, never `Infinity`), valid UTF-8, newline-terminated."""
+    try:
+        text = json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(record), ensure_ascii=False, default=str, separators=(",", ":"))
+    return (text + "\n").encode("utf-8", errors="backslashreplace")
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, Mapping):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
+
+
+def read_records(path: str | Path, since: float | None = None,
+                 problems: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Parse an audit file. A broken line (a crash mid-write, a stray edit) is reported and skipped:
+    appended to `problems` when given, else logged as a warning. A stream's "started" line is joined
+    with its final line (only the final one is yielded); a started line with no end (the process
+    died mid-stream) comes out last, as status "interrupted"."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: audit log not found")
-    with open(path, encoding="utf-8") as f:
+    report = problems.append if problems is not None else (lambda m: log.warning("skipped %s", m))
+    started: dict[str, dict[str, Any]] = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, 1):
             line = line.strip()
             if not line:
                 continue
-            rec = parse_line(line, f"{path}:{n}", "is this an audit log?")
-            if "ts" not in rec:
-                raise InputError(f"{path}:{n}: not an audit record (no 'ts' field)")
-            if since is None or float(rec["ts"]) >= since:
+            try:
+                rec = parse_line(line, f"{path}:{n}", "is this an audit log?")
+                if "ts" not in rec:
+                    raise InputError(f"{path}:{n}: not an audit record (no 'ts' field)")
+                ts = float(rec["ts"])
+            except (InputError, TypeError, ValueError) as exc:
+                report(str(exc))
+                continue
+            rid = rec.get("request_id")
+            if rec.get("status") == "started" and rid:
+                started[rid] = rec
+                continue
+            started.pop(rid, None)
+            if since is None or ts >= since:
                 yield rec
+    for rec in started.values():
+        if since is None or float(rec["ts"]) >= since:
+            yield {**rec, "status": "interrupted",
+                   "error": "the stream's final audit line is missing: the server stopped while it was running"}

@@ -83,6 +83,7 @@ class DecisionRecord:
     model: str | None = None  # its destination id
     attempts: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] | None = None
+    usage_estimated: bool | None = None  # the proxy counted the usage: the upstream never sent it
     actual_cost_usd: float | None = None
     baseline_cost_usd: float | None = None
     latency_ms: float | None = None
@@ -209,7 +210,7 @@ class DecisionRecord:
 
 
 # Keys a line carries only when set.
-_OPTIONAL = ("query", "query_sha256", "review", "governance", "client_name", "checkpoint_fingerprint", "pool_hash",
+_OPTIONAL = ("query", "query_sha256", "review", "usage_estimated", "governance", "client_name", "checkpoint_fingerprint", "pool_hash",
              "router_version", "encoder")
 # Keys a pinned request's line leaves out (it had no RoutingResult); `chosen`, `baseline` stay.
 _DECISION_FIELDS = ("input_tokens", "models", "p_max", "threshold", "candidates", "best", "expected_cost_usd",

@@ -57,7 +57,15 @@ def run(args) -> int:
     from router.errors import InputError
 
     since = parse_time(args.since) if args.since else None
-    records = list(read_records(args.file, since=since))
+    split = parse_time(args.split) if args.split else None
+    problems: list[str] = []
+    records = list(read_records(args.file, since=since, problems=problems))
+    if problems:
+        import sys
+
+        print(f"{args.file}: skipped {len(problems)} unreadable line(s):", file=sys.stderr)
+        for p in problems[:20]:
+            print(f"  {p}", file=sys.stderr)
     if args.action == "calibrate-costs":
         return _calibrate(args, records)
     if not records:
@@ -73,7 +81,6 @@ def run(args) -> int:
         return 0
     if args.config:
         raise InputError("--config is used with --by or calibrate-costs")
-    split = parse_time(args.split) if args.split else None
     summary = summarize(records, split=split)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0

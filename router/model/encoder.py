@@ -18,10 +18,11 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from router.model import torch_thread
+from router.model import torch_thread, window
 from router.errors import CheckpointError, InputError
 
 DEFAULT_SOURCE = "all-MiniLM-L6-v2"
+COUNT_SLICE_CHARS = 65536  # count_tokens of a long text takes the tokenizer lock one slice at a time
 
 
 def cache_dir() -> Path:
@@ -270,9 +271,15 @@ class Encoder:
 
         One tokenizer pass: truncation is done on the ids so that the count stays exact.
         """
-        ids = self.tokenizer(self._render(text), add_special_tokens=False)["input_ids"]
-        n = len(ids)
         budget = self.spec.max_tokens - len(self._prefix) - len(self._suffix)
+        n_chars = window.window_chars(budget)
+        while True:  # cut characters first (see window.py); widen in the rare case the cut is too short
+            part = window.cut(text, n_chars, self.spec.truncation_side)
+            ids = self.tokenizer(self._render(part), add_special_tokens=False)["input_ids"]
+            if len(part) == len(text) or len(ids) > budget:
+                break
+            n_chars *= 4
+        n = window.estimate_total(len(ids), len(part), len(text))
         if len(ids) > budget:
             ids = ids[-budget:] if self.spec.truncation_side == "left" else ids[:budget]
         return self._prefix + ids + self._suffix, n
@@ -283,7 +290,15 @@ class Encoder:
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
     def count_tokens(self, text: str) -> int:
-        return self.tokenize([text])[1][0]
+        """Exact count of the whole text, in slices so that routing requests get the tokenizer in between."""
+        if len(text) <= COUNT_SLICE_CHARS:
+            with self._lock:
+                return len(self.tokenizer(self._render(text), add_special_tokens=False)["input_ids"])
+        n = 0
+        for i in range(0, len(text), COUNT_SLICE_CHARS):
+            with self._lock:
+                n += len(self.tokenizer(text[i: i + COUNT_SLICE_CHARS], add_special_tokens=False)["input_ids"])
+        return n
 
     # ---- forward ----------------------------------------------------------------
     def _forward(self, batch_ids: list[list[int]]) -> np.ndarray:

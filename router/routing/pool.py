@@ -30,8 +30,8 @@ class Slot(BaseModel):
     model: str = Field(min_length=1)  # destination id sent upstream
     api_base: str = OPENROUTER_BASE
     api_key_env: str | None = None  # the NAME of the env var; keys never live in YAML
-    cost_per_m_input_tokens: float = Field(ge=0)
-    cost_per_m_output_tokens: float = Field(ge=0)
+    cost_per_m_input_tokens: float = Field(ge=0, allow_inf_nan=False)  # .inf would make every cost Infinity
+    cost_per_m_output_tokens: float = Field(ge=0, allow_inf_nan=False)
     trained_as: str | None = None  # checkpoint label column when it differs from `name`
     trained_as_reason: str | None = None
     local: bool = False

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from router.errors import InputError, UnknownModelError
+from router.errors import CheckpointError, ConfigError, InputError, UnknownModelError
 from router.routing.pool import Pool, Slot, check_scorable, load_pool
 from router.routing.select import Selection, check_tolerance, select  # noqa: F401 (re-exported)
 
@@ -116,7 +116,15 @@ class PrefillRouter:
         from router.model.head import load_checkpoint
 
         self.pool = pool
-        self.checkpoint = checkpoint or load_checkpoint(pool.checkpoint_path)
+        if not any(m.enabled for m in pool.models):  # collect may still ask disabled slots; routing cannot
+            raise ConfigError(pool.source_path or pool.policy,
+                              ["models: every slot has enabled: false, so nothing can be routed; enable at least one"])
+        try:
+            self.checkpoint = checkpoint or load_checkpoint(pool.checkpoint_path)
+        except CheckpointError as exc:  # say which YAML and field pointed there, not only the folder
+            if pool.source_path is None:
+                raise
+            raise CheckpointError(f"{pool.source_path}: checkpoint: {pool.checkpoint!r} -> {exc}") from None
         check_scorable(pool, self.checkpoint.slots)
         self._cols = [self.checkpoint.slots.index(s.score_as) for s in pool.models]
         if encoder is None:
@@ -153,12 +161,14 @@ class PrefillRouter:
     def query_text(query_or_messages: Any) -> str:
         from router.model.encoder import messages_to_text
 
+        from router.safe_text import check_text
+
         if isinstance(query_or_messages, str):
             if not query_or_messages.strip():
                 raise InputError("query is empty: send some text to route")
-            return query_or_messages
+            return check_text(query_or_messages)
         if isinstance(query_or_messages, (list, tuple)):
-            return messages_to_text(query_or_messages)
+            return check_text(messages_to_text(query_or_messages), "messages")
         raise InputError(f"query must be a string or a list of chat messages, got {type(query_or_messages).__name__}")
 
     def score(self, query_or_messages: Any) -> Scores:

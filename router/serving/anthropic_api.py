@@ -14,7 +14,8 @@ from router.serving.anthropic_translate import StreamTranslator, sse_event, to_a
 from router.serving.pipeline import (Decision, ProxyState, complete, decide, fail, outgoing, remember, router_headers,
                                      router_info,
                                      write_audit)
-from router.errors import UpstreamError
+from router.errors import InputError, UpstreamError
+from router.serving.guard import UsageSoFar, audit_on_error
 from router.upstream.failover import OpenStream, open_stream_with_failover
 from router.serving.schemas import CountTokensRequest, MessagesRequest
 
@@ -48,25 +49,41 @@ def routed_model(registry, model: str | None) -> str | None:
     return model
 
 
-async def messages(state: ProxyState, req: MessagesRequest, *, token: str | None, session: str | None):
+async def messages(state: ProxyState, req: MessagesRequest, *, token: str | None, session: str | None,
+                   request=None):
+    from router.safe_text import check_value
+
+    check_value(req.model_dump(exclude_unset=True))  # everything that may go upstream, before any work
+    raw_msgs = [m.model_dump(exclude_unset=True) for m in req.messages]
+    try:  # what the sensitivity rules read (system included) and what goes upstream
+        upstream_msgs, bad = to_openai_messages(raw_msgs, req.system), None
+    except InputError as exc:  # refused after the decision, so that the refusal is audited
+        upstream_msgs, bad = None, exc
+    d = await decide(state, routed_model(state.registry, req.model), raw_msgs, tolerance=req.tolerance,
+                     models=req.models, session=session, token=token, stream=req.stream,
+                     scan=raw_msgs if upstream_msgs is None else upstream_msgs)
+    with audit_on_error(state, d, "anthropic"):
+        if bad is not None:
+            raise bad
+        return await _answer(state, d, req, outgoing(d, upstream_msgs), request)
+
+
+async def _answer(state: ProxyState, d: Decision, req, upstream_msgs: list[dict], request):
     from fastapi.responses import JSONResponse, StreamingResponse
 
-    raw_msgs = [m.model_dump(exclude_unset=True) for m in req.messages]
-    upstream_msgs = to_openai_messages(raw_msgs, req.system)  # what the sensitivity rules read: system too
-    d = await decide(state, routed_model(state.registry, req.model), raw_msgs, tolerance=req.tolerance,
-                     models=req.models, session=session, token=token, stream=req.stream, scan=upstream_msgs)
-    upstream_msgs = outgoing(d, upstream_msgs)
     params = upstream_params(req)
     msg_id = "msg_" + d.request_id.removeprefix("req_")
     if req.stream:
         try:
-            st = await open_stream_with_failover(state.backend, d.plan, upstream_msgs, **params)
+            st = await open_stream_with_failover(state.backend, d.plan, upstream_msgs, deadline=d.deadline, **params)
         except UpstreamError as exc:
             raise fail(state, d, exc, "anthropic") from None
+        # A line now, so that a crash mid-stream still leaves one per stream (readers join it with the end's).
+        write_audit(state, d, api="anthropic", selected=st.slot, attempts=st.attempts, usage=None, status="started")
         tr = StreamTranslator(msg_id, st.slot.model, d.result.input_tokens if d.result else 0, req.stop_sequences)
         headers = {**_headers(d, st.slot), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(relay(state, d, st, tr), media_type="text/event-stream", headers=headers)
-    slot, res, attempts, audit = await complete(state, d, upstream_msgs, "anthropic", **params)
+    slot, res, attempts, audit = await complete(state, d, upstream_msgs, "anthropic", request=request, **params)
     body = to_anthropic_message(res.raw, msg_id=msg_id, model=slot.model, stop_sequences=req.stop_sequences)
     body["router"] = router_info(d, slot, attempts)
     return JSONResponse(body, headers=_headers(d, slot), background=audit)
@@ -74,11 +91,13 @@ async def messages(state: ProxyState, req: MessagesRequest, *, token: str | None
 
 async def relay(state: ProxyState, d: Decision, st: OpenStream, tr: StreamTranslator) -> AsyncIterator[str]:
     status, error = "client_closed", None
+    so_far = UsageSoFar(d.result.input_tokens if d.result else None)
     try:
         for ev in tr.start():
             yield ev
         try:
             async for chunk in st.rest():
+                so_far.feed(chunk)
                 for ev in tr.feed(chunk):
                     yield ev
         except UpstreamError as exc:
@@ -91,8 +110,9 @@ async def relay(state: ProxyState, d: Decision, st: OpenStream, tr: StreamTransl
         for ev in tr.finish_events({"router": router_info(d, st.slot, st.attempts)}):
             yield ev
     finally:
-        write_audit(state, d, api="anthropic", selected=st.slot, attempts=st.attempts, usage=tr.usage,
-                    status=status, error=error)
+        usage, extra = so_far.final(tr.usage)
+        write_audit(state, d, api="anthropic", selected=st.slot, attempts=st.attempts, usage=usage,
+                    status=status, error=error, extra=extra)
         with anyio.CancelScope(shield=True):
             await st.aclose()
 
@@ -102,6 +122,9 @@ async def count_tokens(state: ProxyState, req: CountTokensRequest) -> dict:
     every turn (tool calls and results included) and every tool definition."""
     import anyio.to_thread
 
+    from router.safe_text import check_value
+
+    check_value(req.model_dump(exclude_unset=True))
     router, _ = state.registry.resolve(routed_model(state.registry, req.model))
     msgs = [m.model_dump(exclude_unset=True) for m in req.messages]
     text = count_text(to_openai_messages(msgs, req.system), to_openai_tools(req.tools, None).get("tools"))

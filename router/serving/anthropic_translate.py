@@ -165,6 +165,10 @@ def to_openai_messages(messages: Iterable[dict], system: Any = None) -> list[dic
             if not isinstance(b, dict):
                 raise InputError(f"messages[{i}].content[{j}]: must be a content block object")
             kind = b.get("type")
+            if kind in ("image", "document") and not isinstance(b.get("source") or {}, dict):
+                raise InputError(f"messages[{i}].content[{j}].source: must be an object such as "
+                                 f"{{\"type\": \"base64\", \"media_type\": ..., \"data\": ...}}, "
+                                 f"got {type(b['source']).__name__}")
             where = f"messages[{i}].content[{j}]"
             if kind == "text":
                 parts.append(_marked({"type": "text", "text": str(b.get("text", ""))}, b))

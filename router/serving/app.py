@@ -43,6 +43,9 @@ from router.serving import conventions
 from router.serving.responses_api import responses as responses_endpoint
 from router.serving.auth import check_access, configured_keys, key_names
 from router.serving import governance as gov_hooks
+from router.serving.limits import BodyLimit, configured_max_body
+from router.serving.openapi_doc import document_errors
+from router.upstream.deadline import DEFAULT_DEADLINE_S
 from router.serving.pipeline import ProxyState
 from router import __version__
 from router.errors import InputError
@@ -61,13 +64,17 @@ def _client():
 def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path | None = None,
                api_keys: Sequence[str] | None = None, retries: int = 2, backoff: float = 0.25,
                timeout: float = 120.0, governance: "gov_hooks.Governance | None" = None, metrics: bool = True,
-               tracing: Any = "env", cors_origins: Sequence[str] | None = None):
+               tracing: Any = "env", cors_origins: Sequence[str] | None = None,
+               deadline: float = DEFAULT_DEADLINE_S, max_body: int | None = None):
     """Build the API. Audit log: `audit_log`, else $ROUTER_AUDIT_LOG, else none.
     Access keys: `api_keys`, else $ROUTER_API_KEYS (comma-separated, `name:key` entries named), else open.
     Budget spend and sessions: `governance`, else SQLite next to the audit log (or in memory) and
     Redis when $ROUTER_REDIS_URL is set.
     `metrics`: serve /metrics (a registry of this app's own). `tracing`: a router.serving.tracing.Tracing,
-    None (off), or "env" (on when an OTLP endpoint is set in the environment; see tracing.py)."""
+    None (off), or "env" (on when an OTLP endpoint is set in the environment; see tracing.py).
+    `timeout`: seconds per upstream try (connect + first byte, and between stream chunks);
+    `deadline`: total seconds per request across retries and failover; `max_body`: bytes, else
+    $ROUTER_MAX_BODY_BYTES, else 4 MB (413 beyond)."""
     registry = registry or RouterRegistry.from_paths()
     audit_path = audit_log or os.environ.get(AUDIT_ENV)
     if governance is None:
@@ -87,7 +94,8 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
         metrics_obj = Metrics()
     state = ProxyState(registry=registry, api_keys=tuple(configured_keys() if api_keys is None else api_keys),
                        audit=AuditLog(audit_path) if audit_path else None, retries=retries, backoff=backoff,
-                       timeout=timeout, governance=governance, metrics=metrics_obj, tracing=tracing)
+                       timeout=timeout, governance=governance, metrics=metrics_obj, tracing=tracing,
+                       deadline=deadline)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -108,6 +116,7 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
 
         app.add_middleware(HTTPMetricsMiddleware, metrics=metrics_obj)
     conventions.add_cors(app, cors_origins)
+    app.add_middleware(BodyLimit, max_bytes=configured_max_body(max_body))
 
     async def backend_ready() -> None:
         if state.backend is None:  # served without lifespan (e.g. some test clients): one client, lazily
@@ -191,12 +200,14 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatCompletionRequest, request: Request, token: str | None = Depends(access)):
         await backend_ready()
-        return await chat_completions(state, body, token=token, session=request.headers.get("x-router-session"))
+        return await chat_completions(state, body, token=token, session=request.headers.get("x-router-session"),
+                                      request=request)
 
     @app.post("/v1/messages")
     async def messages(body: MessagesRequest, request: Request, token: str | None = Depends(access)):
         await backend_ready()
-        return await anthropic_messages(state, body, token=token, session=request.headers.get("x-router-session"))
+        return await anthropic_messages(state, body, token=token, session=request.headers.get("x-router-session"),
+                                        request=request)
 
     @app.post("/v1/responses")
     async def responses(body: ResponsesRequest, request: Request, token: str | None = Depends(access)):
@@ -207,6 +218,22 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
     async def messages_count_tokens(body: CountTokensRequest, token: str | None = Depends(access)):
         return await count_tokens(state, body)
 
+    @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"],
+                   include_in_schema=False)
+    async def v1_unknown(request: Request):
+        # Registered last, before app.py mounts the UI at "/": an unknown /v1 path (or a known one with
+        # the wrong method) answers in the API's error shape, not Gradio's.
+        from starlette.exceptions import HTTPException
+        from starlette.routing import Match
+
+        allowed = sorted({m for r in app.router.routes if r is not v1_route and getattr(r, "methods", None)
+                          and r.matches(request.scope)[0] != Match.NONE for m in r.methods})
+        if allowed:
+            raise HTTPException(405, headers={"Allow": ", ".join(allowed)})
+        raise HTTPException(404)
+
+    v1_route = app.router.routes[-1]
+    document_errors(app)
     return app
 
 

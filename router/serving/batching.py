@@ -15,6 +15,7 @@ import time
 from concurrent.futures import Future
 from typing import Callable
 
+from router.errors import InputError, RouterError
 from router.model import torch_thread
 from router.routing.router import PrefillRouter, Scores
 
@@ -55,12 +56,22 @@ class ScoreBatcher:
                 now = time.perf_counter()
                 self.observer([now - t0 for _, _, t0 in kept])
             if batch:
-                for (_, fut), scores in zip(batch, self._score_batch([t for t, _ in batch])):
-                    fut.set_result(scores)
+                try:
+                    results = self._score_batch([t for t, _ in batch])
+                except Exception:
+                    if len(batch) == 1:
+                        raise
+                    # One text the tokenizer or encoder cannot take must not fail the others: score
+                    # each alone, so that only the bad one hears about its own error.
+                    for text, fut in batch:
+                        _settle_alone(fut, lambda t=text: self._score_batch([t])[0])
+                else:
+                    for (_, fut), scores in zip(batch, results):
+                        fut.set_result(scores)
         except BaseException as exc:  # every waiter must hear about it, or it would hang
             for _, fut in batch:
                 if not fut.done():
-                    fut.set_exception(exc)
+                    fut.set_exception(_as_input_error(exc))
             if not isinstance(exc, Exception):
                 raise
         finally:
@@ -72,3 +83,18 @@ class ScoreBatcher:
 
     def _score_batch(self, texts: list[str]) -> list[Scores]:
         return self.router.score_texts(texts)
+
+
+def _settle_alone(fut: Future, score) -> None:
+    try:
+        fut.set_result(score())
+    except Exception as exc:
+        fut.set_exception(_as_input_error(exc))
+
+
+def _as_input_error(exc: BaseException) -> BaseException:
+    """A text the tokenizer or encoder rejects is the caller's problem (400), named as such."""
+    if isinstance(exc, RouterError) or not isinstance(exc, (ValueError, TypeError, UnicodeError)):
+        return exc
+    return InputError(f"this query cannot be tokenized or encoded ({type(exc).__name__}: {str(exc)[:200]}); "
+                      "send valid UTF-8 text")

@@ -3,9 +3,10 @@
 OpenAI:    {"error": {"message", "type", "param", "code"}}
 Anthropic: {"type": "error", "error": {"type", "message"}}    (for /v1/messages)
 
-Statuses: bad input 400, bad or missing key 401, sensitive data refused 403, budget cap 429 (with
-Retry-After), no local slot for a local-only request 503, unknown model/policy or path 404, upstream
-rejected the request 400, upstream down after failover 502, upstream key not configured 503.
+Statuses: bad input 400, bad or missing key 401, sensitive data refused 403, unknown model/policy or
+path 404, body too large 413 (limits.py), budget cap 429 (with Retry-After), upstream rejected the
+request 400, upstream down after failover 502, upstream key not configured or no local slot for a
+local-only request 503, the request's deadline ran out 504, client hung up 499 (never seen by it).
 Nothing leaves as a stack trace; unexpected errors are logged here and answered with a 500 body.
 """
 
@@ -15,6 +16,7 @@ import logging
 from typing import Any
 
 from router.serving.auth import AuthError
+from router.serving.guard import ClientClosed
 from router.errors import (CheckpointError, ConfigError, GovernanceError, InputError, MissingKeyError, RouterError, UnknownModelError,
                      UpstreamError)
 
@@ -22,7 +24,8 @@ log = logging.getLogger("router.serving.app")
 
 ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                    404: "not_found_error", 405: "invalid_request_error", 413: "request_too_large",
-                   422: "invalid_request_error", 429: "rate_limit_error", 529: "overloaded_error"}
+                   422: "invalid_request_error", 429: "rate_limit_error", 504: "timeout_error",
+                   529: "overloaded_error"}
 
 
 def is_anthropic(path: str) -> bool:
@@ -40,10 +43,14 @@ def classify(exc: BaseException) -> tuple[int, str, str | None]:
         return 404, "invalid_request_error", "model_not_found"
     if isinstance(exc, InputError):
         return 400, "invalid_request_error", None
+    if isinstance(exc, ClientClosed):
+        return 499, "client_closed", "client_closed"
     if isinstance(exc, MissingKeyError):
         return 503, "upstream_error", "missing_upstream_key"
     if isinstance(exc, UpstreamError):
-        status = exc.status if exc.status in (400, 502) else 502
+        status = exc.status if exc.status in (400, 502, 504) else 502
+        if status == 504:
+            return 504, "upstream_error", "deadline_exceeded"
         return status, "invalid_request_error" if status == 400 else "upstream_error", "upstream_failed"
     if isinstance(exc, (ConfigError, CheckpointError)):
         return 500, "server_error", "router_misconfigured"

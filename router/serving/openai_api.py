@@ -20,6 +20,7 @@ from router.serving.pipeline import (Decision, ProxyState, complete, decide, fai
                                      write_audit)
 from router.routing.costs import normalize_usage
 from router.sse import DONE, sse
+from router.serving.guard import UsageSoFar, audit_on_error
 from router.upstream.failover import OpenStream, open_stream_with_failover
 from router.serving.schemas import ChatCompletionRequest
 
@@ -35,24 +36,33 @@ def upstream_params(req: ChatCompletionRequest) -> dict[str, Any]:
 
 
 async def chat_completions(state: ProxyState, req: ChatCompletionRequest, *, token: str | None,
-                           session: str | None):
-    from fastapi.responses import JSONResponse, StreamingResponse
+                           session: str | None, request=None):
+    from router.safe_text import check_value
 
+    check_value(req.model_dump(exclude_unset=True))  # everything that may go upstream, before any work
     messages = [m.model_dump(exclude_unset=True) for m in req.messages]
     d = await decide(state, req.model, messages, tolerance=req.tolerance, models=req.models, session=session,
                      token=token, stream=req.stream)
-    messages = outgoing(d, messages)
+    with audit_on_error(state, d, "openai"):
+        return await _answer(state, d, req, outgoing(d, messages), request)
+
+
+async def _answer(state: ProxyState, d: Decision, req, messages: list[dict], request):
+    from fastapi.responses import JSONResponse, StreamingResponse
+
     params = upstream_params(req)
     if req.stream:
         try:
-            st = await open_stream_with_failover(state.backend, d.plan, messages, **params)
+            st = await open_stream_with_failover(state.backend, d.plan, messages, deadline=d.deadline, **params)
         except UpstreamError as exc:
             raise fail(state, d, exc, "openai") from None
+        # A line now, so that a crash mid-stream still leaves one per stream (readers join it with the end's).
+        write_audit(state, d, api="openai", selected=st.slot, attempts=st.attempts, usage=None, status="started")
         headers = {**router_headers(d, st.slot), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         include_usage = bool((req.stream_options or {}).get("include_usage"))
         return StreamingResponse(relay(state, d, st, include_usage), media_type="text/event-stream",
                                  headers=headers)
-    slot, res, attempts, audit = await complete(state, d, messages, "openai", **params)
+    slot, res, attempts, audit = await complete(state, d, messages, "openai", request=request, **params)
     body = dict(res.raw)
     body["model"] = slot.model
     body["router"] = router_info(d, slot, attempts)
@@ -71,11 +81,13 @@ async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: b
     usage: dict | None = None
     full_usage: dict | None = None  # as the upstream sent it (cost, *_tokens_details): what the client gets
     status, error = "client_closed", None
+    so_far = UsageSoFar(d.result.input_tokens if d.result else None)
     held: list[dict] = []  # finish chunks, one per choice when n > 1; the last carries usage and `router`
     meta = {"id": f"chatcmpl-{d.request_id}", "created": int(time.time())}
     try:
         try:
             async for chunk in st.rest():
+                so_far.feed(chunk)
                 if chunk.get("usage"):
                     full_usage = dict(chunk["usage"])
                     usage = normalize_usage(chunk["usage"])
@@ -111,8 +123,9 @@ async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: b
             yield _sse({**held[-1], "usage": _usage_out(full_usage), "router": info})
         yield sse(DONE)
     finally:
+        usage, extra = so_far.final(usage)
         write_audit(state, d, api="openai", selected=st.slot, attempts=st.attempts, usage=usage,
-                    status=status, error=error)
+                    status=status, error=error, extra=extra)
         with anyio.CancelScope(shield=True):
             await st.aclose()
 

@@ -22,6 +22,7 @@ from router.serving.batching import ScoreBatcher
 from router.routing.router import PrefillRouter, RoutingResult, Scores
 from router.model.encoder import content_text
 from router.errors import InputError, UpstreamError
+from router.upstream.deadline import DEFAULT_DEADLINE_S, Deadline
 from router.upstream.failover import chat_with_failover, failover_plan
 from router.routing.pool import Slot
 from router.routing.registry import RouterRegistry
@@ -39,6 +40,7 @@ class ProxyState:
     retries: int = 2
     backoff: float = 0.25
     timeout: float = 120.0
+    deadline: float = DEFAULT_DEADLINE_S  # total seconds per request, across retries and failover
     batchers: dict[str, ScoreBatcher] = field(default_factory=dict)
     governance: "gov_hooks.Governance | None" = None  # spend counters, shared sessions, clock
     metrics: Any = None  # router.serving.metrics.Metrics of this app, or None
@@ -74,6 +76,7 @@ class Decision:
     routing_wall_ms: float | None = None  # arrival to decision: the forward plus any wait for the encoder
     gate: "gov_hooks.Gate | None" = None  # what the sensitivity rules and budgets did
     budget_client: str | None = None  # the client as budgets count it (key name or pseudonym)
+    deadline: Deadline = field(default_factory=lambda: Deadline(None))
 
     @property
     def pool(self):
@@ -105,6 +108,7 @@ async def decide(state: ProxyState, model: str | None, messages: Any, *, toleran
     """`scan`: the messages as they will go upstream (system prompt included), for the sensitivity
     rules; default `messages`."""
     t0 = time.perf_counter()
+    deadline = Deadline(state.deadline)  # from the request's arrival: the encoder wait counts too
     router, pinned = state.registry.resolve(model)
     args = router.check_args(tolerance, models)
     text = routing_text(router, messages)  # validates messages before any work
@@ -114,7 +118,7 @@ async def decide(state: ProxyState, model: str | None, messages: Any, *, toleran
     g = gov_hooks.gate(state.governance, router.pool, scan_messages=messages if scan is None else scan,
                        pinned=pinned, models=models, client=budget_client, session_key=key, routing_text=text)
     common = dict(request_id=new_request_id(), router=router, text=text, client=client, stream=stream, started=t0,
-                  gate=g, budget_client=budget_client)
+                  gate=g, budget_client=budget_client, deadline=deadline)
     if pinned is not None:
         return Decision(result=None, pinned=pinned, plan=[pinned], **common)
     scores = await state.score(router, text)
@@ -140,8 +144,10 @@ def remember(state: ProxyState, d: Decision, selected: Slot | None) -> None:
 
 def record_of(d: Decision, *, api: str | None = None, selected: Slot | None = None,
               attempts: Sequence[Attempt] = (), usage: dict | None = None, status: str = "ok",
-              error: str | None = None, ended: float | None = None) -> DecisionRecord:
-    """The request's DecisionRecord. `ended`: perf_counter() when it was answered (default: now)."""
+              error: str | None = None, ended: float | None = None,
+              extra: dict[str, Any] | None = None) -> DecisionRecord:
+    """The request's DecisionRecord. `ended`: perf_counter() when it was answered (default: now).
+    `extra`: more DecisionRecord fields (e.g. usage_estimated for a stream cut before its usage)."""
     end = time.perf_counter() if ended is None else ended
     pool = d.pool
     base = pool.baseline_slot
@@ -157,7 +163,7 @@ def record_of(d: Decision, *, api: str | None = None, selected: Slot | None = No
         chosen=d.pinned.name if d.pinned else None, baseline=base.name, pinned=d.pinned is not None,
         session=d.session_key[2] if d.session_key else None, sticky=d.sticky, stream=d.stream,
         routing_wall_ms=d.routing_wall_ms, governance=(gate.info() or None) if gate is not None else None,
-        client_name=named, **provenance(d.router))
+        client_name=named, **provenance(d.router), **(extra or {}))
 
 
 def router_info(d: Decision, selected: Slot | None, attempts: Sequence[Attempt]) -> dict[str, Any]:
@@ -225,16 +231,21 @@ def fail(state: ProxyState, d: Decision, exc: UpstreamError, api: str) -> Upstre
         exc.args = (f"{exc}; this request may only be answered by local slots ({d.gate.local_reason}), "
                     f"so no cloud slot was tried",)
     write_audit(state, d, api=api, selected=None, attempts=exc.attempts, usage=None, status="error", error=str(exc))
+    exc.audited = True
     exc.router = router_info(d, None, exc.attempts)
     exc.headers = router_headers(d, None)
     return exc
 
 
-async def complete(state: ProxyState, d: Decision, messages: list[dict], api: str, **params):
+async def complete(state: ProxyState, d: Decision, messages: list[dict], api: str, request=None, **params):
     """Non-streaming call down the failover plan, remembered for session stickiness. Returns the
-    slot, result, attempts and the audit task to attach to the response (see audit_after_response)."""
+    slot, result, attempts and the audit task to attach to the response (see audit_after_response).
+    A client that hangs up cancels the call (ClientClosed, audited by the caller's audit_on_error)."""
+    from router.serving.guard import unless_disconnected
+
     try:
-        slot, res, attempts = await chat_with_failover(state.backend, d.plan, messages, **params)
+        slot, res, attempts = await unless_disconnected(
+            request, chat_with_failover(state.backend, d.plan, messages, deadline=d.deadline, **params))
     except UpstreamError as exc:
         raise fail(state, d, exc, api) from None
     remember(state, d, slot)

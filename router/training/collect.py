@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -57,17 +56,9 @@ def read_collected(path: Path) -> list[dict]:
 
 def cut_torn_tail(path: Path) -> None:
     """Drop an incomplete last line left by a killed run, so appended rows start on a line of their own."""
-    if not path.exists():
-        return
-    with open(path, "r+b") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        if size == 0:
-            return
-        fh.seek(size - 1)
-        if fh.read(1) == b"\n":
-            return
-        fh.seek(0)
-        fh.truncate(fh.read().rfind(b"\n") + 1)
+    from router.audit.tail import repair_torn_tail
+
+    repair_torn_tail(path, keep=False)
 
 
 def row_key(row: dict) -> tuple[str, str]:

@@ -17,6 +17,9 @@ from router.ui import compare as cmp
 from router.ui import explain
 from router.ui import playground
 from router.ui import pool_design
+from router.ui.access import UIAccess, ui_access
+from router.ui.spend import audit_answer, audit_review
+from router.ui.uploads import checked_upload
 from router.ui import views as V
 from router.paths import ASSETS_DIR
 from router.errors import RouterError
@@ -59,9 +62,12 @@ def _call(fn, *args, **kwargs):
         raise gr.Error(str(exc), print_exception=False) from None
 
 
-def build_ui(registry: RouterRegistry, governance=None) -> gr.Blocks:
+def build_ui(registry: RouterRegistry, governance=None, audit=None, access: UIAccess | None = None) -> gr.Blocks:
     """`governance`: the proxy's spend counters (router.serving.governance), so the playground's
-    calls count against the same budgets and the Session tab shows them; None: no budgets here."""
+    calls count against the same budgets and the Session tab shows them; None: no budgets here.
+    `audit`: the server's AuditLog (Send and Auto review write their calls there); `access`:
+    who may send and how much (default: from the environment, see router/ui/access.py)."""
+    access = access or ui_access()
     samples = playground.load_samples()
     pool = registry.get().pool
     w = SimpleNamespace()
@@ -72,10 +78,11 @@ def build_ui(registry: RouterRegistry, governance=None) -> gr.Blocks:
             w.pool_info = gr.HTML(V.pool_html(pool))
             w.tolerance = gr.Slider(0, 1, value=pool.default_tolerance, step=0.01, label="Tolerance",
                                     info="0 = best predicted model · 1 = cheapest", elem_id="tolerance")
-            w.send = gr.Checkbox(False, label="Send to model", info="stream the answer from the chosen model",
-                                 elem_id="send-toggle")
+            off = not access.send_enabled
+            w.send = gr.Checkbox(False, label="Send to model", elem_id="send-toggle", interactive=not off,
+                                 info=access.send_off_reason if off else "stream the answer from the chosen model")
             w.review = gr.Checkbox(False, label="Auto review", info="the pool's most expensive model judges the answer",
-                                   elem_id="review-toggle")
+                                   elem_id="review-toggle", interactive=not off)
             w.models = gr.CheckboxGroup(V.model_choices(pool), value=V.enabled_names(pool), label="Models (on/off)",
                                         info="prices per million input / output tokens", elem_id="models",
                                         elem_classes=["model-toggles"])
@@ -102,7 +109,7 @@ def build_ui(registry: RouterRegistry, governance=None) -> gr.Blocks:
                                        column_widths=["8%", "22%", "5%", "14%", "7%", "7%", "10%", "8%", "10%", "9%"])
                 w.download = gr.DownloadButton("Download JSONL", value=None, interactive=False, elem_id="download-btn",
                                                size="md")
-        _wire(registry, w, samples, governance)
+        _wire(registry, w, samples, governance, audit, access)
         _wire_new(registry, w, samples)
     return demo
 
@@ -198,7 +205,8 @@ def _outs(session, router, result):
     return _decision_outputs(session, router.pool, result, explain.text_window(router, result.input_tokens))
 
 
-def _wire(registry: RouterRegistry, w, samples, governance=None) -> None:
+def _wire(registry: RouterRegistry, w, samples, governance=None, audit=None, access: UIAccess | None = None) -> None:
+    access = access or ui_access()
     decision_out = [w.session, w.decision, w.chart, w.costs, w.stats, w.explain]
     answer_out = [w.session, w.answer_meta, w.answer, w.review_out, w.stats]
     tab_out = [w.stats2, w.dist, w.audit]
@@ -223,17 +231,23 @@ def _wire(registry: RouterRegistry, w, samples, governance=None) -> None:
         if not (send_on and session.result is not None):
             yield gr.skip()
             return
+        if not access.send_enabled:
+            raise gr.Error(access.send_off_reason, print_exception=False)
         from router.upstream.client import upstream_client
 
         router = _router(registry, session, session.policy)
         own = [str(request.url)] if request is not None and getattr(request, "url", None) else []
         async with upstream_client() as client:
             try:
-                async for ans in playground.send(router, session, client, governance=governance):
+                async for ans in playground.send(router, session, client, governance=governance,
+                                                 max_tokens=access.max_tokens):
                     yield session, V.answer_html(ans), ans.text, "", gr.skip()
             except RouterError as exc:  # e.g. a cloud slot for a query that must stay on-prem
                 raise gr.Error(str(exc), print_exception=False) from None
-            rv = await playground.review_answer(router, session, client, ans, own_urls=own) if review_on else None
+            audit_answer(audit, session.records[-1])
+            rv = (await playground.review_answer(router, session, client, ans, own_urls=own,
+                                                 max_tokens=min(300, access.max_tokens)) if review_on else None)
+            audit_review(audit, router, session.request_id, rv)
         yield session, V.answer_html(ans), ans.text, V.review_html(rv), V.stats_for(session.records, router.pool)[1]
 
     def on_tab(session, policy):
@@ -249,7 +263,8 @@ def _wire(registry: RouterRegistry, w, samples, governance=None) -> None:
 
     def on_sweep(session, policy, enabled, upload, start, stop, step, progress=gr.Progress(track_tqdm=True)):
         router = _router(registry, session, policy)
-        texts = _call(playground.load_questions, upload) if upload else [s["question"] for s in samples]
+        texts = (_call(playground.load_questions, _call(checked_upload, upload)) if upload
+                 else [s["question"] for s in samples])
         grid = _call(sweep.tolerance_grid, start, stop, step)
         sw = session.sweep = _call(playground.run_sweep, router, texts, grid, enabled)
         session.sweep_texts = texts
@@ -259,7 +274,8 @@ def _wire(registry: RouterRegistry, w, samples, governance=None) -> None:
         from router.ui import replay_view
 
         router = registry.get(policy)
-        report, diff = _call(replay_view.run, router, upload, tolerance if use_tolerance else None)
+        report, diff = _call(replay_view.run, router, _call(checked_upload, upload) if upload else upload,
+                             tolerance if use_tolerance else None)
         headers, rows = replay_view.matrix_table(report, V.labels_of(router.pool))
         return replay_view.summary_html(report), {"headers": headers, "data": rows}, diff
 
@@ -275,15 +291,17 @@ def _wire(registry: RouterRegistry, w, samples, governance=None) -> None:
     # Gradio runs each listener one call at a time across all visitors by default; these are light (or
     # wait on an upstream), so let visitors run them side by side. The sweep keeps a small limit: it is CPU-bound.
     free = {"concurrency_limit": None}
+    # Every Send listener shares one limit: upstream calls that spend, across all visitors.
+    spend = {"concurrency_limit": access.concurrency, "concurrency_id": "send"}
     route_in = [w.session, w.policy, w.query, w.tolerance, w.models]
     w.route.click(on_route, route_in, decision_out, api_name="route", **free).success(
-        on_send, send_in, answer_out, api_name="send", **free)
+        on_send, send_in, answer_out, api_name="send", **spend)
     w.query.submit(on_route, route_in, decision_out, api_visibility="private", **free).success(
-        on_send, send_in, answer_out, api_visibility="private", **free)
+        on_send, send_in, answer_out, api_visibility="private", **spend)
     for btn, s in zip(w.sample_btns, samples):
         btn.click(lambda q=s["question"]: q, None, w.query, api_visibility="private", show_progress="hidden",
                   **free).then(on_route, route_in, decision_out, api_visibility="private", **free).success(
-            on_send, send_in, answer_out, api_visibility="private", **free)
+            on_send, send_in, answer_out, api_visibility="private", **spend)
     redecide_in = [w.session, w.policy, w.tolerance, w.models]
     for comp in (w.tolerance, w.models):
         comp.input(on_redecide, redecide_in, decision_out, trigger_mode="always_last", show_progress="hidden",
@@ -404,7 +422,7 @@ def _wire_new(registry: RouterRegistry, w, samples) -> None:
     sample_texts = [s["question"] for s in samples]
 
     def on_compare(session, pools, tols, upload, progress=gr.Progress(track_tqdm=True)):
-        texts = _call(playground.load_questions, upload) if upload else sample_texts
+        texts = _call(playground.load_questions, _call(checked_upload, upload)) if upload else sample_texts
         grid = _call(cmp.parse_tolerances, tols or "")
         if not pools:
             raise gr.Error("pick at least one pool to compare", print_exception=False)

@@ -210,7 +210,8 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
     yield ans
 
 
-async def review_answer(router: PrefillRouter, session: Session, client, ans: Answer, own_urls=()):
+async def review_answer(router: PrefillRouter, session: Session, client, ans: Answer, own_urls=(),
+                        max_tokens: int = 300):
     """Auto review of a finished answer by the pool's judge slot; stored on the session's record."""
     from router.upstream.backends import Backend
     from router.ui.review import review
@@ -220,7 +221,7 @@ async def review_answer(router: PrefillRouter, session: Session, client, ans: An
     g = session.gate
     question = g.outgoing if g is not None and g.outgoing is not None else session.query
     rv = await review(Backend(client, retries=1, backoff=0.2, timeout=120), router.pool, question, ans.text,
-                      local_only=g is not None and g.local_only, own_urls=own_urls)
+                      local_only=g is not None and g.local_only, own_urls=own_urls, max_tokens=max_tokens)
     if session.records and session.records[-1]["request_id"] == session.request_id:
         session.records[-1]["review"] = rv.to_dict()
     return rv

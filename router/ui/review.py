@@ -24,6 +24,7 @@ class Review:
     reason: str = ""
     raw: str = ""
     cost_usd: float | None = None
+    usage: dict | None = None  # the judge call's tokens (for the audit line)
 
     def to_dict(self) -> dict:
         return {"judge": self.judge, "verdict": self.verdict, "score": self.score, "reason": self.reason,
@@ -107,4 +108,5 @@ async def review(backend, pool: Pool, question: str, answer: str, max_tokens: in
         return Review(slot.label, "not reviewed", reason=f"judge call failed: {str(exc)[:200]}")
     score, reason = parse_review(res.text)
     return Review(slot.label, verdict_word(score), score, reason, raw=res.text[:2000],
-                  cost_usd=slot.cost_usd(res.usage.get("prompt_tokens", 0), res.usage.get("completion_tokens", 0)))
+                  cost_usd=slot.cost_usd(res.usage.get("prompt_tokens", 0), res.usage.get("completion_tokens", 0)),
+                  usage=dict(res.usage))

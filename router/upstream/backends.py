@@ -9,6 +9,7 @@ after that, replaying would duplicate text the client already has.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -18,9 +19,12 @@ from typing import Any, AsyncIterator
 import httpx
 
 from router.routing.costs import normalize_usage
-from router.errors import MissingKeyError, UpstreamError
+
 from router.upstream.adapt import adapt_messages
+from router.errors import InputError, MissingKeyError, UpstreamError
+from router.safe_text import check_value
 from router.upstream.client import TRANSPORT_ERRORS, error_text
+from router.upstream.deadline import Deadline, DeadlineExceeded, retry_after_s
 from router.routing.pool import Slot
 
 RETRY_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -121,27 +125,36 @@ class Backend:
     def _url(self, slot: Slot) -> str:
         return f"{slot.api_base}/chat/completions"
 
-    async def _sleep(self, attempt: int, resp: httpx.Response | None) -> None:
+    async def _sleep(self, attempt: int, resp: httpx.Response | None, deadline: Deadline) -> None:
         delay = self.backoff * (2 ** attempt)
-        if resp is not None and resp.headers.get("retry-after"):
-            try:
-                delay = min(MAX_RETRY_AFTER_S, float(resp.headers["retry-after"]))
-            except ValueError:
-                pass
-        await asyncio.sleep(delay)
+        asked = retry_after_s(resp.headers.get("retry-after")) if resp is not None else None
+        if asked is not None:
+            delay = min(MAX_RETRY_AFTER_S, asked)
+        await asyncio.sleep(max(0.0, min(delay, deadline.remaining())))
 
     # ---- non-streaming -----------------------------------------------------------
     async def chat(self, slot: Slot, messages: list[dict], *, max_tokens: int | None = None,
                    temperature: float | None = None, stop: list[str] | None = None,
-                   extra: dict | None = None) -> ChatResult:
+                   extra: dict | None = None, deadline: Deadline | None = None) -> ChatResult:
         headers = self.headers(slot)  # raises MissingKeyError before any network use
         body = self.payload(slot, messages, max_tokens=max_tokens, temperature=temperature, stop=stop, extra=extra)
+        content = encode_body(body)
+        deadline = deadline or Deadline(None)
         attempts: list[Attempt] = []
         for i in range(self.retries + 1):
+            budget = deadline.bound(self.timeout)
+            if budget <= 0:
+                break
             t0 = time.perf_counter()
             resp = None
             try:
-                resp = await self.client.post(self._url(slot), json=body, headers=headers, timeout=self.timeout)
+                # The whole answer, not each socket read: a server trickling bytes cannot stretch it.
+                async with asyncio.timeout(budget):
+                    resp = await self.client.post(self._url(slot), content=content, headers=headers,
+                                                  timeout=self.timeout + 1)  # the asyncio bound fires first
+            except TimeoutError:
+                attempts.append(Attempt(slot.name, slot.model, None, _ms(t0),
+                                        f"Timeout: no complete answer within {budget:.3g} s"))
             except TRANSPORT_ERRORS as exc:
                 attempts.append(Attempt(slot.name, slot.model, None, _ms(t0), error_text(exc)[:300]))
             else:
@@ -155,8 +168,8 @@ class Backend:
                 if resp.status_code not in RETRY_STATUSES:
                     break
             if i < self.retries:
-                await self._sleep(i, resp)
-        raise _gave_up(slot, attempts)
+                await self._sleep(i, resp, deadline)
+        raise _gave_up(slot, attempts, deadline)
 
     def _parse(self, slot: Slot, resp: httpx.Response, latency_ms: float, attempts: list[Attempt]) -> ChatResult | None:
         try:
@@ -178,31 +191,53 @@ class Backend:
     # ---- streaming ---------------------------------------------------------------
     async def stream(self, slot: Slot, messages: list[dict], *, max_tokens: int | None = None,
                      temperature: float | None = None, stop: list[str] | None = None, extra: dict | None = None,
-                     attempts: list[Attempt] | None = None) -> AsyncIterator[dict]:
+                     attempts: list[Attempt] | None = None, deadline: Deadline | None = None) -> AsyncIterator[dict]:
         """Yield OpenAI chunk dicts; the upstream's usage arrives in a late chunk when it sends one.
 
         `attempts`, if given, is filled with one entry per try (for audit and failover reports).
+        Each try's connect and first byte, and every silence between chunks, get `timeout` (cut to
+        what is left of `deadline`); the deadline also bounds the stream as a whole.
         """
         headers = self.headers(slot)
         body = self.payload(slot, messages, stream=True, max_tokens=max_tokens, temperature=temperature,
                             stop=stop, extra=extra)
+        content = encode_body(body)
+        deadline = deadline or Deadline(None)
         attempts = attempts if attempts is not None else []
         for i in range(self.retries + 1):
+            budget = deadline.bound(self.timeout)
+            if budget <= 0:
+                break
             t0 = time.perf_counter()
             started = False
             resp = None
             try:
-                async with self.client.stream("POST", self._url(slot), json=body, headers=headers,
-                                              timeout=self.timeout) as resp:
+                async with contextlib.AsyncExitStack() as stack:
+                    async with asyncio.timeout(budget):
+                        resp = await stack.enter_async_context(self.client.stream(
+                            "POST", self._url(slot), content=content, headers=headers, timeout=self.timeout + 1))
+                        if resp.status_code != 200:
+                            await resp.aread()
                     if resp.status_code != 200:
-                        await resp.aread()
                         attempts.append(Attempt(slot.name, slot.model, resp.status_code, _ms(t0),
                                                 _scrub(_error_text(resp), headers)))
                         if resp.status_code not in RETRY_STATUSES:
                             break
                     else:
                         done, finished = False, False
-                        async for chunk in _sse_chunks(resp):
+                        chunks = _sse_chunks(resp)
+                        while True:
+                            # Bounded per chunk, never across the yield: the wait is the upstream's alone.
+                            wait = deadline.bound(self.timeout)
+                            try:
+                                async with asyncio.timeout(wait):
+                                    chunk = await anext(chunks)
+                            except StopAsyncIteration:
+                                break
+                            except TimeoutError:
+                                why = (f"deadline of {deadline.seconds:g} s reached" if deadline.expired
+                                       else f"no chunk within {wait:.3g} s")
+                                raise _Silent(f"Timeout: {why}") from None
                             if chunk is None:
                                 done = True
                                 break
@@ -215,6 +250,13 @@ class Backend:
                         if started:
                             raise httpx.RemoteProtocolError("stream ended without a finish_reason or [DONE]")
                         attempts.append(Attempt(slot.name, slot.model, 200, _ms(t0), "empty stream"))
+            except (_Silent, TimeoutError) as exc:
+                text = str(exc) if isinstance(exc, _Silent) else f"Timeout: no answer within {budget:.3g} s"
+                attempts.append(Attempt(slot.name, slot.model, resp.status_code if resp is not None else None,
+                                        _ms(t0), text))
+                if started:
+                    raise UpstreamError(f"{slot.name} ({slot.model}): stream broke off midway: {text}",
+                                        status=502, attempts=attempts) from None
             except (*TRANSPORT_ERRORS, ValueError) as exc:
                 attempts.append(Attempt(slot.name, slot.model, resp.status_code if resp is not None else None,
                                         _ms(t0), error_text(exc)[:300]))
@@ -222,8 +264,22 @@ class Backend:
                     raise UpstreamError(f"{slot.name} ({slot.model}): stream broke off midway: {exc}",
                                         status=502, attempts=attempts) from None
             if i < self.retries:
-                await self._sleep(i, resp)
-        raise _gave_up(slot, attempts)
+                await self._sleep(i, resp, deadline)
+        raise _gave_up(slot, attempts, deadline)
+
+
+class _Silent(Exception):
+    """A stream went quiet past its timeout (or its deadline); an attempt's error, never raised out."""
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    """The upstream request as strict JSON, checked once before any send: a lone surrogate or a
+    non-finite number is the caller's error (400, audited), not a crash in the transport."""
+    check_value(body, "request")
+    try:
+        return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"the request cannot be sent upstream as JSON: {exc}") from None
 
 
 async def _sse_chunks(resp: httpx.Response) -> AsyncIterator[dict | None]:
@@ -249,7 +305,10 @@ def _scrub(text: str, headers: dict[str, str]) -> str:
     return text.replace(key, "[redacted]") if key and len(key) >= 4 else text
 
 
-def _gave_up(slot: Slot, attempts: list[Attempt]) -> UpstreamError:
+def _gave_up(slot: Slot, attempts: list[Attempt], deadline: Deadline | None = None) -> UpstreamError:
+    if deadline is not None and deadline.expired:
+        return DeadlineExceeded(f"{slot.name} ({slot.model}): the request's deadline of {deadline.seconds:g} s "
+                                f"ran out after {len(attempts)} attempt(s)", attempts=attempts)
     last = attempts[-1]
     return UpstreamError(f"{slot.name} ({slot.model}) failed after {len(attempts)} attempt(s): "
                          f"{last.status or 'connection error'} {last.error or ''}".strip(),
@@ -261,6 +320,23 @@ def _finish_reason(chunk: dict) -> str | None:
         return chunk["choices"][0].get("finish_reason")
     except (KeyError, IndexError, TypeError, AttributeError):
         return None
+
+
+def chunk_has_substance(chunk: dict) -> bool:
+    """Text, a tool call, a finish reason or usage: anything beyond an empty role/keep-alive chunk."""
+    if chunk.get("usage"):
+        return True
+    choices = chunk.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return False
+    for c in choices:
+        if not isinstance(c, dict):
+            return True
+        delta = c.get("delta") if isinstance(c.get("delta"), dict) else {}
+        if c.get("finish_reason") or delta.get("content") or delta.get("tool_calls") or delta.get("refusal") \
+                or delta.get("reasoning") or delta.get("reasoning_content"):
+            return True
+    return False
 
 
 def chunk_text(chunk: dict) -> str:

@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
-from router.upstream.backends import Attempt, Backend, ChatResult
+from router.upstream.backends import Attempt, Backend, ChatResult, chunk_has_substance
+from router.upstream.deadline import Deadline, DeadlineExceeded
 from router.routing.router import RoutingResult
 from router.errors import MissingKeyError, UpstreamError
 from router.routing.pool import Pool, Slot
@@ -36,8 +37,13 @@ def _missing_key_attempt(slot: Slot, exc: MissingKeyError) -> Attempt:
     return Attempt(slot.name, slot.model, None, 0.0, f"missing API key: set {exc.env_var}")
 
 
-def final_error(errors: list[UpstreamError], attempts: list[Attempt]) -> UpstreamError:
-    """One error for the client once every model in the plan has failed."""
+def final_error(errors: list[UpstreamError], attempts: list[Attempt],
+                deadline: Deadline | None = None) -> UpstreamError:
+    """One error for the client once every model in the plan has failed (or the deadline ran out)."""
+    if deadline is not None and deadline.expired:
+        tried = ", ".join(dict.fromkeys(f"{a.slot}" for a in attempts)) or "no model"
+        return DeadlineExceeded(f"the request's deadline of {deadline.seconds:g} s ran out ({tried} tried, "
+                                f"{len(attempts)} attempt(s))", attempts=attempts)
     if errors and all(isinstance(e, MissingKeyError) for e in errors):
         first = errors[0]
         err = MissingKeyError(first.slot, first.env_var)
@@ -53,12 +59,14 @@ def final_error(errors: list[UpstreamError], attempts: list[Attempt]) -> Upstrea
 
 
 async def chat_with_failover(backend: Backend, plan: list[Slot], messages: list[dict],
-                             **params: Any) -> tuple[Slot, ChatResult, list[Attempt]]:
+                             deadline: Deadline | None = None, **params: Any) -> tuple[Slot, ChatResult, list[Attempt]]:
     attempts: list[Attempt] = []
     errors: list[UpstreamError] = []
     for slot in plan:
+        if deadline is not None and deadline.expired:
+            break
         try:
-            res = await backend.chat(slot, messages, **params)
+            res = await backend.chat(slot, messages, deadline=deadline, **params)
         except MissingKeyError as exc:
             attempts.append(_missing_key_attempt(slot, exc))
             errors.append(exc)
@@ -68,7 +76,7 @@ async def chat_with_failover(backend: Backend, plan: list[Slot], messages: list[
         else:
             attempts.extend(res.attempts)
             return slot, res, attempts
-    raise final_error(errors, attempts)
+    raise final_error(errors, attempts, deadline)
 
 
 @dataclass
@@ -80,8 +88,11 @@ class OpenStream:
     chunks: AsyncIterator[dict]
     attempts: list[Attempt]
     started: float = field(default_factory=time.perf_counter)
+    lead: list[dict] = field(default_factory=list)  # chunks before `first` with nothing in them (the role chunk)
 
     async def rest(self) -> AsyncIterator[dict]:
+        for chunk in self.lead:
+            yield chunk
         if self.first is not None:
             yield self.first
         async for chunk in self.chunks:
@@ -94,22 +105,31 @@ class OpenStream:
 
 
 async def open_stream_with_failover(backend: Backend, plan: list[Slot], messages: list[dict],
-                                    **params: Any) -> OpenStream:
+                                    deadline: Deadline | None = None, **params: Any) -> OpenStream:
     attempts: list[Attempt] = []
     errors: list[UpstreamError] = []
     for slot in plan:
+        if deadline is not None and deadline.expired:
+            break
         # The backend appends every try to `attempts`, including the closing one of a stream that
         # is still running when this returns.
-        agen = backend.stream(slot, messages, attempts=attempts, **params)
+        agen = backend.stream(slot, messages, attempts=attempts, deadline=deadline, **params)
+        lead: list[dict] = []
         try:
-            first = await agen.__anext__()
+            # The model is settled by the first chunk with something in it: a stream that dies
+            # after its role chunk has given the client nothing yet, so it can still fail over.
+            while True:
+                first = await agen.__anext__()
+                if chunk_has_substance(first):
+                    break
+                lead.append(first)
         except StopAsyncIteration:
-            return OpenStream(slot, None, agen, attempts)
+            return OpenStream(slot, None, agen, attempts, lead=lead)
         except MissingKeyError as exc:
             attempts.append(_missing_key_attempt(slot, exc))
             errors.append(exc)
         except UpstreamError as exc:
             errors.append(exc)
         else:
-            return OpenStream(slot, first, agen, attempts)
-    raise final_error(errors, attempts)
+            return OpenStream(slot, first, agen, attempts, lead=lead)
+    raise final_error(errors, attempts, deadline)

@@ -1,0 +1,85 @@
+"""Schema and config fixes (issue 12, items 7 and 8): shapes the schema let through no longer make
+500s, config mistakes are refused at load, and the OpenAPI document lists the real errors."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import yaml
+
+from router.errors import CheckpointError, ConfigError
+from router.routing.pool import load_pool
+from router.routing.router import PrefillRouter
+
+from .proxy_env import POLICY, audit_for, dest, write_pool
+from .serving import ServerThread
+
+
+def _pool_file(tmp_path, stub, edit):
+    path = write_pool(tmp_path, stub.base_url)
+    cfg = yaml.safe_load(path.read_text())
+    edit(cfg)
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_an_infinite_price_is_refused_at_load(tmp_path, stub):
+    path = _pool_file(tmp_path, stub, lambda c: c["models"][1].update(cost_per_m_output_tokens=float("inf")))
+    with pytest.raises(ConfigError, match=r"models\[1\].cost_per_m_output_tokens.*finite"):
+        load_pool(path)
+
+
+def test_a_pool_with_every_slot_disabled_is_refused_when_routing(tmp_path, stub):
+    path = _pool_file(tmp_path, stub, lambda c: [m.update(enabled=False) for m in c["models"]])
+    with pytest.raises(ConfigError, match="every slot has enabled: false"):
+        PrefillRouter.from_config(path)
+
+
+def test_a_missing_checkpoint_names_the_yaml_and_field(tmp_path, stub):
+    path = _pool_file(tmp_path, stub, lambda c: c.update(checkpoint=str(tmp_path / "nope")))
+    with pytest.raises(CheckpointError) as e:
+        PrefillRouter.from_config(path)
+    assert str(path) in str(e.value) and "checkpoint:" in str(e.value) and "nope" in str(e.value)
+
+
+def test_a_stream_that_dies_after_its_role_chunk_fails_over(server, stub, registry, audit_path):
+    chosen = registry.get(POLICY).route("What is the capital of Peru?", tolerance=0.3).chosen
+    stub.behave(dest(chosen), drop_after=0)  # the role chunk, then the connection drops
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", timeout=60,
+                      json={"model": POLICY, "stream": True, "tolerance": 0.3,
+                            "messages": [{"role": "user", "content": "What is the capital of Peru?"}]}) as r:
+        text = "".join(line for line in r.iter_lines())
+        rid = r.headers["x-router-request-id"]
+    assert "upstream_stream_broken" not in text and text.endswith("data: [DONE]")
+    assert '"content":" capital"' in text  # the answer came, from the next model
+    line = audit_for(audit_path, rid)
+    assert line["status"] == "ok" and line["selected"] != chosen and line["attempts"][0]["slot"] == chosen
+
+
+def test_openapi_lists_the_real_errors_not_422(server):
+    doc = httpx.get(f"{server.url}/openapi.json", timeout=30).json()
+    for path, statuses in {"/v1/route": {"400", "401", "404", "413"},
+                           "/v1/chat/completions": {"400", "401", "404", "413", "502", "503", "504"},
+                           "/v1/messages": {"400", "401", "404", "413", "502", "503", "504"},
+                           "/v1/messages/count_tokens": {"400", "401", "404", "413"}}.items():
+        responses = doc["paths"][path]["post"]["responses"]
+        assert "422" not in responses and statuses <= set(responses), (path, sorted(responses))
+    assert "text/event-stream" in doc["paths"]["/v1/messages"]["post"]["responses"]["200"]["content"]
+    ref = doc["paths"]["/v1/messages"]["post"]["responses"]["400"]["content"]["application/json"]["schema"]["$ref"]
+    assert ref.endswith("AnthropicError")
+
+
+def test_unknown_paths_under_the_full_app_answer_in_the_apis_shape(tmp_path, stub):
+    import app
+
+    from .proxy_env import make_registry
+
+    registry = make_registry(write_pool(tmp_path, stub.base_url))
+    with ServerThread(app.create_app(registry=registry)) as srv:
+        r = httpx.post(f"{srv.url}/v1/nope", json={}, timeout=30)
+        assert r.status_code == 404 and r.json()["error"]["message"].startswith("no such endpoint")
+        r = httpx.post(f"{srv.url}/v1/messages/nope", json={}, timeout=30)
+        assert r.status_code == 404 and r.json()["type"] == "error"
+        r = httpx.get(f"{srv.url}/v1/route", timeout=30)
+        assert r.status_code == 405 and "POST" in r.headers["allow"] and "error" in r.json()
+        assert httpx.get(f"{srv.url}/health", timeout=30).status_code == 200
