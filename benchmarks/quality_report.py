@@ -28,7 +28,9 @@ from router.training.data import LabelTable, read_labels  # noqa: E402
 
 SETS = {
     "routerbench": ROOT / "assets" / "data" / "routerbench.jsonl.gz",
-    "routellm": ROOT.parent / "shared" / "data" / "routellm" / "routellm_mmlu_gsm8k.jsonl.gz",
+    # ../shared next to the checkout (a git worktree one level deeper finds it one level up)
+    "routellm": next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()),
+                     ROOT.parent / "shared") / "data" / "routellm" / "routellm_mmlu_gsm8k.jsonl.gz",
 }
 PAIRS = ROOT / "assets" / "multilingual_pairs.jsonl"
 BASELINES = ("knn-40", "logistic", "mlp")
@@ -45,21 +47,34 @@ def best_model_share_at_95(res: dict, best: int, slots: list[str]) -> float | No
     return acc, shares
 
 
-def add_mlp_baseline(report: dict, table: LabelTable, ck, cache) -> None:
-    """"The MLP alone": format-1 head with TrainConfig's MLP defaults, same features, same rows."""
+def add_baselines(report: dict, table: LabelTable, ck, cache) -> None:
+    """Every baseline on the test rows, fitted on the training rows with the checkpoint's features:
+    oracle, random, prior and kNN-40 (router/training/baselines.py), one logistic regression per model
+    with C per model by 5-fold CV (the search's solver: the same objective as sklearn's, much faster
+    than LogisticRegressionCV), and "the MLP alone" (format-1 ensemble, TrainConfig's MLP settings)."""
     from router.model.features import cached_features
-    from router.training.evaluate import baseline_rows, eval_rows, score_routers
-    from router.training.train import TrainConfig, train_head
+    from router.training import baselines as B
+    from router.training.evaluate import _jsonable, baseline_rows, eval_rows, score_routers
+    from router.training.families import MLP_GRID, LogisticFamily, MLPFamily
+    from router.training.search import cv_folds
+    from router.training.train import TrainConfig
 
     table = table.select_models(ck.slots)
     rows = eval_rows(table, "test")
     tr = baseline_rows(table, rows)
     Xtr = cached_features(ck.encoder_spec, tr.questions, progress=True, cache=cache)
     Xte = cached_features(ck.encoder_spec, rows.questions, progress=True, cache=cache)
-    head, _ = train_head(Xtr, tr.Y, TrainConfig(encoder=ck.encoder_spec), progress=True)
+    P = {"oracle": B.oracle(rows.Y), "random": B.random_p(len(rows), len(ck.slots)), "prior": B.prior(tr.Y, len(rows)),
+         "knn-40": B.knn(Xtr, tr.Y, Xte, 40)}
+    lr = LogisticFamily()
+    folds = cv_folds(tr.questions, None, 5, 0)
+    _, chosen = lr.oof(Xtr, tr.Y, folds, lr.settings()[0], 0)
+    P["logistic"] = lr.fit(Xtr, tr.Y, lr.settings()[0], 0, chosen).predict(Xte)
+    log("  fitting the MLP-alone baseline")
+    P["mlp"] = MLPFamily(TrainConfig(encoder=ck.encoder_spec)).fit(Xtr, tr.Y, MLP_GRID[1], 0, {}, members=3).predict(Xte)
     ec = np.array([report["expected_cost_per_call"][s] for s in ck.slots])
-    out = score_routers({"mlp": head.predict(Xte)}, rows.Y, rows.cost, ec, ck.slots, report["default_tolerance"])
-    report["results"]["mlp"] = json.loads(json.dumps(out["mlp"], default=float))
+    out = score_routers(P, rows.Y, rows.cost, ec, ck.slots, report["default_tolerance"])
+    report["results"].update(_jsonable(out))
 
 
 def summarize_report(report: dict) -> dict:
@@ -100,15 +115,16 @@ def run_set(name: str, path: Path, args) -> dict:
         log(f"{name}: reusing {out_dir / 'auto'} (same data fingerprint and config)")
     train_s = ck.meta["training"]["seconds"]
     log(f"{name}: default train took {train_s:.0f}s; winner {ck.meta['training']['search']['winner']}")
-    report = evaluate_table(out_dir / "auto", table, str(path), features_cache=args.features_cache)
+    report = evaluate_table(out_dir / "auto", table, str(path), features_cache=args.features_cache, baselines=False)
     search = ck.meta["training"]["search"]
     fams = search.get("winner_families") or sorted({c.split("[")[0] for c in
                                                     search["winner"].removeprefix("average(").rstrip(")").split("+")})
     report["winner_family"] = ",".join(fams)
-    log(f"{name}: fitting the MLP-alone baseline")
-    add_mlp_baseline(report, table, ck, args.features_cache)
+    log(f"{name}: fitting the baselines")
+    add_baselines(report, table, ck, args.features_cache)
     (out_dir / "evaluate.json").write_text(json.dumps(report, indent=1, default=float))
-    res = {"data": str(path.relative_to(ROOT.parent)) if ROOT.parent in path.parents else str(path), "note": note,
+    res = {"data": f"../shared/{path.relative_to(path.parents[2])}" if "shared" in path.parts else
+           str(path.relative_to(ROOT)), "note": note,
            "n_train": n_tr, "n_test": n_te, "models": table.models, "best_single": report["best_single"],
            "routers": summarize_report(report), "calibration": report["calibration_effect"],
            "train_seconds": round(train_s, 1), "training": ck.meta["training"]}
@@ -219,7 +235,7 @@ def render(results: dict) -> str:
             x = r["routers"][k]
             label = f"**default train ({r['training']['search']['winner']})**" if k == "router" else k
             if k == "mlp":
-                label = "mlp alone (format-1 head, TrainConfig MLP defaults)"
+                label = "mlp alone (format-1 MLP ensemble, 3 members, TrainConfig MLP settings)"
             L.append(f"| {label} | {_f(x['aiq'])} | {_f(x['save_parity'], True)} | {_f(x['save_95'], True)} | "
                      f"{_f(x['best_share_at_95'], True)} | {_f(x['mean_auroc'])} | {_f(x['mean_ece'])} |")
         rt = r["routers"]["router"]
@@ -287,7 +303,23 @@ def main() -> int:
     ap.add_argument("--crosslingual", default="assets/checkpoint", help="checkpoint to check on the EN/JA pairs ('' = skip)")
     ap.add_argument("--page", default=str(ROOT / "docs" / "quality.md"))
     ap.add_argument("--json", default=str(ROOT / "docs" / "quality_results.json"))
+    ap.add_argument("--render", default=None, metavar="JSON[,JSON]",
+                    help="only write the page (and --json) from earlier runs' result files, merged")
     args = ap.parse_args()
+    if args.render:
+        results = {"created": None, "command": [], "sets": {}}
+        for f in args.render.split(","):
+            r = json.loads(Path(f).read_text(encoding="utf-8"))
+            results["created"] = max(results["created"] or "", r["created"])
+            results["command"].append(r["command"])
+            results["sets"].update(r["sets"])
+            if r.get("crosslingual"):
+                results["crosslingual"] = r["crosslingual"]
+        results["command"] = " and ".join(results["command"])
+        Path(args.json).write_text(json.dumps(results, indent=1, default=float) + "\n", encoding="utf-8")
+        Path(args.page).write_text(render(results), encoding="utf-8")
+        log(f"wrote {args.page} and {args.json}")
+        return 0
     results = {"created": datetime.now(timezone.utc).isoformat(timespec="minutes"),
                "command": "python benchmarks/quality_report.py " + " ".join(sys.argv[1:]), "sets": {}}
     for name in [s.strip() for s in args.sets.split(",") if s.strip()]:
