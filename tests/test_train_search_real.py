@@ -37,8 +37,10 @@ def test_train_searches_records_and_extends(tmp_path, capsys):
     data = _subset(tmp_path, models, skip_model="claude-instant-v1")
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "ck"), "--cv-folds", "3"]) == 0
     out = capsys.readouterr().out
-    assert "head search: 160 questions, 2 models, 3-fold CV" in out and "winner:" in out
     meta = json.loads((tmp_path / "ck" / "router.json").read_text())
+    n = meta["training"]["n_questions"]  # 160 minus any prompt that is also a test prompt
+    assert 150 <= n <= 160
+    assert f"head search: {n} questions, 2 models, 3-fold CV" in out and "winner:" in out
     s = meta["training"]["search"]
     assert meta["format_version"] == 2 and meta["encoder"]["source"] == "multilingual-e5-small"
     assert {c["family"] for c in s["candidates"]} >= {"logistic", "knn", "mlp", "irt"}
@@ -54,8 +56,8 @@ def test_train_searches_records_and_extends(tmp_path, capsys):
     from router.model.features import cached_features
 
     X = cached_features(ck.encoder_spec, read_labels(full).questions[:20], progress=False)
-    np.testing.assert_array_equal(ck2.head.predict(X)[:, :2], ck.head.predict(X))
-    assert ck2.meta["training"]["extensions"][0]["n_labels"] == 160
+    np.testing.assert_allclose(ck2.head.predict(X)[:, :2], ck.head.predict(X), atol=1e-6)  # BLAS rounding only
+    assert ck2.meta["training"]["extensions"][0]["n_labels"] == n
 
     # evaluate reads the new checkpoint and reports ECE before/after calibration
     assert main(["evaluate", "--checkpoint", str(tmp_path / "ck"), "--data", str(data),
