@@ -1,6 +1,6 @@
 """Speed of each fast-path encoder option next to today's e5 path, in one run (docs/fastpath.md).
 
-    python benchmarks/bench_fastpath.py --checkpoint NAME=DIR [--checkpoint NAME=DIR ...] [--repeats 30]
+    python -m benchmarks.bench_fastpath --checkpoint NAME=DIR [--checkpoint NAME=DIR ...] [--repeats 30]
         [--batch 512] [--no-subprocess] [--json out.json]
 
 Per checkpoint: PrefillRouter.route() p50/p95 for a ~21-token and a 256-token query (the LONG text
@@ -25,11 +25,9 @@ import time
 from pathlib import Path
 
 os.environ["ROUTER_EMBED_CACHE"] = "0"
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from router.paths import PROJECT_ROOT as ROOT
 
-from bench_route import LONG, SHORT, pct  # noqa: E402
+from benchmarks.bench_route import LONG, SHORT, pct
 
 
 def dir_mb(path: Path) -> float:

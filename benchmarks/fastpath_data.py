@@ -1,6 +1,6 @@
 """A fixed subsample of the RouteLLM label set for the fast-path comparison (docs/fastpath.md).
 
-    python benchmarks/fastpath_data.py --out runs/fastpath/routellm-sub.jsonl.gz [--train 1500 --test 1000]
+    python -m benchmarks.fastpath_data --out runs/fastpath/routellm-sub.jsonl.gz [--train 1500 --test 1000]
 
 Every encoder option encodes the same questions; the full set (15,256 questions) takes hours per
 encoder on the shared 2-core machine, so the comparison reads 1,500 train and 1,000 test questions

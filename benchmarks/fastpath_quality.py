@@ -1,6 +1,6 @@
 """Routing quality of each fast-path encoder option, trained with the same `train` (docs/fastpath.md).
 
-    python benchmarks/fastpath_quality.py --options e5-torch,e5-onnx-int8,e5-static [--sets rb,rl]
+    python -m benchmarks.fastpath_quality --options e5-torch,e5-onnx-int8,e5-static [--sets rb,rl]
         [--out runs/fastpath] [--results docs/fastpath_quality.json]
 
 For every option and label set: train a checkpoint (same head settings as the bundled one) on the
@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from router.paths import PROJECT_ROOT as ROOT
 
 E5 = dict(source="multilingual-e5-small", prefix="query: ", normalize=True)
 OPTIONS = {

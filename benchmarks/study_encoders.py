@@ -4,7 +4,7 @@
     python -m benchmarks.study_encoders features --encoders smollm2,gemma --subsample 700
     python -m benchmarks.study_encoders heads --out docs/study_results.json    # fit + score every row
     python -m benchmarks.study_encoders latency && python -m benchmarks.study_encoders crosslingual
-    python -m benchmarks.study_encoders page                                   # tables -> docs/quality.md
+    python -m benchmarks.study_encoders page                                   # tables -> docs/encoder_study.md
 
 Each encoder is run ONCE with several layers read in the same pass (and, for decoders, both
 last-token and mean pooling); the cached matrix is then sliced per layer. Heads (MLP ensemble
@@ -391,7 +391,7 @@ def main(argv=None):
     c.add_argument("--checkpoint", default="", help="also score a trained checkpoint (its encoder and head)")
     c.add_argument("--out", default=str(ROOT / "docs" / "study_crosslingual.json"))
     pg = sub.add_parser("page")
-    pg.add_argument("--page", default=str(ROOT / "docs" / "quality.md"))
+    pg.add_argument("--page", default=str(ROOT / "docs" / "encoder_study.md"))
     sd = sub.add_parser("seed")
     sd.add_argument("--slice", default="minilm L6")
     args = p.parse_args(argv)

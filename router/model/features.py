@@ -92,3 +92,9 @@ def cached_features(spec: EncoderSpec, texts: Sequence[str], progress: bool = Tr
         dim = next(iter(have.values())).shape[0] if have else 0
         return np.zeros((0, dim), dtype=np.float32)
     return np.stack([np.asarray(have[k], dtype=np.float32) for k in keys])
+
+
+def cached_mask(spec: EncoderSpec, texts: Sequence[str], cache: str | Path | None = None) -> np.ndarray:
+    """Which of `texts` already have features in the cache (no encoder is loaded)."""
+    have = _load_shards(_spec_dir(spec, cache))
+    return np.array([text_key(t) in have for t in texts], dtype=bool)

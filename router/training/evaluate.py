@@ -103,23 +103,32 @@ def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = "test
              default_tolerance: float = 0.2, k: int = 40, seed: int = 0, baselines: bool = True,
              progress: bool = True) -> dict[str, Any]:
     """The full report as a JSON-ready dict (see format_table / write_plot)."""
+    return evaluate_table(checkpoint, read_labels(data), str(data), split, allow_overlap, default_tolerance, k, seed,
+                          baselines, progress)
+
+
+def evaluate_table(checkpoint: str | Path, table: LabelTable, data: str = "", split: str | None = "test",
+                   allow_overlap: bool = False, default_tolerance: float = 0.2, k: int = 40, seed: int = 0,
+                   baselines: bool = True, progress: bool = True, features_cache: str | None = None) -> dict[str, Any]:
+    """evaluate() on an already-read label table (data = its name in the report)."""
     from router.training.baselines import all_baselines
     from router.model.features import cached_features
     from router.model.head import load_checkpoint
 
     t0 = time.time()
     ckpt = load_checkpoint(checkpoint)
-    table = _align(read_labels(data), ckpt.slots, str(data))
+    table = _align(table, ckpt.slots, str(data))
     rows = eval_rows(table, split)
     overlap = check_overlap(rows.questions, ckpt.train_hashes, allow_overlap, str(data))
     train_rows = baseline_rows(table, rows)
     price_rows = train_rows if train_rows is not None else rows
     expected_cost = np.array([np.nanmean(c) if (~np.isnan(c)).any() else 0.0 for c in price_rows.cost.T])
 
-    X = cached_features(ckpt.encoder_spec, rows.questions, progress=progress)
+    X = cached_features(ckpt.encoder_spec, rows.questions, progress=progress, cache=features_cache)
     P = {"router": ckpt.head.predict(X)}
     if baselines:
-        Xtr = cached_features(ckpt.encoder_spec, train_rows.questions, progress=progress) if train_rows else None
+        Xtr = cached_features(ckpt.encoder_spec, train_rows.questions, progress=progress,
+                              cache=features_cache) if train_rows else None
         Ytr = train_rows.Y if train_rows else None
         P.update(all_baselines(Xtr, Ytr, X, rows.Y, k=k, seed=seed, progress=progress))
     results = score_routers(P, rows.Y, rows.cost, expected_cost, ckpt.slots, default_tolerance)

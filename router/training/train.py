@@ -240,6 +240,7 @@ def train(table: LabelTable, out: str | Path, cfg: TrainConfig | None = None, pr
                 "folds": cfg.cv_folds, "fold_seed": cfg.seed, "fit_seed": cfg.seed,
                 "grouped_by": "question text", "stratified_by": "task" if any(table.tasks) else None,
                 "families": heads or "all", "winner": win.name, "winner_family": win.family,
+                "winner_families": sorted({m.family for m in win.members}) if win.members else [win.family],
                 "winner_setting": {k: (list(v) if isinstance(v, tuple) else v) for k, v in win.setting.items()},
                 "candidates": res["candidates"], "final_fit_seconds": round(res["fit_seconds"], 1),
             },
