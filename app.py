@@ -19,9 +19,8 @@ def create_app(config: str | None = None, registry=None):
 
     from router.routing.registry import RouterRegistry
     from router.serving.app import create_api
-    from router.ui.layout import build_ui
-
     from router.ui.access import ui_access
+    from router.ui.layout import build_ui
 
     registry = registry or RouterRegistry.from_paths(default_path=config or os.environ.get("ROUTER_CONFIG"))
     api = create_api(registry)

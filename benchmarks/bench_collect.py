@@ -19,12 +19,11 @@ from pathlib import Path
 
 import httpx
 
-
+from router.paths import PROJECT_ROOT
+from router.routing.pool import parse_pool
 from router.training.collect import CollectConfig, Item, collect
 from router.training.judges import make_judge
-from router.routing.pool import parse_pool
 from tests.serving import free_port
-from router.paths import PROJECT_ROOT
 
 ROOT = PROJECT_ROOT
 STUB = """

@@ -25,9 +25,8 @@ import time
 from pathlib import Path
 
 os.environ["ROUTER_EMBED_CACHE"] = "0"
-from router.paths import PROJECT_ROOT as ROOT
-
 from benchmarks.bench_route import LONG, SHORT, pct
+from router.paths import PROJECT_ROOT as ROOT
 
 
 def dir_mb(path: Path) -> float:

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 from router.paths import PROJECT_ROOT
 
 ROOT = PROJECT_ROOT

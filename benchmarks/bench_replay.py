@@ -30,9 +30,10 @@ def questions(n: int, max_chars: int) -> list[str]:
 
 
 def write_log(path: Path, router, texts: list[str]) -> None:
+    import numpy as np
+
     from router.audit.record import DecisionRecord
     from router.routing.router import Scores
-    import numpy as np
 
     p = np.full(len(router.pool.models), 0.5)
     with open(path, "w", encoding="utf-8") as f:

@@ -13,11 +13,10 @@ processes hits every contender alike.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
-
-import os
 
 os.environ.setdefault("ROUTER_EMBED_CACHE", "0")  # the same text is routed again and again: measure the encoder
 
@@ -82,12 +81,11 @@ def main() -> None:
 def bench(args, ckpt) -> None:
     import torch
 
-    from router.routing.router import PrefillRouter
+    from router.model import torch_thread
     from router.model.encoder import EncoderSpec, get_encoder
     from router.model.head import load_checkpoint
     from router.routing.pool import load_pool
-
-    from router.model import torch_thread
+    from router.routing.router import PrefillRouter
 
     ck = load_checkpoint(ckpt)
     router = PrefillRouter(load_pool(args.config), checkpoint=ck, encoder=get_encoder(ck.encoder_spec, args.device))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+
 from router.paths import PROJECT_ROOT
 
 ROOT = PROJECT_ROOT
@@ -44,8 +45,9 @@ def main() -> int:
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     args = ap.parse_args()
 
-    import app
     from playwright.sync_api import sync_playwright
+
+    import app
     from router.ui.playground import load_samples
     from tests.serving import ServerThread
 
@@ -66,7 +68,7 @@ def main() -> int:
             route_ms.append(timed(page, lambda: page.click("#route-btn")))
             tol = 1.0 if i % 2 == 0 else 0.0  # alternate extremes so that the choice (and the chart) changes
 
-            def move():
+            def move(tol=tol):
                 box.fill(str(tol))
                 box.press("Enter")
             slider_ms.append(timed(page, move))

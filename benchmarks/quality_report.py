@@ -15,13 +15,12 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from router.paths import PROJECT_ROOT as ROOT
-
 from router.training import metrics
 from router.training.data import LabelTable, read_labels
 
@@ -319,7 +318,7 @@ def main() -> int:
         Path(args.page).write_text(render(results), encoding="utf-8")
         log(f"wrote {args.page} and {args.json}")
         return 0
-    results = {"created": datetime.now(timezone.utc).isoformat(timespec="minutes"),
+    results = {"created": datetime.now(UTC).isoformat(timespec="minutes"),
                "command": "python -m benchmarks.quality_report " + " ".join(sys.argv[1:]), "sets": {}}
     for name in [s.strip() for s in args.sets.split(",") if s.strip()]:
         results["sets"][name] = run_set(name, SETS[name], args)

@@ -22,14 +22,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from router.model.encoder import EncoderSpec, cache_dir, get_encoder
 from router.paths import PROJECT_ROOT
+from router.training import baselines, metrics
+from router.training.data import read_labels
 
 ROOT = PROJECT_ROOT
-
-from router.training import baselines
-from router.training import metrics
-from router.training.data import read_labels
-from router.model.encoder import EncoderSpec, cache_dir, get_encoder
 
 DATA = ROOT / "assets" / "data" / "routerbench.jsonl.gz"
 PAIRS = ROOT / "assets" / "multilingual_pairs.jsonl"

@@ -27,9 +27,10 @@ def main() -> int:
     args = ap.parse_args()
     out = Path(args.out)
 
-    import app
     from playwright.sync_api import sync_playwright
     from serving import ServerThread
+
+    import app
 
     def shot(page, name):
         page.wait_for_timeout(500)  # plotly's transitions

@@ -11,8 +11,9 @@ import gzip
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 
 def _temp_beside(path: Path) -> Path:

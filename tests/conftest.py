@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from router.paths import PROJECT_ROOT
 
 ROOT = PROJECT_ROOT

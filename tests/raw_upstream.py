@@ -89,7 +89,7 @@ class RawUpstream:
         self.closed_early += 1
         self.closed_at.append(time.time())
 
-    def __enter__(self) -> "RawUpstream":
+    def __enter__(self) -> RawUpstream:
         self._thread.start()
         self._ready.wait(10)
         return self

@@ -14,9 +14,9 @@ from router.audit.log import AuditLog, read_records
 from router.audit.record import DecisionRecord, client_id
 from router.audit.summary import parse_time, summarize
 from router.commands.cli import main
-from router.routing.router import PrefillRouter, Scores
 from router.errors import InputError
 from router.routing.pool import load_pool
+from router.routing.router import PrefillRouter, Scores
 
 from .proxy_env import write_pool
 

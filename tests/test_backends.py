@@ -6,11 +6,10 @@ import asyncio
 
 import pytest
 
-from router.upstream.backends import Backend, chunk_text, resolve_key
 from router.errors import MissingKeyError, UpstreamError
-from router.upstream.client import upstream_client
 from router.routing.pool import Slot
-
+from router.upstream.backends import Backend, chunk_text, resolve_key
+from router.upstream.client import upstream_client
 
 
 def slot(stub, model="m1", **kw) -> Slot:

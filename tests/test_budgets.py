@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from router.routing.costs import normalize_usage
-
 from router.routing import budgets as B
+from router.routing.costs import normalize_usage
 from router.serving.governance import Governance
 
 from .governance_env import CLOUD_KEY_ENV, POLICY, SLOTS, Clock, dest, write_pool
 from .proxy_env import audit_for, make_registry, serve_api
 from .upstream_stub import UpstreamStub
 
-EVENING = datetime(2026, 12, 31, 23, 59, 0, tzinfo=timezone.utc).timestamp()  # a minute before day AND month end
+EVENING = datetime(2026, 12, 31, 23, 59, 0, tzinfo=UTC).timestamp()  # a minute before day AND month end
 USAGE = {"prompt_tokens": 1000, "completion_tokens": 1000, "total_tokens": 2000}
 MID_COST = (1000 * 0.5 + 1000 * 1.5) / 1e6  # cloud-mid at USAGE: $0.002
 
@@ -37,7 +36,7 @@ def test_periods_are_utc_days_and_months_including_december():
     pid, start, end = B.period_bounds("day", EVENING)
     assert pid == "2026-12-31" and end - EVENING == 60 and end - start == 86400
     pid, start, end = B.period_bounds("month", EVENING)
-    assert pid == "2026-12" and end == datetime(2027, 1, 1, tzinfo=timezone.utc).timestamp()
+    assert pid == "2026-12" and end == datetime(2027, 1, 1, tzinfo=UTC).timestamp()
     assert B.period_bounds("month", end)[0] == "2027-01"
 
 
@@ -54,7 +53,7 @@ def test_soft_cap_narrows_to_cheaper_slots_as_it_nears():
     rules = [B.BudgetRule(scope="policy", period="month", usd=10.0, mode="soft", soft_at=0.5)]
     kept = {}
     for spent in (0.0, 4.9, 6.0, 8.0, 10.0, 50.0):
-        bp = B.plan(rules, "p", None, POOL_SLOTS, EVENING, lambda k: spent)
+        bp = B.plan(rules, "p", None, POOL_SLOTS, EVENING, lambda k, spent=spent: spent)
         assert bp.refused is None
         kept[spent] = [s.name for s in POOL_SLOTS if s.name not in bp.removed]
     assert kept[0.0] == kept[4.9] == [s.name for s in POOL_SLOTS]

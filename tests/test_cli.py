@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from router.paths import PROJECT_ROOT
 
 ROOT = PROJECT_ROOT

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from router.commands.cli import main as cli_main
-from router.training.collect import (Budget, CollectConfig, Item, collect, read_collected, read_questions, summarize)
-from router.training.data import read_labels
 from router.errors import InputError, MissingKeyError
-from router.training.judges import make_judge
 from router.routing.pool import parse_pool
+from router.training.collect import Budget, CollectConfig, Item, collect, read_collected, read_questions, summarize
+from router.training.data import read_labels
+from router.training.judges import make_judge
 
 QUESTIONS = [
     {"id": "q1", "question": "What is the capital of France?", "reference": "Paris"},
@@ -183,8 +183,8 @@ def test_llm_judge_through_collect_unparseable_is_unknown(stub, tmp_path):
 
     import httpx
 
-    from router.upstream.backends import Backend
     from router.training.collect import collect_async
+    from router.upstream.backends import Backend
 
     stub.behave("dest-a", answer="Paris")
     stub.behave("dest-b", answer="Rome")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router.routing import costs, sweep
-from router.routing.router import ModelScore, select
 from router.errors import InputError
+from router.routing import costs, sweep
 from router.routing.pool import Slot
+from router.routing.router import ModelScore, select
 
 
 def _slot(name="s", cin=2.0, cout=10.0) -> Slot:

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from router.training.data import import_routerbench, read_labels, write_labels
 from router.errors import InputError
+from router.training.data import import_routerbench, read_labels, write_labels
 
 
 def test_read_jsonl_and_csv_agree(tmp_path):

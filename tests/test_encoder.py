@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router.model.encoder import EncoderSpec, get_encoder, messages_to_text
 from router.errors import CheckpointError, InputError
+from router.model.encoder import EncoderSpec, get_encoder, messages_to_text
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,7 @@ def test_evaluate_end_to_end(labeled, checkpoint, tmp_path, capsys):
     assert report["n_train_for_baselines"] == 30 and report["overlap_with_training"] == 0
     assert set(report["results"]) == {"router", "oracle", "random", "prior", "knn-40", "logistic"}
     res = report["results"]
-    for name, r in res.items():
+    for r in res.values():
         assert len(r["curve"]["tolerance"]) == 101 and len(r["distribution"]) == 101
         assert 0.0 <= r["aiq"] <= 1.0
         assert all(sum(d.values()) == pytest.approx(1.0) for d in r["distribution"])
@@ -85,10 +85,10 @@ def test_evaluate_end_to_end(labeled, checkpoint, tmp_path, capsys):
 
 
 def test_report_matches_metrics_on_the_checkpoint_predictions(labeled, checkpoint):
-    from router.training import metrics
-    from router.training.evaluate import evaluate
     from router.model.features import cached_features
     from router.model.head import load_checkpoint
+    from router.training import metrics
+    from router.training.evaluate import evaluate
 
     report = evaluate(checkpoint, labeled, baselines=False, progress=False)
     ck = load_checkpoint(checkpoint)

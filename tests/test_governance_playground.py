@@ -42,7 +42,7 @@ def _clean(stubs, monkeypatch):
 async def _send(router, session, gov=None, review=False):
     async with httpx.AsyncClient() as client:
         ans = None
-        async for ans in playground.send(router, session, client, governance=gov):
+        async for ans in playground.send(router, session, client, governance=gov):  # noqa: B007 (the last is the answer)
             pass
         rv = await playground.review_answer(router, session, client, ans) if review else None
     return ans, rv

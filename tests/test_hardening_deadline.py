@@ -11,12 +11,13 @@ import asyncio
 import json
 import socket
 import time
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
 
+from router.errors import UpstreamError
 from router.upstream.backends import Backend
 from router.upstream.client import upstream_client
 from router.upstream.deadline import Deadline, DeadlineExceeded, retry_after_s
@@ -139,7 +140,7 @@ def test_a_streaming_client_that_hangs_up_cancels_the_upstream_and_records_usage
 def test_retry_after_forms():
     assert retry_after_s("2.5") == 2.5
     assert retry_after_s("-3") is None and retry_after_s("nan") is None and retry_after_s("soon") is None
-    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+    when = datetime.now(UTC) + timedelta(seconds=30)
     assert 25 <= retry_after_s(format_datetime(when, usegmt=True)) <= 31
     assert retry_after_s(format_datetime(when - timedelta(hours=1), usegmt=True)) == 0.0
 
@@ -155,7 +156,7 @@ def test_negative_retry_after_backs_off_instead_of_hammering(stub, registry):
         async with upstream_client() as client:
             backend = Backend(client, retries=2, backoff=0.2, timeout=5)
             t0 = time.perf_counter()
-            with pytest.raises(Exception):
+            with pytest.raises(UpstreamError):
                 await backend.chat(slot, [{"role": "user", "content": "hi"}])
             return time.perf_counter() - t0
 

@@ -42,9 +42,9 @@ def test_gradio_api_without_a_key_is_refused_when_keys_are_set(tmp_path, ui_stub
             assert httpx.get(server.url + path, timeout=30).status_code in (401, 403), path
         r = httpx.post(server.url + "/gradio_api/call/route", json={"data": ["stubpool", "hi", 1.0, SLOTS]}, timeout=30)
         assert r.status_code in (401, 403)
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 (gradio_client's refusal has no exception type of its own)
             Client(server.url + "/", verbose=False, download_files=False)
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 (gradio_client's refusal has no exception type of its own)
             Client(server.url + "/", auth=("anyone", "wrong-key"), verbose=False, download_files=False)
         # With a key as password the playground works (and the API still takes its bearer key).
         c = Client(server.url + "/", auth=("anyone", KEY), verbose=False, download_files=False)
@@ -59,7 +59,7 @@ def test_gradio_api_without_a_key_is_refused_when_keys_are_set(tmp_path, ui_stub
 def test_ui_auth_pairs_log_in(tmp_path, ui_stub, monkeypatch):
     monkeypatch.setenv("ROUTER_UI_AUTH", "alice:s3cret")
     with _serve(tmp_path, ui_stub) as server:
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 (gradio_client's refusal has no exception type of its own)
             Client(server.url + "/", verbose=False, download_files=False)
         c = Client(server.url + "/", auth=("alice", "s3cret"), verbose=False, download_files=False)
         c.close()

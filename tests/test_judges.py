@@ -7,12 +7,24 @@ import asyncio
 import httpx
 import pytest
 
-from router.upstream.backends import Backend
 from router.errors import InputError
-from router.training.judges import (JUDGES, LLMJudge, Verdict, canonical_answer, extract_choice, extract_number,
-                           grade_reference, judge_messages, majority_vote, make_judge, normalize_answer,
-                           parse_verdict, reference_kind)
 from router.routing.pool import Slot
+from router.training.judges import (
+    JUDGES,
+    LLMJudge,
+    Verdict,
+    canonical_answer,
+    extract_choice,
+    extract_number,
+    grade_reference,
+    judge_messages,
+    majority_vote,
+    make_judge,
+    normalize_answer,
+    parse_verdict,
+    reference_kind,
+)
+from router.upstream.backends import Backend
 from tests.upstream_stub import UpstreamStub
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router.training import baselines
-from router.training import metrics
 from router.routing.router import select
+from router.training import baselines, metrics
 
 # Two questions, two models: model 0 costs 1 per call, model 1 costs 10.
 # Model 1 answers both; model 0 only the second. Best single model: 1 (acc 1.0, C_best 20).

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from router.errors import ConfigError, UnknownModelError
-from router.routing.pool import check_scorable, list_configs, load_pool
 from router.paths import PROJECT_ROOT
+from router.routing.pool import check_scorable, list_configs, load_pool
 
 ROOT = PROJECT_ROOT
 

@@ -4,7 +4,6 @@ loopback upstream stub: routing, streaming, pinning, tolerance, failover, sessio
 
 from __future__ import annotations
 
-
 import httpx
 import openai
 import pytest

@@ -10,9 +10,8 @@ import openai
 from router.commands.cli import main
 
 from .conftest import ROOT
-from .serving import free_port
-from .serving import wait_http
 from .proxy_env import POLICY, make_registry, write_pool
+from .serving import free_port, wait_http
 from .upstream_stub import UpstreamStub
 
 

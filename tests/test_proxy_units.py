@@ -13,16 +13,20 @@ import threading
 import numpy as np
 import pytest
 
-from router.serving.anthropic_translate import (StreamTranslator, to_anthropic_message, to_openai_messages,
-                                        to_openai_tools)
-from router.serving.auth import AuthError, check_access, configured_keys
-from router.upstream.backends import Attempt
-from router.routing.router import PrefillRouter, Scores
 from router.errors import MissingKeyError, UpstreamError
-from router.upstream.failover import failover_plan, final_error
-from router.serving.errors import validation_message
 from router.routing.pool import load_pool
+from router.routing.router import PrefillRouter, Scores
+from router.serving.anthropic_translate import (
+    StreamTranslator,
+    to_anthropic_message,
+    to_openai_messages,
+    to_openai_tools,
+)
+from router.serving.auth import AuthError, check_access, configured_keys
+from router.serving.errors import validation_message
 from router.serving.sessions import SessionStore, sticky_choice
+from router.upstream.backends import Attempt
+from router.upstream.failover import failover_plan, final_error
 
 from .proxy_env import write_pool
 
@@ -263,8 +267,8 @@ def test_every_forward_runs_on_the_one_torch_thread_and_a_cancelled_request_is_s
 
 
 def test_routing_text_skips_a_trailing_turn_without_text(router):
-    from router.serving.pipeline import routing_text
     from router.errors import InputError
+    from router.serving.pipeline import routing_text
 
     convo = [{"role": "user", "content": "List the files in /tmp"},
              {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "ls", "input": {}}]},
@@ -282,8 +286,8 @@ def test_an_upstream_echoing_our_key_gets_it_redacted(monkeypatch):
 
     import httpx
 
-    from router.upstream.backends import Backend
     from router.routing.pool import Slot
+    from router.upstream.backends import Backend
 
     def echo(request):
         return httpx.Response(401, json={"error": {"message": f"bad key {request.headers['authorization']}"}})

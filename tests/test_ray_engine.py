@@ -44,8 +44,8 @@ def test_score_on_ray_equals_the_local_run(tmp_path, ray_local):
 
 
 def test_replay_on_ray_equals_the_local_replay(tmp_path, ray_local, default_router):
-    from router.audit.record import DecisionRecord
     from router.audit.provenance import provenance
+    from router.audit.record import DecisionRecord
     from router.audit.replay import replay
 
     log = tmp_path / "audit.jsonl"

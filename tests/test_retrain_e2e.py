@@ -18,8 +18,7 @@ import yaml
 from router.commands.cli import main as cli_main
 from router.training.collect import read_collected
 from tests.conftest import ROOT
-from tests.serving import free_port
-from tests.serving import wait_http
+from tests.serving import free_port, wait_http
 from tests.upstream_stub import UpstreamStub
 
 pytestmark = pytest.mark.slow

@@ -18,10 +18,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from .conftest import ROOT
-from .serving import free_port
-from .proxy_env import POLICY, audit_lines, wait_audit_lines, write_pool
-from .serving import ServerThread, wait_http
 from .metrics_helpers import scrape, total
+from .proxy_env import POLICY, audit_lines, wait_audit_lines, write_pool
+from .serving import ServerThread, free_port, wait_http
 
 pytestmark = pytest.mark.slow
 

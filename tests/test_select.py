@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router.routing.select import check_tolerance, select
 from router.errors import InputError
+from router.routing.select import check_tolerance, select
 
 P = [0.50, 0.90, 0.80, 0.60]
 COST = [1.0, 10.0, 5.0, 2.0]

@@ -8,8 +8,16 @@ import yaml
 
 from router.errors import ConfigError
 from router.routing.pool import load_pool, parse_pool
-from router.routing.sensitivity import (SensitiveRule, iban_ok, luhn_ok, my_number_ok, presidio_available, redact,
-                                        redact_all, scan)
+from router.routing.sensitivity import (
+    SensitiveRule,
+    iban_ok,
+    luhn_ok,
+    my_number_ok,
+    presidio_available,
+    redact,
+    redact_all,
+    scan,
+)
 
 from .proxy_env import CHECKPOINT
 

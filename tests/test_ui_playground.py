@@ -12,12 +12,11 @@ import httpx
 import numpy as np
 import pytest
 
-from router.routing import costs, sweep
-from router.ui import playground
-from router.ui import review
-from router.routing.router import PrefillRouter
 from router.errors import InputError
+from router.routing import costs, sweep
 from router.routing.pool import load_pool
+from router.routing.router import PrefillRouter
+from router.ui import playground, review
 
 from .ui_helpers import stub_pool_yaml
 

@@ -23,8 +23,8 @@ def app_url():
 
 @pytest.fixture(scope="module")
 def log(tmp_path_factory, default_router):
-    from router.audit.record import DecisionRecord
     from router.audit.provenance import provenance
+    from router.audit.record import DecisionRecord
 
     path = tmp_path_factory.mktemp("ui-replay") / "audit.jsonl"
     with open(path, "w", encoding="utf-8") as f:

@@ -84,14 +84,14 @@ class UpstreamStub:
     def base_url(self) -> str:
         return f"{self._server.url}/v1"
 
-    def start(self) -> "UpstreamStub":
+    def start(self) -> UpstreamStub:
         self._server.start()
         return self
 
     def stop(self) -> None:
         self._server.stop()
 
-    def __enter__(self) -> "UpstreamStub":
+    def __enter__(self) -> UpstreamStub:
         return self.start()
 
     def __exit__(self, *exc) -> None:

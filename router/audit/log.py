@@ -28,12 +28,13 @@ import logging
 import math
 import os
 import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
+from router.audit.tail import repair_fd
 from router.errors import InputError
 from router.jsonl import parse_line
-from router.audit.tail import repair_fd
 
 log = logging.getLogger("router.audit")
 

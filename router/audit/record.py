@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from router.errors import InputError
 from router.routing.costs import baseline_cost, normalize_usage, usage_cost
@@ -48,7 +49,7 @@ def query_fields(text: str | None, mode: str) -> dict[str, Any]:
 
 
 def iso_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _attempt_dicts(attempts: Iterable[Any]) -> list[dict[str, Any]]:
@@ -113,7 +114,7 @@ class DecisionRecord:
               attempts: Iterable[Any] = (), usage: Mapping[str, Any] | None = None,
               baseline_prices: Any = None, baseline_output_tokens: float | None = None,
               latency_ms: float | None = None, status: str = "ok", error: str | None = None,
-              **call: Any) -> "DecisionRecord":
+              **call: Any) -> DecisionRecord:
         """One record from a RoutingResult (or None when pinned) plus what happened at call time.
 
         `selected` is the Slot (or its ModelScore, or its name) that answered; its prices price
@@ -198,7 +199,7 @@ class DecisionRecord:
         return info
 
     @classmethod
-    def from_line(cls, line: Mapping[str, Any]) -> "DecisionRecord":
+    def from_line(cls, line: Mapping[str, Any]) -> DecisionRecord:
         """Read a line of either format; unknown keys are ignored, missing ones take defaults."""
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in line.items() if k in known}

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from router.errors import InputError
 
@@ -29,7 +30,7 @@ def parse_time(value: str, now: float | None = None) -> float:
     except ValueError:
         raise InputError(f"cannot read time {value!r}: use e.g. 24h, 7d, 30m or 2026-11-30T08:00Z") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 
@@ -102,7 +103,7 @@ def summarize(records: Iterable[Mapping[str, Any]], split: float | None = None) 
 
 
 def _t(ts: float | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return "-" if ts is None else datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _usd(x: float | None) -> str:

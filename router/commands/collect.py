@@ -32,9 +32,9 @@ def configure(p):
 
 
 def build_judge(args, client):
-    from router.upstream.backends import Backend
-    from router.training.judges import make_judge
     from router.routing.pool import load_pool
+    from router.training.judges import make_judge
+    from router.upstream.backends import Backend
 
     context = {}
     if args.judge_slot:
@@ -46,10 +46,10 @@ def build_judge(args, client):
 def run(args) -> int:
     import asyncio
 
-    from router.training.collect import CollectConfig, asked_slots, collect_async, read_questions, summarize
     from router.errors import InputError
-    from router.upstream.client import upstream_client
     from router.routing.pool import load_pool
+    from router.training.collect import CollectConfig, asked_slots, collect_async, read_questions, summarize
+    from router.upstream.client import upstream_client
 
     pool = load_pool(args.config)
     items = read_questions(args.questions)

@@ -10,7 +10,6 @@ name (pin). Set ROUTER_API_KEYS=key1,key2 to require a bearer key on /v1/*.
 
 from __future__ import annotations
 
-
 from router.upstream.deadline import DEFAULT_DEADLINE_S
 
 

@@ -11,7 +11,6 @@ encoder and head (the existing slots' P do not change).
 
 from __future__ import annotations
 
-
 import argparse
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
+from router.errors import InputError
 from router.model import torch_thread
 from router.model.encoder import content_text
 from router.model.gguf_convert import BUNDLED_MODEL, converted_dir, ensure_converted  # noqa: F401 (re-exported)
-from router.errors import InputError
 
 MAX_CONTEXT_TOKENS = 2048  # SmolLM2's context window; prompts beyond it keep their end
 
@@ -54,12 +54,12 @@ class LocalChatModel:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, path: str | Path, name: str = BUNDLED_MODEL, threads: int | None = None) -> "LocalChatModel":
+    def load(cls, path: str | Path, name: str = BUNDLED_MODEL, threads: int | None = None) -> LocalChatModel:
         """Load on the process's torch thread, where every step of it will run (see torch_thread)."""
         return torch_thread.call(cls, path, name, threads)
 
     @classmethod
-    def bundled(cls, threads: int | None = None) -> "LocalChatModel":
+    def bundled(cls, threads: int | None = None) -> LocalChatModel:
         return cls.load(ensure_converted(BUNDLED_MODEL), BUNDLED_MODEL, threads=threads)
 
     def _next_token(self, step, cache, temperature: float, gen):

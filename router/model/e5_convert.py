@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from router.files import atomic_dir
 from router.errors import CheckpointError
+from router.files import atomic_dir
 
 MAGIC = b"E5S1"
 QK = 32  # weights per Q4_0 block

@@ -12,14 +12,15 @@ import importlib.util
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
-from router.model import torch_thread, window
 from router.errors import CheckpointError, InputError
+from router.model import torch_thread, window
 
 DEFAULT_SOURCE = "all-MiniLM-L6-v2"
 COUNT_SLICE_CHARS = 65536  # count_tokens of a long text takes the tokenizer lock one slice at a time
@@ -116,7 +117,7 @@ class EncoderSpec:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "EncoderSpec":
+    def from_json(cls, d: dict[str, Any]) -> EncoderSpec:
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:

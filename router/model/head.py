@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from router.model.encoder import EncoderSpec
-from router.files import atomic_write_text
 from router.errors import CheckpointError
+from router.files import atomic_write_text
+from router.model.encoder import EncoderSpec
 
 FORMAT = "prefill-router-checkpoint"
 FORMAT_VERSION = 2  # 2: router.json "head.spec" names the head family tree (router/model/heads.py)
@@ -77,7 +77,7 @@ class Head:
         return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in t.items()}
 
     @classmethod
-    def from_tensors(cls, t: dict[str, np.ndarray], where: str) -> "Head":
+    def from_tensors(cls, t: dict[str, np.ndarray], where: str) -> Head:
         try:
             n_layers = len([k for k in t if k.startswith("mlp.") and k.endswith(".weight")])
             layers = [(t[f"mlp.{i}.weight"], t[f"mlp.{i}.bias"]) for i in range(n_layers)]

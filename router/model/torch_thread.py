@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 

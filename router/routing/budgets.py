@@ -17,9 +17,10 @@ and a clock value, so tests drive it across a period boundary without waiting.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Literal, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -70,7 +71,7 @@ def pool_problems(rules: Sequence[BudgetRule], slot_names: Sequence[str]) -> lis
 
 def period_bounds(period: str, now: float) -> tuple[str, float, float]:
     """(period id, start, end) in epoch seconds for the UTC day or month holding `now`."""
-    dt = datetime.fromtimestamp(now, tz=timezone.utc)
+    dt = datetime.fromtimestamp(now, tz=UTC)
     if period == "day":
         start = dt.replace(hour=0, minute=0, second=0, microsecond=0)
         pid = start.strftime("%Y-%m-%d")

@@ -17,8 +17,8 @@ instance is started with `workers` CPUs; with one, the nodes must have this pack
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class CheckpointScorer:
         self.encoder = get_encoder(self.checkpoint.encoder_spec)
 
     @classmethod
-    def loaded(cls, checkpoint, encoder) -> "CheckpointScorer":
+    def loaded(cls, checkpoint, encoder) -> CheckpointScorer:
         """From a router's already loaded checkpoint and encoder (no second load)."""
         self = cls.__new__(cls)
         self.checkpoint, self.encoder = checkpoint, encoder

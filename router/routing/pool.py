@@ -12,11 +12,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from router.paths import CONFIG_DIR, PROJECT_ROOT  # noqa: F401 (PROJECT_ROOT re-exported)
-from router.routing.costs import price_usd
 from router.errors import ConfigError, UnknownModelError
+from router.paths import CONFIG_DIR, PROJECT_ROOT  # noqa: F401 (PROJECT_ROOT re-exported)
 from router.routing import budgets as budget_rules
 from router.routing import sensitivity
+from router.routing.costs import price_usd
 
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 OPENROUTER_BASE = "https://openrouter.ai/api/v1"

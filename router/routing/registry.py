@@ -6,12 +6,12 @@ config in configs/ costs one model load.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-from router.routing.router import PrefillRouter
 from router.errors import ConfigError, UnknownModelError
 from router.routing.pool import DEFAULT_CONFIG, Slot, list_configs, load_pool
+from router.routing.router import PrefillRouter
 
 
 class RouterRegistry:
@@ -28,7 +28,7 @@ class RouterRegistry:
 
     @classmethod
     def from_paths(cls, paths: Iterable[str | Path] | None = None, default_path: str | Path | None = None,
-                   ) -> "RouterRegistry":
+                   ) -> RouterRegistry:
         """Load the given configs (default: every YAML in configs/); the first path is the default pool."""
         paths = [Path(p) for p in (paths or [])] or list_configs()
         default_path = Path(default_path) if default_path else (DEFAULT_CONFIG if DEFAULT_CONFIG in paths else paths[0])

@@ -8,9 +8,10 @@ crosses layers (UI, proxy, audit log).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -149,7 +150,7 @@ class PrefillRouter:
                              if i in self._predicted else self._out_source[i] for i, s in enumerate(pool.models)]
 
     @classmethod
-    def from_config(cls, path: str | Path | None = None) -> "PrefillRouter":
+    def from_config(cls, path: str | Path | None = None) -> PrefillRouter:
         return cls(load_pool(path))
 
     @property
@@ -160,7 +161,6 @@ class PrefillRouter:
     @staticmethod
     def query_text(query_or_messages: Any) -> str:
         from router.model.encoder import messages_to_text
-
         from router.safe_text import check_text
 
         if isinstance(query_or_messages, str):

@@ -8,8 +8,9 @@ model (the router, the sweep, the metrics, sticky sessions) calls this module, s
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -399,7 +400,7 @@ def _apply(messages: Sequence[Any] | str, where: dict[int, list[tuple[str, Span]
         by_path: dict[str, list[Span]] = {}
         for path, span in todo:
             by_path.setdefault(path, []).append(span)
-        out.append(_walk(msg, lambda path, text: mask(text, by_path[path]) if path in by_path else None))
+        out.append(_walk(msg, lambda path, text, by_path=by_path: mask(text, by_path[path]) if path in by_path else None))
     return out[0] if single else out
 
 

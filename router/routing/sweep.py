@@ -7,8 +7,9 @@ Scores are computed once (one encoder pass per question); each tolerance is a ve
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

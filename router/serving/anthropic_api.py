@@ -6,18 +6,33 @@ The routing reads the Anthropic conversation itself (system prompt excluded, as 
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import anyio
 
-from router.serving.anthropic_translate import StreamTranslator, sse_event, to_anthropic_message, to_openai_messages, to_openai_tools
-from router.serving.pipeline import (Decision, ProxyState, complete, decide, fail, outgoing, remember, router_headers,
-                                     router_info,
-                                     write_audit)
 from router.errors import InputError, UpstreamError
+from router.serving.anthropic_translate import (
+    StreamTranslator,
+    sse_event,
+    to_anthropic_message,
+    to_openai_messages,
+    to_openai_tools,
+)
 from router.serving.guard import UsageSoFar, audit_on_error
-from router.upstream.failover import OpenStream, open_stream_with_failover
+from router.serving.pipeline import (
+    Decision,
+    ProxyState,
+    complete,
+    decide,
+    fail,
+    outgoing,
+    remember,
+    router_headers,
+    router_info,
+    write_audit,
+)
 from router.serving.schemas import CountTokensRequest, MessagesRequest
+from router.upstream.failover import OpenStream, open_stream_with_failover
 
 
 def upstream_params(req: MessagesRequest) -> dict:

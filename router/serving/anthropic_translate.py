@@ -20,7 +20,8 @@ message_delta, message_stop.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from router.errors import InputError
 from router.model.encoder import content_text

@@ -24,32 +24,38 @@ upstream call.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from router.serving import errors as http_errors
-from router.serving.anthropic_api import count_tokens
-from router.serving.anthropic_api import messages as anthropic_messages
-from router.audit.log import AuditLog
-from router.upstream.backends import Backend
-from router.serving.openai_api import chat_completions
-from router.serving.schemas import (ChatCompletionRequest, CountTokensRequest, MessagesRequest, ResponsesRequest,
-                                    RouteRequest)
-from router.serving import conventions
-from router.serving.responses_api import responses as responses_endpoint
-from router.serving.auth import check_access, configured_keys, key_names
-from router.serving import governance as gov_hooks
-from router.serving.limits import BodyLimit, configured_max_body
-from router.serving.openapi_doc import document_errors
-from router.upstream.deadline import DEFAULT_DEADLINE_S
-from router.serving.pipeline import ProxyState
 from router import __version__
+from router.audit.log import AuditLog
 from router.errors import InputError
 from router.routing.registry import RouterRegistry
+from router.serving import conventions
+from router.serving import errors as http_errors
+from router.serving import governance as gov_hooks
+from router.serving.anthropic_api import count_tokens
+from router.serving.anthropic_api import messages as anthropic_messages
+from router.serving.auth import check_access, configured_keys, key_names
+from router.serving.limits import BodyLimit, configured_max_body
+from router.serving.openai_api import chat_completions
+from router.serving.openapi_doc import document_errors
+from router.serving.pipeline import ProxyState
+from router.serving.responses_api import responses as responses_endpoint
+from router.serving.schemas import (
+    ChatCompletionRequest,
+    CountTokensRequest,
+    MessagesRequest,
+    ResponsesRequest,
+    RouteRequest,
+)
+from router.upstream.backends import Backend
+from router.upstream.deadline import DEFAULT_DEADLINE_S
 
 AUDIT_ENV = "ROUTER_AUDIT_LOG"
 
@@ -63,7 +69,7 @@ def _client():
 
 def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path | None = None,
                api_keys: Sequence[str] | None = None, retries: int = 2, backoff: float = 0.25,
-               timeout: float = 120.0, governance: "gov_hooks.Governance | None" = None, metrics: bool = True,
+               timeout: float = 120.0, governance: gov_hooks.Governance | None = None, metrics: bool = True,
                tracing: Any = "env", cors_origins: Sequence[str] | None = None,
                deadline: float = DEFAULT_DEADLINE_S, max_body: int | None = None):
     """Build the API. Audit log: `audit_log`, else $ROUTER_AUDIT_LOG, else none.

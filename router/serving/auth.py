@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import os
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 from router.errors import RouterError
 

@@ -15,10 +15,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from router.errors import (
+    CheckpointError,
+    ConfigError,
+    GovernanceError,
+    InputError,
+    MissingKeyError,
+    RouterError,
+    UnknownModelError,
+    UpstreamError,
+)
 from router.serving.auth import AuthError
 from router.serving.guard import ClientClosed
-from router.errors import (CheckpointError, ConfigError, GovernanceError, InputError, MissingKeyError, RouterError, UnknownModelError,
-                     UpstreamError)
 
 log = logging.getLogger("router.serving.app")
 

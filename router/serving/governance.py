@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from router.audit.record import client_id
 from router.errors import GovernanceError
@@ -37,7 +38,7 @@ class Governance:
 
     @classmethod
     def create(cls, audit_path=None, redis_url: str | None = None, clock: Callable[[], float] = time.time,
-               key_names: dict[str, str] | None = None) -> "Governance":
+               key_names: dict[str, str] | None = None) -> Governance:
         redis_url = redis_url if redis_url is not None else os.environ.get(REDIS_ENV) or None
         spend, sessions, link = state_backends(audit_path, redis_url, clock=clock)
         return cls(spend=spend, sessions=sessions, link=link, clock=clock, key_names=dict(key_names or {}))

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Awaitable, Iterator, TypeVar
+from collections.abc import Awaitable, Iterator
+from typing import Any, TypeVar
 
 from router.errors import RouterError
 

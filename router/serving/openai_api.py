@@ -10,19 +10,29 @@ ends with an OpenAI error chunk, which the SDKs raise.
 from __future__ import annotations
 
 import time
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 
 from router.errors import UpstreamError
-from router.serving.pipeline import (Decision, ProxyState, complete, decide, fail, outgoing, remember, router_headers,
-                                     router_info,
-                                     write_audit)
 from router.routing.costs import normalize_usage
-from router.sse import DONE, sse
 from router.serving.guard import UsageSoFar, audit_on_error
-from router.upstream.failover import OpenStream, open_stream_with_failover
+from router.serving.pipeline import (
+    Decision,
+    ProxyState,
+    complete,
+    decide,
+    fail,
+    outgoing,
+    remember,
+    router_headers,
+    router_info,
+    write_audit,
+)
 from router.serving.schemas import ChatCompletionRequest
+from router.sse import DONE, sse
+from router.upstream.failover import OpenStream, open_stream_with_failover
 
 OWN_FIELDS = {"model", "messages", "stream", "stream_options", "tolerance", "models", "max_tokens",
               "temperature", "stop"}

@@ -10,24 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from router.audit.log import AuditLog
 from router.audit.provenance import provenance
 from router.audit.record import DecisionRecord, client_id, new_request_id
-from router.serving import telemetry
-from router.upstream.backends import Attempt, Backend
-from router.serving.batching import ScoreBatcher
-from router.routing.router import PrefillRouter, RoutingResult, Scores
-from router.model.encoder import content_text
 from router.errors import InputError, UpstreamError
-from router.upstream.deadline import DEFAULT_DEADLINE_S, Deadline
-from router.upstream.failover import chat_with_failover, failover_plan
+from router.model.encoder import content_text
 from router.routing.pool import Slot
 from router.routing.registry import RouterRegistry
-from router.serving.sessions import SessionStore, sticky_choice
+from router.routing.router import PrefillRouter, RoutingResult, Scores
 from router.serving import governance as gov_hooks
+from router.serving import telemetry
+from router.serving.batching import ScoreBatcher
+from router.serving.sessions import SessionStore, sticky_choice
+from router.upstream.backends import Attempt, Backend
+from router.upstream.deadline import DEFAULT_DEADLINE_S, Deadline
+from router.upstream.failover import chat_with_failover, failover_plan
 
 
 @dataclass
@@ -42,7 +43,7 @@ class ProxyState:
     timeout: float = 120.0
     deadline: float = DEFAULT_DEADLINE_S  # total seconds per request, across retries and failover
     batchers: dict[str, ScoreBatcher] = field(default_factory=dict)
-    governance: "gov_hooks.Governance | None" = None  # spend counters, shared sessions, clock
+    governance: gov_hooks.Governance | None = None  # spend counters, shared sessions, clock
     metrics: Any = None  # router.serving.metrics.Metrics of this app, or None
     tracing: Any = None  # router.serving.tracing.Tracing of this app, or None (opt-in)
 
@@ -74,7 +75,7 @@ class Decision:
     started: float = field(default_factory=time.perf_counter)
     ts: float = field(default_factory=time.time)
     routing_wall_ms: float | None = None  # arrival to decision: the forward plus any wait for the encoder
-    gate: "gov_hooks.Gate | None" = None  # what the sensitivity rules and budgets did
+    gate: gov_hooks.Gate | None = None  # what the sensitivity rules and budgets did
     budget_client: str | None = None  # the client as budgets count it (key name or pseudonym)
     deadline: Deadline = field(default_factory=lambda: Deadline(None))
 

@@ -7,7 +7,8 @@ swallowed, and the trace export itself runs on the OpenTelemetry SDK's own threa
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 ENDPOINT_VARS = ("ROUTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -105,7 +106,7 @@ class Tracing:
 
     @classmethod
     def otlp(cls, endpoint: str, headers: Mapping[str, str] | None = None, timeout: float = 5.0,
-             **kw: Any) -> "Tracing":
+             **kw: Any) -> Tracing:
         """OTLP over HTTP/protobuf (what Langfuse and every collector accept)."""
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -119,7 +120,7 @@ class Tracing:
         return cls(exporter, **kw)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Tracing | None":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Tracing | None:
         env = os.environ if environ is None else environ
         if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
             return None

@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from router.upstream.backends import Backend, resolve_key
-from router.training.data import approx_tokens, question_id
+from router.errors import InputError, MissingKeyError, UpstreamError
 from router.files import atomic_write
+from router.jsonl import iter_objects
+from router.routing.pool import Pool, Slot
+from router.training.data import approx_tokens, question_id
+from router.training.judges import Judge, Verdict
 from router.training.questions import Question as Item
 from router.training.questions import read_questions as read_questions_file
-from router.errors import InputError, MissingKeyError, UpstreamError
-from router.jsonl import iter_objects
-from router.training.judges import Judge, Verdict
-from router.routing.pool import Pool, Slot
+from router.upstream.backends import Backend, resolve_key
 
 DEFAULT_OUTPUT_GUESS = 256  # output tokens assumed for a slot's budget reservation before it has answered
 

@@ -14,14 +14,15 @@ import hashlib
 import json
 import math
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
-from router.files import atomic_write
 from router.errors import InputError
+from router.files import atomic_write
 from router.jsonl import iter_objects
 
 LONG_FIELDS = ["id", "question", "model", "correct", "cost_usd", "input_tokens", "output_tokens", "task", "split"]
@@ -107,7 +108,7 @@ class LabelTable:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def subset(self, idx: Iterable[int]) -> "LabelTable":
+    def subset(self, idx: Iterable[int]) -> LabelTable:
         idx = np.asarray(list(idx), dtype=int)
         return LabelTable(
             ids=[self.ids[i] for i in idx], questions=[self.questions[i] for i in idx], models=list(self.models),
@@ -115,10 +116,10 @@ class LabelTable:
             input_tokens=self.input_tokens[idx], tasks=[self.tasks[i] for i in idx],
             splits=[self.splits[i] for i in idx])
 
-    def split(self, name: str) -> "LabelTable":
+    def split(self, name: str) -> LabelTable:
         return self.subset(i for i, s in enumerate(self.splits) if s == name)
 
-    def select_models(self, models: list[str]) -> "LabelTable":
+    def select_models(self, models: list[str]) -> LabelTable:
         missing = [m for m in models if m not in self.models]
         if missing:
             raise InputError(f"models not in the data: {missing}; the data has {self.models}")
@@ -182,7 +183,7 @@ def read_labels(path: str | Path) -> LabelTable:
     if not questions:
         raise InputError(f"{path}: no labeled rows found")
     shape = (len(questions), len(models))
-    Y, C, O, I = (np.full(shape, np.nan) for _ in range(4))
+    Y, C, O, I = (np.full(shape, np.nan) for _ in range(4))  # noqa: E741 (correct, cost, output, input)
     for qi, mi, y, c, o, i in cells:
         Y[qi, mi], C[qi, mi], O[qi, mi], I[qi, mi] = (np.nan if v is None else v for v in (y, c, o, i))
     return LabelTable(list(ids), questions, list(models), Y, C, O, I, tasks, splits)

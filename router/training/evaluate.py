@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from router.errors import InputError
+from router.files import atomic_write_text
 from router.training import metrics
 from router.training.data import LabelTable, read_labels, short_hash
-from router.files import atomic_write_text
-from router.errors import InputError
-
 
 
 def eval_rows(table: LabelTable, split: str | None) -> LabelTable:
@@ -111,9 +111,9 @@ def evaluate_table(checkpoint: str | Path, table: LabelTable, data: str = "", sp
                    allow_overlap: bool = False, default_tolerance: float = 0.2, k: int = 40, seed: int = 0,
                    baselines: bool = True, progress: bool = True, features_cache: str | None = None) -> dict[str, Any]:
     """evaluate() on an already-read label table (data = its name in the report)."""
-    from router.training.baselines import all_baselines
     from router.model.features import cached_features
     from router.model.head import load_checkpoint
+    from router.training.baselines import all_baselines
 
     t0 = time.time()
     ckpt = load_checkpoint(checkpoint)
@@ -197,7 +197,7 @@ def write_json(report: dict[str, Any], path: str | Path) -> None:
 
 def record_in_checkpoint(report: dict[str, Any], checkpoint: str | Path) -> Path:
     """Store the held-out summary in router.json as metrics[<split>] (weights untouched)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from router.model.head import META_FILE
 
@@ -214,7 +214,7 @@ def record_in_checkpoint(report: dict[str, Any], checkpoint: str | Path) -> Path
         "baselines_aiq": {k: v["aiq"] for k, v in report["results"].items() if k != "router"},
         "baselines_cost_save_at_parity": {k: v["cost_save_at_parity"] for k, v in report["results"].items()
                                           if k != "router"},
-        "evaluated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "evaluated": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python -m router evaluate --checkpoint CHECKPOINT --data DATA --record",
     })
     meta.setdefault("metrics", {})[report["split"] or "all"] = _jsonable(summary)

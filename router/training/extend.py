@@ -10,7 +10,7 @@ loss on the new labels. The existing slots' weights are untouched, so their P do
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +96,7 @@ def extend(checkpoint: str | Path, table: LabelTable, out: str | Path, features_
     training.setdefault("extensions", []).append({
         "from": str(checkpoint), "slots": new, "n_labels": sum(f["n_labels"] for f in facts), "columns": facts,
         "data_fingerprint": table.fingerprint(), "seed": seed, "seconds": round(time.time() - t0, 1),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        "created": datetime.now(UTC).isoformat(timespec="seconds")})
     meta["training"] = training
     meta.get("metrics", {}).pop("test", None)  # held-out numbers were for the old slot set
     save_checkpoint(out, ExtendedHead(base, cols), meta)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -276,7 +277,7 @@ class Candidate:
     chosen: dict[str, Any]
     seconds: float
     score: dict[str, Any] | None = None
-    members: list["Candidate"] | None = None  # for averages
+    members: list[Candidate] | None = None  # for averages
     P_cal: np.ndarray | None = None  # cross-fitted calibrated P_oof
 
     @property

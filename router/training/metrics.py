@@ -13,7 +13,8 @@ costs; [m] or [n, m]). No encoder, no checkpoint: `evaluate` feeds these.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

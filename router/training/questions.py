@@ -11,9 +11,10 @@ Ids default to a hash of the question. An id used for two different questions is
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from router.errors import InputError
 from router.jsonl import parse_line

@@ -10,7 +10,8 @@ scored from their members' out-of-fold P (no extra fits). The winner is refitted
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

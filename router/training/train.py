@@ -14,17 +14,17 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from router.model import torch_thread
-from router.training.data import LabelTable, short_hash
-from router.model.encoder import EncoderSpec
 from router.errors import InputError
+from router.model import torch_thread
+from router.model.encoder import EncoderSpec
 from router.model.head import Head, save_checkpoint
+from router.training.data import LabelTable, short_hash
 
 
 def default_encoder() -> EncoderSpec:
@@ -231,7 +231,7 @@ def train(table: LabelTable, out: str | Path, cfg: TrainConfig | None = None, pr
         "prior_accuracy": {m: round(float(np.nanmean(table.Y[:, j])), 4) for j, m in enumerate(table.models)},
         "training": {
             "config": cfg.to_json(), "data_fingerprint": table.fingerprint(), "n_questions": len(table),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "seconds": round(time.time() - t0, 1), "features_seconds": round(t_feat, 1),
             "search_seconds": round(t_search, 1), "n_train": len(table), "n_val": 0,
             "search": {

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import plotly.graph_objects as go
 
-from router.routing.router import RoutingResult
 from router.routing.costs import Projection
+from router.routing.router import RoutingResult
 from router.routing.sweep import SweepResult
 
 # Okabe-Ito: distinguishable with every common colour-vision deficiency. The decision chart's

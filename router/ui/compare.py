@@ -8,9 +8,9 @@ per checkpoint and each pool reads its own label columns).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
-from typing import Mapping, Sequence
 
 import numpy as np
 

@@ -12,19 +12,17 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from router.errors import RouterError
+from router.paths import ASSETS_DIR
 from router.routing import costs, sweep
+from router.routing.registry import RouterRegistry
 from router.ui import compare as cmp
-from router.ui import explain
-from router.ui import playground
-from router.ui import pool_design
+from router.ui import explain, playground, pool_design
+from router.ui import views as V
 from router.ui.access import UIAccess, ui_access
+from router.ui.charts import decision_figure, distribution_figure, projection_figure, sweep_figures
 from router.ui.spend import audit_answer, audit_review
 from router.ui.uploads import checked_upload
-from router.ui import views as V
-from router.paths import ASSETS_DIR
-from router.errors import RouterError
-from router.routing.registry import RouterRegistry
-from router.ui.charts import decision_figure, distribution_figure, projection_figure, sweep_figures
 
 CSS_PATH = str(ASSETS_DIR / "style.css")
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="emerald", neutral_hue="slate",

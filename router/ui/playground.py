@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any
 
+from router.errors import GovernanceError, InputError, MissingKeyError, UpstreamError
+from router.paths import ASSETS_DIR
 from router.routing import costs
 from router.routing import sweep as tolerance_sweep
 from router.routing.router import PrefillRouter, RoutingResult, Scores
-from router.paths import ASSETS_DIR
-from router.errors import GovernanceError, InputError, MissingKeyError, UpstreamError
 
 SAMPLES_PATH = ASSETS_DIR / "samples.json"
 MAX_SWEEP_QUESTIONS = 5000
@@ -121,7 +122,7 @@ def _upsert(session: Session, record: dict[str, Any]) -> None:
 
 
 def decision_record(result: RoutingResult, query: str, request_id: str, query_mode: str = "store",
-                    ts: float | None = None, ans: "Answer | None" = None, attempts: Sequence = (),
+                    ts: float | None = None, ans: Answer | None = None, attempts: Sequence = (),
                     router: PrefillRouter | None = None) -> dict[str, Any]:
     """One decision as an audit line (router/audit/record.py), tagged api="playground"; with
     `router`, the provenance fields that make it replayable (router/audit/provenance.py).
@@ -213,8 +214,8 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
 async def review_answer(router: PrefillRouter, session: Session, client, ans: Answer, own_urls=(),
                         max_tokens: int = 300):
     """Auto review of a finished answer by the pool's judge slot; stored on the session's record."""
-    from router.upstream.backends import Backend
     from router.ui.review import review
+    from router.upstream.backends import Backend
 
     if ans.error is not None or not ans.done:
         return None

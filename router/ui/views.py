@@ -5,13 +5,14 @@ Pure formatting; the numbers come from `core`, `costs` and `playground`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from html import escape
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from router.routing.router import RoutingResult
 from router.routing.costs import Projection, SessionStats, session_stats
-from router.routing.sweep import SweepResult
 from router.routing.pool import Pool
+from router.routing.router import RoutingResult
+from router.routing.sweep import SweepResult
 
 COST_HEADERS = ["Model", "P(correct)", "Exp. cost ($)", "$/M in", "$/M out", "Exp. out tok.", "Status"]
 AUDIT_HEADERS = ["UTC", "Query", "Tol.", "Chosen", "p_max", "Thresh.", "Routed $", "Basis", "Baseline $", "Status"]

@@ -13,19 +13,19 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 
-from router.routing.costs import normalize_usage
-
-from router.upstream.adapt import adapt_messages
 from router.errors import InputError, MissingKeyError, UpstreamError
+from router.routing.costs import normalize_usage
+from router.routing.pool import Slot
 from router.safe_text import check_value
+from router.upstream.adapt import adapt_messages
 from router.upstream.client import TRANSPORT_ERRORS, error_text
 from router.upstream.deadline import Deadline, DeadlineExceeded, retry_after_s
-from router.routing.pool import Slot
 
 RETRY_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_RETRY_AFTER_S = 5.0

@@ -9,14 +9,15 @@ A stream can fail over only before its first chunk; after that the client alread
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
-from router.upstream.backends import Attempt, Backend, ChatResult, chunk_has_substance
-from router.upstream.deadline import Deadline, DeadlineExceeded
-from router.routing.router import RoutingResult
 from router.errors import MissingKeyError, UpstreamError
 from router.routing.pool import Pool, Slot
+from router.routing.router import RoutingResult
+from router.upstream.backends import Attempt, Backend, ChatResult, chunk_has_substance
+from router.upstream.deadline import Deadline, DeadlineExceeded
 
 CLIENT_ERROR_STATUSES = {400, 413, 422}
 
