@@ -18,7 +18,8 @@ import numpy as np
 from router.errors import InputError
 from router.model.heads import ColumnHead, ExtendedHead, find_irt
 from router.training.data import LabelTable, short_hash
-from router.training.families import _logloss, fit_logistic_all, standardizer
+from router.training.families import _logloss, fit_logistic_all
+from router.training.preprocess import standardizer
 
 EXTEND_CS = (0.01, 0.1, 1.0, 10.0)
 MIN_LABELS = 10

@@ -17,12 +17,7 @@ from typing import Any
 import numpy as np
 
 from router.model.heads import AverageHead, IRTHead, KNNHead, LogisticHead, MLPHead, unit
-
-
-def standardizer(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = X.mean(axis=0)
-    scale = X.std(axis=0)
-    return mean.astype(np.float32), np.where(scale < 1e-6, 1.0, scale).astype(np.float32)
+from router.training.preprocess import fit_pca, standardizer
 
 
 def slot_prior(Y: np.ndarray) -> np.ndarray:
@@ -205,7 +200,6 @@ def _fit_irt(X, Y, dim, weight_decay, seed, max_iter=400):
     """L-BFGS on the masked mean BCE + weight_decay * (|W_a|^2 + |w_b|^2 + |theta|^2), numpy gradients."""
     from scipy.optimize import minimize
 
-    from router.training.train import fit_pca
 
     mean, scale = standardizer(X)
     proj = fit_pca((X - mean) / scale, IRT_PCA).astype(np.float64)

@@ -25,6 +25,7 @@ from router.model import torch_thread
 from router.model.encoder import EncoderSpec
 from router.model.head import Head, save_checkpoint
 from router.training.data import LabelTable, short_hash
+from router.training.preprocess import fit_pca, standardizer  # noqa: F401 (fit_pca re-exported)
 
 
 def default_encoder() -> EncoderSpec:
@@ -56,16 +57,6 @@ class TrainConfig:
         d["encoder"] = self.encoder.to_json()
         d["hidden"] = list(self.hidden)
         return d
-
-
-def fit_pca(Z: np.ndarray, k: int) -> np.ndarray:
-    """Principal axes [d, k] of already-standardized Z (deterministic sign)."""
-    k = max(1, min(k, Z.shape[0] - 1, Z.shape[1]))
-    Zc = Z - Z.mean(axis=0)
-    _, _, Vt = np.linalg.svd(Zc, full_matrices=False)
-    V = Vt[:k].T
-    signs = np.sign(V[np.abs(V).argmax(axis=0), np.arange(k)])
-    return (V * np.where(signs == 0, 1, signs)).astype(np.float32)
 
 
 def _masked_bce(logits, y, mask):
@@ -167,9 +158,7 @@ def train_head(X: np.ndarray, Y: np.ndarray, cfg: TrainConfig, progress: bool = 
     perm = rng.permutation(n)
     n_val = max(2, int(round(n * cfg.val_fraction)))
     va, tr = perm[:n_val], perm[n_val:]
-    mean = X[tr].mean(axis=0)
-    scale = X[tr].std(axis=0)
-    scale = np.where(scale < 1e-6, 1.0, scale)
+    mean, scale = standardizer(X[tr])
     pca = fit_pca((X[tr] - mean) / scale, cfg.pca_dim)
     Z = ((X - mean) / scale) @ pca
     members, epochs, losses = [], [], []
