@@ -1,6 +1,6 @@
 """Reading an audit log back: routing distribution, spend vs the baseline, drift between two windows.
 
-Plain functions over the records `router.audit.read_records` yields; `python -m router audit
+Plain functions over the records `router.audit.log.read_records` yields, read as DecisionRecords; `python -m router audit
 summary` prints `format_summary(summarize(...))`.
 """
 
@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from router.audit.record import DecisionRecord
 from router.errors import InputError
 
 _REL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -34,37 +35,44 @@ def parse_time(value: str, now: float | None = None) -> float:
     return dt.timestamp()
 
 
-def _cost(r: Mapping[str, Any]) -> float | None:
-    if r.get("actual_cost_usd") is not None:
-        return float(r["actual_cost_usd"])
-    if r.get("expected_cost_usd") is not None:
-        return float(r["expected_cost_usd"])
+def _cost(r: DecisionRecord) -> float | None:
+    """What a request cost: real usage when it had an answer, else the router's estimate."""
+    if r.actual_cost_usd is not None:
+        return float(r.actual_cost_usd)
+    if r.expected_cost_usd is not None:
+        return float(r.expected_cost_usd)
     return None
 
 
-def _chosen(r: Mapping[str, Any]) -> str:
-    return str(r.get("chosen") or r.get("selected") or "?")
+def _chosen(r: DecisionRecord) -> str:
+    return str(r.chosen or r.selected or "?")
 
 
-def window_stats(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def records_of(records: Iterable[Mapping[str, Any] | DecisionRecord]) -> list[DecisionRecord]:
+    """Audit lines (format 1 or 2) as DecisionRecords, oldest first."""
+    recs = [r if isinstance(r, DecisionRecord) else DecisionRecord.from_line(r) for r in records]
+    return sorted(recs, key=lambda r: float(r.ts))
+
+
+def window_stats(records: Sequence[Mapping[str, Any] | DecisionRecord]) -> dict[str, Any]:
+    records = records_of(records)
     dist = Counter(_chosen(r) for r in records)
     # Spend compares like with like: only answered requests, each with its baseline counterpart.
-    served = [r for r in records if r.get("status") == "ok"]
+    served = [r for r in records if r.status == "ok"]
     costs = [c for c in (_cost(r) for r in served) if c is not None]
-    base = [float(r["baseline_cost_usd"]) for r in served if r.get("baseline_cost_usd") is not None]
+    base = [float(r.baseline_cost_usd) for r in served if r.baseline_cost_usd is not None]
     n = len(records)
     return {
         "requests": n,
-        "errors": sum(1 for r in records if r.get("status") != "ok"),
-        "failovers": sum(1 for r in records if r.get("selected") and r.get("chosen")
-                         and r["selected"] != r["chosen"]),
+        "errors": sum(1 for r in records if r.status != "ok"),
+        "failovers": sum(1 for r in records if r.selected and r.chosen and r.selected != r.chosen),
         "distribution": {k: v / n for k, v in dist.most_common()} if n else {},
         "counts": dict(dist.most_common()),
         "spend_usd": sum(costs),
         "baseline_usd": sum(base),
         "cost_per_request_usd": (sum(costs) / len(costs)) if costs else None,
-        "first": min((r["ts"] for r in records), default=None),
-        "last": max((r["ts"] for r in records), default=None),
+        "first": min((r.ts for r in records), default=None),
+        "last": max((r.ts for r in records), default=None),
     }
 
 
@@ -83,19 +91,19 @@ def drift(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
 
 def summarize(records: Iterable[Mapping[str, Any]], split: float | None = None) -> dict[str, Any]:
     """Totals, plus drift between [first, split) and [split, last]; split defaults to the midpoint in time."""
-    recs = sorted(records, key=lambda r: float(r["ts"]))
+    recs = records_of(records)
     total = window_stats(recs)
-    baselines = Counter(r.get("baseline") for r in recs if r.get("baseline"))
-    policies = Counter(r.get("policy") for r in recs if r.get("policy"))
+    baselines = Counter(r.baseline for r in recs if r.baseline)
+    policies = Counter(r.policy for r in recs if r.policy)
     out: dict[str, Any] = {"total": total, "baseline": baselines.most_common(1)[0][0] if baselines else None,
                            "policies": dict(policies)}
     saved = total["baseline_usd"] - total["spend_usd"]
     out["saved_usd"] = saved
     out["saved_pct"] = 100.0 * saved / total["baseline_usd"] if total["baseline_usd"] > 0 else None
     if len(recs) >= 2:
-        cut = split if split is not None else (float(recs[0]["ts"]) + float(recs[-1]["ts"])) / 2
-        a = [r for r in recs if float(r["ts"]) < cut]
-        b = [r for r in recs if float(r["ts"]) >= cut]
+        cut = split if split is not None else (float(recs[0].ts) + float(recs[-1].ts)) / 2
+        a = [r for r in recs if float(r.ts) < cut]
+        b = [r for r in recs if float(r.ts) >= cut]
         if a and b:
             wa, wb = window_stats(a), window_stats(b)
             out["windows"] = {"split": cut, "before": wa, "after": wb, "drift": drift(wa, wb)}
