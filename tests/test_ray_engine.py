@@ -40,7 +40,7 @@ def test_score_on_ray_equals_the_local_run(tmp_path, ray_local):
     assert [r["id"] for r in remote] == [r["id"] for r in local]
     for a, b in zip(local, remote):
         assert a["p"].keys() == b["p"].keys()
-        assert max(abs(a["p"][k] - b["p"][k]) for k in a["p"]) <= 2e-6
+        assert max(abs(a["p"][k] - b["p"][k]) for k in a["p"]) <= 1e-5  # float32 sums in another process
 
 
 def test_replay_on_ray_equals_the_local_replay(tmp_path, ray_local, default_router):

@@ -10,7 +10,6 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 
 from router.audit.replay import replay
@@ -78,10 +77,16 @@ def test_fingerprint_follows_the_weights_not_the_file_layout(tmp_path):
     save_checkpoint(tmp_path / "same", a.head, {k: v for k, v in a.meta.items()
                                                 if k not in ("format", "format_version")})
     assert load_checkpoint(tmp_path / "same").fingerprint == a.fingerprint
-    head = a.head
-    head.layers[-1][1][:] += 1e-3  # one bias nudged
-    save_checkpoint(tmp_path / "other", head, {k: v for k, v in a.meta.items() if k not in ("format", "format_version")})
-    assert load_checkpoint(tmp_path / "other").fingerprint != a.fingerprint
+    # one weight nudged, whatever the head family: edit the stored tensors themselves
+    from safetensors.numpy import load_file, save_file
+
+    other = tmp_path / "other"
+    save_checkpoint(other, a.head, {k: v for k, v in a.meta.items() if k not in ("format", "format_version")})
+    tensors = load_file(str(other / "weights.safetensors"))
+    name = sorted(k for k, v in tensors.items() if v.dtype.kind == "f")[0]
+    tensors[name].reshape(-1)[0] += 1e-3
+    save_file(tensors, str(other / "weights.safetensors"))
+    assert load_checkpoint(other).fingerprint != a.fingerprint
 
 
 def test_the_same_checkpoint_reproduces_every_logged_p(logged, registry, tmp_path):
@@ -143,15 +148,11 @@ def test_bad_lines_are_counted_never_fatal(logged, registry, tmp_path):
 
 
 def test_cli_replay_against_a_new_checkpoint(logged, registry, tmp_path, capsys):
-    from router.model.head import load_checkpoint, save_checkpoint
+    from router.model.head import load_checkpoint
 
-    ck = load_checkpoint(CHECKPOINT)
-    head = ck.head
-    rng = np.random.default_rng(0)
-    W, b = head.layers[-1]
-    head.layers[-1] = (W, b + rng.normal(0, 1.5, size=b.shape).astype(np.float32))
-    new_dir = save_checkpoint(tmp_path / "new_ck", head, {k: v for k, v in ck.meta.items()
-                                                          if k not in ("format", "format_version")})
+    # Another checkpoint over the same label columns: the English-only MiniLM one that ships beside it.
+    new_dir = Path(CHECKPOINT).parent / "checkpoint-minilm"
+    assert load_checkpoint(new_dir).fingerprint != load_checkpoint(CHECKPOINT).fingerprint
     pool_yaml = Path(registry.get(POLICY).pool.source_path)
     out = tmp_path / "diffs.jsonl"
     rc = main(["audit", "replay", str(logged), "--config", str(pool_yaml), "--checkpoint", str(new_dir),

@@ -97,6 +97,8 @@ class DecisionRecord:
     routing_wall_ms: float | None = None  # proxy: arrival to decision, incl. waiting for the encoder
     timings_ms: dict[str, float] | None = None
     review: dict[str, Any] | None = None
+    kind: str | None = None  # "review": an Auto review's judge call (review_of = the answer's request_id)
+    review_of: str | None = None
     governance: dict[str, Any] | None = None  # what sensitivity rules and budgets did (never matched text)
     client_name: str | None = None  # the ROUTER_API_KEYS name of the client's key, when it has one
     # provenance (router/audit/provenance.py): what replay needs to tell which checkpoint decided
@@ -211,7 +213,7 @@ class DecisionRecord:
 
 
 # Keys a line carries only when set.
-_OPTIONAL = ("query", "query_sha256", "review", "usage_estimated", "governance", "client_name", "checkpoint_fingerprint", "pool_hash",
+_OPTIONAL = ("query", "query_sha256", "review", "kind", "review_of", "usage_estimated", "governance", "client_name", "checkpoint_fingerprint", "pool_hash",
              "router_version", "encoder")
 # Keys a pinned request's line leaves out (it had no RoutingResult); `chosen`, `baseline` stay.
 _DECISION_FIELDS = ("input_tokens", "models", "p_max", "threshold", "candidates", "best", "expected_cost_usd",

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from router.errors import CheckpointError
+from router.model import window
 from router.model.encoder import BUNDLED_SOURCES, Encoder, EncoderSpec
 
 
@@ -90,23 +91,37 @@ class FastEncoder(Encoder):
     def dim(self) -> int:
         return self._dim
 
-    def tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
-        budget = self.spec.max_tokens - len(self._prefix) - len(self._suffix)
-        left = self.spec.truncation_side == "left"
+    def _encode(self, texts: list[str]) -> list[list[int]]:
         rendered = [self.spec.prefix + t for t in texts]
         # encode_batch runs in Rust threads without the GIL; one text goes through encode (less overhead).
         if len(rendered) == 1:
-            encs = [self._tok.encode(rendered[0], add_special_tokens=False)]
-        else:
-            encs = self._tok.encode_batch(rendered, add_special_tokens=False)
+            return [self._tok.encode(rendered[0], add_special_tokens=False).ids]
+        return [e.ids for e in self._tok.encode_batch(rendered, add_special_tokens=False)]
+
+    def tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
+        """The torch encoder's rules (encoder.py `_ids`): characters cut to what the window needs
+        first (window.py), widened in the rare case that is too short; same ids, same counts."""
+        budget = self.spec.max_tokens - len(self._prefix) - len(self._suffix)
+        side = self.spec.truncation_side
+        n_chars = window.window_chars(budget)
+        parts = [window.cut(t, n_chars, side) for t in texts]
+        all_ids = self._encode(parts)
         out, counts = [], []
-        for e in encs:
-            ids = e.ids
-            counts.append(len(ids))
+        for text, part, ids in zip(texts, parts, all_ids):
+            chars = n_chars
+            while len(part) < len(text) and len(ids) <= budget:
+                chars *= 4
+                part = window.cut(text, chars, side)
+                ids = self._encode([part])[0]
+            counts.append(window.estimate_total(len(ids), len(part), len(text)))
             if len(ids) > budget:
-                ids = ids[-budget:] if left else ids[:budget]
+                ids = ids[-budget:] if side == "left" else ids[:budget]
             out.append(self._prefix + ids + self._suffix)
         return out, counts
+
+    def count_tokens(self, text: str) -> int:
+        """Exact count of the whole text (a cost estimate reads all of it)."""
+        return len(self._encode([text])[0])
 
     def _batch_arrays(self, batch_ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         width = max(len(x) for x in batch_ids)

@@ -81,7 +81,11 @@ class KNNHead:
     kind = "knn"
 
     def __init__(self, X, Y, k: int, weighting: str = "uniform", shrink: float = 0.0, prior=None):
-        self.X = _f32(unit(X))  # unit rows of the training questions' features
+        X = np.asarray(X, dtype=np.float32)
+        norms = np.linalg.norm(X, axis=1)
+        # unit rows of the training questions' features; rows loaded from a checkpoint already are, and
+        # normalizing them again would move them by rounding (and the checkpoint's fingerprint with them)
+        self.X = _f32(X if len(X) and np.allclose(norms, 1.0, atol=1e-6) else unit(X))
         Y = np.asarray(Y, dtype=np.float32)
         self.known = _f32(~np.isnan(Y))
         self.Y = _f32(np.nan_to_num(Y, nan=0.0))

@@ -198,6 +198,10 @@ def settle(state: ProxyState, d: Decision, kw: dict) -> None:
 
 
 def write_audit(state: ProxyState, d: Decision, _settled: bool = False, **kw: Any) -> None:
+    if kw.get("status") == "started":  # a stream's placeholder line: counted, traced and billed at its end
+        if state.audit is not None:
+            state.audit.write(audit_line(d, **kw))
+        return
     if not _settled:
         settle(state, d, kw)
     if state.audit is None and not telemetry.enabled(state):

@@ -92,6 +92,7 @@ def run_search(X: np.ndarray, Y: np.ndarray, cost: np.ndarray, questions: list[s
     folds = cv_folds(questions, tasks, k, seed)
     ec = expected_costs(cost)
     cands: list[Candidate] = []
+    skipped: list[dict] = []
 
     def finish(c: Candidate) -> None:
         if calibrate_p:
@@ -119,8 +120,16 @@ def run_search(X: np.ndarray, Y: np.ndarray, cost: np.ndarray, questions: list[s
             continue
         for s in fam.settings():
             t1 = time.time()
-            P, chosen = fam.oof(X, Y, folds, s, seed)
+            try:
+                P, chosen = fam.oof(X, Y, folds, s, seed)
+            except InputError as exc:  # e.g. a fold too small for this family: the others still compete
+                _log(progress, f"  {nm} {s}: skipped ({exc})")
+                skipped.append({"family": nm, "setting": s, "reason": str(exc)})
+                continue
             finish(Candidate(nm, s, P, chosen, time.time() - t1))
+    if not cands:
+        raise InputError(f"no head family could be fitted on {n} questions: "
+                         + "; ".join(f"{x['family']}: {x['reason']}" for x in skipped))
     ranked = sorted(cands, key=lambda c: _key(c.score), reverse=True)
     if averages and len({c.family for c in cands}) >= 2:
         for combo in average_combos(ranked):
@@ -137,7 +146,8 @@ def run_search(X: np.ndarray, Y: np.ndarray, cost: np.ndarray, questions: list[s
     table = [{"name": c.name, "family": c.family, "setting": _jsonable_setting(c.setting),
               "chosen": {k2: v for k2, v in c.chosen.items() if k2 != "calibration_params"},
               "seconds": round(c.seconds, 2), **{k2: _r(v) for k2, v in c.score.items()}} for c in ranked]
-    return {"head": head, "winner": win, "candidates": table, "folds": folds, "fit_seconds": fit_seconds,
+    return {"head": head, "winner": win, "candidates": table, "skipped": skipped, "folds": folds,
+            "fit_seconds": fit_seconds,
             "calibration": win.chosen["calibration"], "calibration_params": win.chosen["calibration_params"],
             "P_oof": win.P_oof, "P_oof_calibrated": win.P_cal}
 

@@ -18,14 +18,13 @@ def audit_answer(audit, record: dict[str, Any]) -> None:
 def audit_review(audit, router, request_id: str | None, rv) -> None:
     if audit is None or rv is None:
         return
-    from router.audit.log import decision_record
+    from router.audit.record import DecisionRecord
     from router.ui.review import judge_slot
 
     slot = judge_slot(router.pool)
     called = rv.verdict != "not reviewed" or rv.usage is not None
-    rec = decision_record(None, api="playground", policy=router.pool.policy, selected=slot.name if called else None,
-                          model=slot.model, usage=rv.usage, actual_cost_usd=rv.cost_usd,
-                          status="ok" if rv.verdict != "not reviewed" else "error",
-                          error=rv.reason if rv.verdict == "not reviewed" else None,
-                          kind="review", review_of=request_id, verdict=rv.verdict)
-    audit.write(rec)
+    rec = DecisionRecord.build(None, api="playground", policy=router.pool.policy, selected=slot if called else None,
+                               usage=rv.usage, status="ok" if rv.verdict != "not reviewed" else "error",
+                               error=rv.reason if rv.verdict == "not reviewed" else None,
+                               kind="review", review_of=request_id, review=rv.to_dict())
+    audit.write(rec.to_line())
