@@ -125,12 +125,12 @@ class Backend:
     def _url(self, slot: Slot) -> str:
         return f"{slot.api_base}/chat/completions"
 
-    async def _sleep(self, attempt: int, resp: httpx.Response | None, deadline: Deadline) -> None:
+    async def _sleep(self, attempt: int, resp: httpx.Response | None, deadline: Deadline | None = None) -> None:
         delay = self.backoff * (2 ** attempt)
         asked = retry_after_s(resp.headers.get("retry-after")) if resp is not None else None
         if asked is not None:
             delay = min(MAX_RETRY_AFTER_S, asked)
-        await asyncio.sleep(max(0.0, min(delay, deadline.remaining())))
+        await asyncio.sleep(max(0.0, delay if deadline is None else min(delay, deadline.remaining())))
 
     # ---- non-streaming -----------------------------------------------------------
     async def chat(self, slot: Slot, messages: list[dict], *, max_tokens: int | None = None,
@@ -252,17 +252,9 @@ class Backend:
                         attempts.append(Attempt(slot.name, slot.model, 200, _ms(t0), "empty stream"))
             except (_Silent, TimeoutError) as exc:
                 text = str(exc) if isinstance(exc, _Silent) else f"Timeout: no answer within {budget:.3g} s"
-                attempts.append(Attempt(slot.name, slot.model, resp.status_code if resp is not None else None,
-                                        _ms(t0), text))
-                if started:
-                    raise UpstreamError(f"{slot.name} ({slot.model}): stream broke off midway: {text}",
-                                        status=502, attempts=attempts) from None
+                stream_attempt_failed(slot, resp, t0, text, started, attempts)
             except (*TRANSPORT_ERRORS, ValueError) as exc:
-                attempts.append(Attempt(slot.name, slot.model, resp.status_code if resp is not None else None,
-                                        _ms(t0), error_text(exc)[:300]))
-                if started:
-                    raise UpstreamError(f"{slot.name} ({slot.model}): stream broke off midway: {exc}",
-                                        status=502, attempts=attempts) from None
+                stream_attempt_failed(slot, resp, t0, error_text(exc)[:300], started, attempts)
             if i < self.retries:
                 await self._sleep(i, resp, deadline)
         raise _gave_up(slot, attempts, deadline)
@@ -348,3 +340,12 @@ def chunk_text(chunk: dict) -> str:
 
 def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1e3, 2)
+
+
+def stream_attempt_failed(slot: Slot, resp: httpx.Response | None, t0: float, error: str, started: bool,
+                          attempts: list[Attempt]) -> None:
+    """Record a failed streaming try; once the client got chunks it cannot be retried elsewhere (502)."""
+    attempts.append(Attempt(slot.name, slot.model, resp.status_code if resp is not None else None, _ms(t0), error))
+    if started:
+        raise UpstreamError(f"{slot.name} ({slot.model}): stream broke off midway: {error}",
+                            status=502, attempts=attempts) from None

@@ -13,9 +13,17 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from router.errors import UpstreamError
 from router.routing.pool import Slot
-from router.upstream.backends import RETRY_STATUSES, Attempt, Backend, _error_text, _gave_up, _ms, _scrub
+from router.upstream.backends import (
+    RETRY_STATUSES,
+    Attempt,
+    Backend,
+    _error_text,
+    _gave_up,
+    _ms,
+    _scrub,
+    stream_attempt_failed,
+)
 from router.upstream.client import TRANSPORT_ERRORS, error_text
 
 
@@ -87,11 +95,7 @@ async def stream(backend: Backend, slot: Slot, body: dict, attempts: list[Attemp
                         return
                     raise ValueError("stream ended without response.completed")
         except (*TRANSPORT_ERRORS, ValueError) as exc:
-            attempts.append(Attempt(slot.name, slot.model, resp.status_code if resp is not None else None,
-                                    _ms(t0), error_text(exc)[:300]))
-            if started:
-                raise UpstreamError(f"{slot.name} ({slot.model}): stream broke off midway: {exc}",
-                                    status=502, attempts=attempts) from None
+            stream_attempt_failed(slot, resp, t0, error_text(exc)[:300], started, attempts)
         if i < backend.retries:
             await backend._sleep(i, resp)
     raise _gave_up(slot, attempts)
