@@ -196,6 +196,15 @@ def test_redact_masks_the_spans_before_the_cloud_sees_them(http, stubs, gov_audi
     assert "4111" not in json.dumps(line)
 
 
+def test_redact_applies_to_the_responses_api_too(http, stubs):
+    r = http.post("/v1/responses", json={"model": POLICY, "models": sorted(CLOUD),
+                                         "input": "Is card 4111 1111 1111 1111 valid for travel?"})
+    assert r.status_code == 200, r.text
+    assert r.json()["router"]["selected"] in CLOUD
+    sent = json.dumps(stubs[1].calls()[-1]["body"]["messages"])
+    assert "4111" not in sent and "[REDACTED]" in sent
+
+
 def test_route_endpoint_shows_the_restriction(http, stubs):
     r = http.post("/v1/route", json={"policy": POLICY, "question": f"ssn {SSN}", "tolerance": 0})
     assert r.status_code == 200

@@ -24,6 +24,7 @@ from router.serving.pipeline import (
     audit_after_response,
     decide,
     fail,
+    outgoing,
     remember,
     router_headers,
     router_info,
@@ -64,10 +65,16 @@ def _passthrough_body(body: dict) -> dict:
 async def responses(state: ProxyState, req: ResponsesRequest, *, token: str | None, session: str | None):
     from fastapi.responses import JSONResponse, StreamingResponse
 
+    from router.safe_text import check_value
+
     body = req.model_dump(exclude_unset=True)
+    check_value(body)  # everything that may go upstream, before any work (as on the other two APIs)
     messages, params = to_chat_request(body)  # validates and refuses stateful requests before routing
     d = await decide(state, routed_model(state.registry, req.model), messages, tolerance=req.tolerance,
                      models=req.models, session=session, token=token, stream=req.stream)
+    if d.gate is not None and d.gate.outgoing is not None:
+        # A redact rule matched: only the masked chat translation may leave, never the raw body.
+        messages, body = outgoing(d, messages), {**body, "_redacted": True}
     ids = ResponseIds(d.request_id)
     if req.stream:
         slot, events = await _open_stream(state, d, body, messages, params, ids)
@@ -77,7 +84,7 @@ async def responses(state: ProxyState, req: ResponsesRequest, *, token: str | No
     errors: list[UpstreamError] = []
     for slot in d.plan:
         try:
-            if slot.upstream_api == "responses":
+            if slot.upstream_api == "responses" and not body.get("_redacted"):
                 out, tries = await responses_backend.create(state.backend, slot, _passthrough_body(body))
                 attempts.extend(tries)
                 usage = out.get("usage")
@@ -110,7 +117,7 @@ async def _open_stream(state: ProxyState, d: Decision, body: dict, messages: lis
     errors: list[UpstreamError] = []
     for slot in d.plan:
         try:
-            if slot.upstream_api == "responses":
+            if slot.upstream_api == "responses" and not body.get("_redacted"):
                 agen = responses_backend.stream(state.backend, slot, _passthrough_body(body), attempts)
                 first = await agen.__anext__()
                 return slot, _relay_passthrough(state, d, slot, first, agen, attempts)
