@@ -41,9 +41,7 @@ def _clean(stubs, monkeypatch):
 
 async def _send(router, session, gov=None, review=False):
     async with httpx.AsyncClient() as client:
-        ans = None
-        async for ans in playground.send(router, session, client, governance=gov):  # noqa: B007 (the last is the answer)
-            pass
+        ans = [a async for a in playground.send(router, session, client, governance=gov)][-1]  # the final Answer
         rv = await playground.review_answer(router, session, client, ans) if review else None
     return ans, rv
 
