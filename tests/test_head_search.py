@@ -163,3 +163,29 @@ def test_unknown_head_kind_is_a_clear_error():
 
     with pytest.raises(CheckpointError, match="head kind 'forest' is not known"):
         load_head({"kind": "forest"}, {})
+
+
+def test_knn_grid_widens_only_when_the_best_k_is_at_its_edge():
+    from router.training.families import KNN_KS, KNNFamily
+
+    top = max(KNN_KS)
+    assert KNNFamily.wider(top, 10_000) == [2 * top]
+    assert KNNFamily.wider(top // 2, 10_000) == []  # an inner optimum stays
+    assert KNNFamily.wider(top, 4 * top) == []  # a neighbourhood never exceeds a quarter of a fold
+    assert KNNFamily.wider(2 * top, 10_000, KNN_KS + (2 * top,)) == [4 * top]
+
+
+def test_search_tries_a_wider_knn_when_smooth_labels_want_it():
+    # Two slots whose accuracies are smooth, opposite functions of a 1-d feature, under heavy label
+    # noise: the more neighbours averaged the better, so CV walks past the grid's edge.
+    from router.training.families import KNN_KS
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    x = rng.uniform(-1, 1, size=(n, 1)).astype(np.float32)
+    X = np.hstack([x, np.ones((n, 1), np.float32)])
+    Y = np.stack([rng.random(n) < 0.5 + 0.25 * x[:, 0], rng.random(n) < 0.5 - 0.25 * x[:, 0]], axis=1).astype(float)
+    cost = np.tile([1.0, 0.1], (n, 1))
+    res = run_search(X, Y, cost, [str(i) for i in range(n)], None, heads=["knn"], progress=False)
+    ks = {c["setting"]["k"] for c in res["candidates"]}
+    assert max(ks) > max(KNN_KS)

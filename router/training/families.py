@@ -120,18 +120,26 @@ KNN_SHRINK = 2.0  # pseudo-neighbours of the prior: keeps a slot with few known 
 class KNNFamily:
     name = "knn"
 
-    def settings(self):
-        return [{"k": k, "weighting": w} for w in KNN_WEIGHTING for k in KNN_KS]
+    def settings(self, ks=KNN_KS):
+        return [{"k": k, "weighting": w} for w in KNN_WEIGHTING for k in ks]
 
-    def oof_all(self, X, Y, folds, seed):
+    def oof_all(self, X, Y, folds, seed, settings=None):
         """OOF P for every setting at once: one similarity matrix per fold."""
-        out = {i: np.zeros(Y.shape) for i in range(len(self.settings()))}
+        settings = settings or self.settings()
+        out = {i: np.zeros(Y.shape) for i in range(len(settings))}
         for f in np.unique(folds):
             tr, te = folds != f, folds == f
-            for i, s in enumerate(self.settings()):
+            for i, s in enumerate(settings):
                 head = KNNHead(X[tr], Y[tr], s["k"], s["weighting"], KNN_SHRINK, slot_prior(Y[tr]))
                 out[i][te] = head.predict(X[te])
         return out
+
+    @staticmethod
+    def wider(best_k: int, n_fold_train: int, ks=KNN_KS) -> list[int]:
+        """The next k to try when CV's best k sits at the top of the grid: a grid edge is not an
+        optimum. Bounded so that a neighbourhood stays under a quarter of a fold's rows."""
+        k = 2 * best_k
+        return [k] if best_k >= max(ks) and k <= n_fold_train // 4 else []
 
     def oof(self, X, Y, folds, setting, seed):
         def fp(Xtr, Ytr, Xte):

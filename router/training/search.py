@@ -113,10 +113,17 @@ def run_search(X: np.ndarray, Y: np.ndarray, cost: np.ndarray, questions: list[s
     for nm, fam in families.items():
         t0 = time.time()
         if isinstance(fam, KNNFamily):
-            all_p = fam.oof_all(X, Y, folds, seed)
-            dt = (time.time() - t0) / max(1, len(all_p))
-            for i, s in enumerate(fam.settings()):
-                finish(Candidate(nm, s, all_p[i], {}, dt))
+            settings = fam.settings()
+            n_fold = int(min((folds != f).sum() for f in np.unique(folds)))
+            while settings:
+                all_p = fam.oof_all(X, Y, folds, seed, settings)
+                dt = (time.time() - t0) / max(1, len(all_p))
+                for i, s in enumerate(settings):
+                    finish(Candidate(nm, s, all_p[i], {}, dt))
+                t0 = time.time()
+                best = max((c for c in cands if c.family == nm), key=lambda c: _key(c.score))
+                ks = sorted({c.setting["k"] for c in cands if c.family == nm})
+                settings = fam.settings(fam.wider(best.setting["k"], n_fold, ks))
             continue
         for s in fam.settings():
             t1 = time.time()
