@@ -15,7 +15,16 @@ from router.serving.anthropic_translate import (
     to_openai_tools,
 )
 from router.serving.guard import audit_on_error
-from router.serving.pipeline import Decision, ProxyState, complete, decide, outgoing, router_headers, router_info
+from router.serving.pipeline import (
+    Decision,
+    ProxyState,
+    complete,
+    decide,
+    outgoing,
+    router_headers,
+    router_info,
+    untranslatable,
+)
 from router.serving.relay import Translator, open_stream, stream_response
 from router.serving.schemas import CountTokensRequest, MessagesRequest
 
@@ -78,7 +87,10 @@ async def _answer(state: ProxyState, d: Decision, req, upstream_msgs: list[dict]
         tr = StreamTranslator(msg_id, st.slot.model, d.result.input_tokens if d.result else 0, req.stop_sequences)
         return stream_response(state, d, "anthropic", st, AnthropicEvents(tr), _headers(d, st.slot))
     slot, res, attempts, audit = await complete(state, d, upstream_msgs, "anthropic", request=request, **params)
-    body = to_anthropic_message(res.raw, msg_id=msg_id, model=slot.model, stop_sequences=req.stop_sequences)
+    try:
+        body = to_anthropic_message(res.raw, msg_id=msg_id, model=slot.model, stop_sequences=req.stop_sequences)
+    except Exception as exc:  # a malformed answer (billed all the same); `audit`, its "ok" line, never runs
+        raise untranslatable(state, d, "anthropic", slot, attempts, res.usage, exc, settled=True) from None
     body["router"] = router_info(d, slot, attempts)
     return JSONResponse(body, headers=_headers(d, slot), background=audit)
 

@@ -30,6 +30,7 @@ from router.serving.pipeline import (
     remember,
     router_headers,
     router_info,
+    untranslatable,
 )
 from router.serving.relay import Translator, stream_response
 from router.serving.responses_translate import OWN_FIELDS, ResponseIds, ResponsesStream, to_chat_request, to_response
@@ -118,13 +119,17 @@ async def _create(state: ProxyState, d: Decision, body: dict, messages: list[dic
                 return slot, out, attempts, out.get("usage")
             _, res, tries = await chat_with_failover(state.backend, [slot], messages, deadline=d.deadline, **params)
             attempts.extend(tries)
-            return slot, to_response(res.raw, body, ids, slot.model), attempts, res.usage
         except MissingKeyError as exc:
             attempts.append(_missing_key_attempt(slot, exc))
             errors.append(exc)
         except UpstreamError as exc:
             attempts.extend(exc.attempts)
             errors.append(exc)
+            continue
+        try:
+            return slot, to_response(res.raw, body, ids, slot.model), attempts, res.usage
+        except Exception as exc:  # a malformed answer (the upstream billed it all the same)
+            raise untranslatable(state, d, "responses", slot, attempts, res.usage, exc) from None
     raise fail(state, d, final_error(errors, attempts, d.deadline), "responses") from None
 
 
