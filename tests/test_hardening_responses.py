@@ -32,6 +32,39 @@ def _proxy(tmp_path, base_url, **kw):
     return serve_api(registry, audit_log=tmp_path / "audit.jsonl", api_keys=(), backoff=0.01, **kw)
 
 
+def _passthrough_pool(folder, base_url):
+    """A pool whose slots declare that their upstream speaks Responses (the body passed through)."""
+    path = write_pool(folder, base_url, policy="respool")
+    cfg = yaml.safe_load(path.read_text())
+    for m in cfg["models"]:
+        m["upstream_api"] = "responses"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.parametrize("passthrough", [False, True], ids=["as-chat", "passthrough"])
+@pytest.mark.parametrize("mode,stream", [("trickle", False), ("trickle", True), ("hang", False), ("hang", True)])
+def test_a_slow_upstream_is_bounded_by_the_deadline(tmp_path, mode, stream, passthrough):
+    with RawUpstream(mode, interval=0.2) as up:
+        pool = _passthrough_pool(tmp_path, up.base_url) if passthrough else write_pool(tmp_path, up.base_url)
+        srv = serve_api(make_registry(pool), audit_log=tmp_path / "audit.jsonl", api_keys=(), backoff=0.01,
+                        timeout=1.0, deadline=2.0)
+        try:
+            t0 = time.perf_counter()
+            r = httpx.post(f"{srv.url}/v1/responses", timeout=30,
+                           json={"model": "respool" if passthrough else POLICY, "input": Q, "stream": stream})
+            took = time.perf_counter() - t0
+        finally:
+            srv.stop()
+    assert r.status_code == 504, r.text
+    assert r.json()["error"]["code"] == "deadline_exceeded"
+    # before: the passthrough's timeout bounded each socket read only (a trickle never timed out) and
+    # the chat translation had no deadline (a hang cost retries x models x timeout, 9 s here)
+    assert took < 2.0 + 4, took  # slack for a loaded machine; the encoder pass counts too
+    line = audit_lines(tmp_path / "audit.jsonl")[-1]
+    assert line["status"] == "error" and "deadline" in line["error"]
+
+
 def _finals(lines: list[dict], rid: str | None = None) -> list[dict]:
     return [r for r in lines if r["status"] != "started" and (rid is None or r["request_id"] == rid)]
 
@@ -153,11 +186,7 @@ def _wait_final(path, rid: str, wait: float = 10.0) -> list[dict]:
 @pytest.fixture(scope="module")
 def passthrough(stub, tmp_path_factory):
     folder = tmp_path_factory.mktemp("rpool")
-    path = write_pool(folder, stub.base_url, policy="respool")
-    cfg = yaml.safe_load(path.read_text())
-    for m in cfg["models"]:
-        m["upstream_api"] = "responses"
-    path.write_text(yaml.safe_dump(cfg))
+    path = _passthrough_pool(folder, stub.base_url)
     srv = serve_api(make_registry(path), audit_log=folder / "audit.jsonl", api_keys=(), backoff=0.01)
     yield srv, folder / "audit.jsonl"
     srv.stop()

@@ -114,7 +114,8 @@ async def _create(state: ProxyState, d: Decision, body: dict, messages: list[dic
             break
         try:
             if slot.upstream_api == "responses" and not body.get("_redacted"):
-                out, tries = await responses_backend.create(state.backend, slot, _passthrough_body(body))
+                out, tries = await responses_backend.create(state.backend, slot, _passthrough_body(body),
+                                                                 d.deadline)
                 attempts.extend(tries)
                 return slot, out, attempts, out.get("usage")
             _, res, tries = await chat_with_failover(state.backend, [slot], messages, deadline=d.deadline, **params)
@@ -143,7 +144,7 @@ async def _open_stream(state: ProxyState, d: Decision, body: dict, messages: lis
             break
         try:
             if slot.upstream_api == "responses" and not body.get("_redacted"):
-                agen = responses_backend.stream(state.backend, slot, _passthrough_body(body), attempts)
+                agen = responses_backend.stream(state.backend, slot, _passthrough_body(body), attempts, d.deadline)
                 first = await agen.__anext__()
                 return OpenStream(slot, first, agen, attempts), Passthrough(d, slot, attempts)
             st = await open_stream_with_failover(state.backend, [slot], messages, deadline=d.deadline, **params)
