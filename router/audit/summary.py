@@ -151,7 +151,7 @@ def format_summary(s: Mapping[str, Any]) -> str:
                   f"{_usd(t['cost_per_request_usd'])} per request)",
               f"  not ok:  {_usd(t['spend_not_ok_usd'])}  (failed, cancelled or cut off after the upstream billed: "
               f"{t['not_ok_billed']} of {t['errors']}{unknown})",
-              f"baseline:  {_usd(t['baseline_usd'])}  (every answered request on {s['baseline'] or 'the baseline'})",
+              f"baseline:  {_usd(t['baseline_usd'])}  (every request on {s['baseline'] or 'the baseline'})",
               f"saved:     {_usd(s['saved_usd'])}  ({pct}, answered requests against the baseline)"]
     w = s.get("windows")
     if w:
