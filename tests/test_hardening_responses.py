@@ -221,3 +221,25 @@ def test_passthrough_stream_client_hanging_up_midway(passthrough, stub):
     assert [x["status"] for x in lines] == ["started", "client_closed"]
     # the upstream's usage comes with its last event, which never came: the prompt tokens are estimated
     assert lines[-1]["usage"]["prompt_tokens"] > 0 and lines[-1]["usage_estimated"] is True
+
+
+def test_passthrough_stream_fails_over_before_its_first_event(passthrough, stub):
+    """The shared failover opens passthrough streams too: a slot answering 500 is skipped for the next."""
+    srv, audit = passthrough
+    ask = {"model": "respool", "input": Q, "stream": True}
+
+    def run() -> tuple[list[dict], str]:
+        with httpx.stream("POST", f"{srv.url}/v1/responses", json=ask, timeout=30) as r:
+            assert r.status_code == 200
+            events = [json.loads(x[5:]) for x in r.iter_lines() if x.startswith("data:")]
+            return events, r.headers["x-router-request-id"]
+
+    events, _ = run()
+    chosen = events[-1]["response"]["router"]["selected"]
+    stub.behave(dest(chosen), fail_status=500, fail_times=-1)
+    events, rid = run()
+    info = events[-1]["response"]["router"]
+    assert events[-1]["type"] == "response.completed" and info["selected"] != chosen
+    assert [a["status"] for a in info["attempts"] if a["slot"] == chosen] == [500, 500, 500]  # retried, then next
+    final = _wait_final(audit, rid)[0]
+    assert final["status"] == "ok" and final["selected"] == info["selected"] and final["usage"]["prompt_tokens"] == 7

@@ -67,6 +67,12 @@ def _usage_for_audit(usage: dict | None) -> dict | None:
     return normalize_usage(usage)
 
 
+def _speaks_responses(slot: Slot, body: dict) -> bool:
+    """The body goes through as-is: the slot's upstream speaks Responses, and no redact rule matched
+    (then only the masked chat translation may leave)."""
+    return slot.upstream_api == "responses" and not body.get("_redacted")
+
+
 def _passthrough_body(body: dict) -> dict:
     return {k: v for k, v in body.items() if k not in OWN_FIELDS and k != "stream"}
 
@@ -113,7 +119,7 @@ async def _create(state: ProxyState, d: Decision, body: dict, messages: list[dic
         if d.deadline.expired:
             break
         try:
-            if slot.upstream_api == "responses" and not body.get("_redacted"):
+            if _speaks_responses(slot, body):
                 out, tries = await responses_backend.create(state.backend, slot, _passthrough_body(body),
                                                                  d.deadline)
                 attempts.extend(tries)
@@ -136,30 +142,21 @@ async def _create(state: ProxyState, d: Decision, body: dict, messages: list[dic
 
 async def _open_stream(state: ProxyState, d: Decision, body: dict, messages: list[dict], params: dict,
                        ids: ResponseIds) -> tuple[OpenStream, Translator]:
-    """The first slot of the plan that starts streaming, and the translator for it."""
-    attempts: list[Attempt] = []
-    errors: list[UpstreamError] = []
-    for slot in d.plan:
-        if d.deadline.expired:
-            break
-        try:
-            if slot.upstream_api == "responses" and not body.get("_redacted"):
-                agen = responses_backend.stream(state.backend, slot, _passthrough_body(body), attempts, d.deadline)
-                first = await agen.__anext__()
-                return OpenStream(slot, first, agen, attempts), Passthrough(d, slot, attempts)
-            st = await open_stream_with_failover(state.backend, [slot], messages, deadline=d.deadline, **params)
-            st.attempts[:0] = attempts  # in place: the backend appends the closing try to this list
-            return st, ChatToResponses(ResponsesStream(body, ids, slot.model))
-        except StopAsyncIteration:
-            errors.append(UpstreamError(f"{slot.name}: empty stream", status=502, attempts=list(attempts)))
-        except MissingKeyError as exc:
-            attempts.append(_missing_key_attempt(slot, exc))
-            errors.append(exc)
-        except UpstreamError as exc:
-            if exc.attempts is not attempts:  # a passthrough stream fills `attempts` itself
-                attempts.extend(exc.attempts)
-            errors.append(exc)
-    raise fail(state, d, final_error(errors, attempts, d.deadline), "responses") from None
+    """The first slot of the plan that starts streaming (as chat, or passed through), and its translator."""
+
+    def passthrough(slot: Slot, attempts: list[Attempt]):
+        if _speaks_responses(slot, body):
+            return responses_backend.stream(state.backend, slot, _passthrough_body(body), attempts, d.deadline)
+        return None  # a chat-completions stream
+
+    try:
+        st = await open_stream_with_failover(state.backend, d.plan, messages, deadline=d.deadline,
+                                             opener=passthrough, **params)
+    except UpstreamError as exc:
+        raise fail(state, d, exc, "responses") from None
+    if _speaks_responses(st.slot, body):
+        return st, Passthrough(d, st.slot, st.attempts)
+    return st, ChatToResponses(ResponsesStream(body, ids, st.slot.model))
 
 
 class ChatToResponses(Translator):
