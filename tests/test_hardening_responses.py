@@ -243,3 +243,20 @@ def test_passthrough_stream_fails_over_before_its_first_event(passthrough, stub)
     assert [a["status"] for a in info["attempts"] if a["slot"] == chosen] == [500, 500, 500]  # retried, then next
     final = _wait_final(audit, rid)[0]
     assert final["status"] == "ok" and final["selected"] == info["selected"] and final["usage"]["prompt_tokens"] == 7
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_missing_upstream_key_is_a_503_naming_it_after_every_slot_was_tried(tmp_path, stub, stream):
+    pool = write_pool(tmp_path, stub.base_url, key_env="RESPONSES_TEST_KEY")  # never set
+    srv = serve_api(make_registry(pool), audit_log=tmp_path / "audit.jsonl", api_keys=(), backoff=0.01)
+    try:
+        r = httpx.post(f"{srv.url}/v1/responses", json={**BODIES["/v1/responses"], "stream": stream}, timeout=30)
+    finally:
+        srv.stop()
+    assert r.status_code == 503 and r.json()["error"]["code"] == "missing_upstream_key"
+    assert "RESPONSES_TEST_KEY" in r.json()["error"]["message"]
+    attempts = r.json()["router"]["attempts"]
+    assert len(attempts) == len({a["slot"] for a in attempts}) >= 2  # one per slot of the plan, none sent
+    assert all("RESPONSES_TEST_KEY" in a["error"] for a in attempts) and stub.calls() == []
+    [line] = audit_lines(tmp_path / "audit.jsonl")
+    assert line["status"] == "error" and line["api"] == "responses"

@@ -121,18 +121,19 @@ async def _create(state: ProxyState, d: Decision, body: dict, messages: list[dic
         try:
             if _speaks_responses(slot, body):
                 out, tries = await responses_backend.create(state.backend, slot, _passthrough_body(body),
-                                                                 d.deadline)
+                                                            d.deadline)
                 attempts.extend(tries)
                 return slot, out, attempts, out.get("usage")
             _, res, tries = await chat_with_failover(state.backend, [slot], messages, deadline=d.deadline, **params)
-            attempts.extend(tries)
         except MissingKeyError as exc:
             attempts.append(_missing_key_attempt(slot, exc))
             errors.append(exc)
+            continue
         except UpstreamError as exc:
             attempts.extend(exc.attempts)
             errors.append(exc)
             continue
+        attempts.extend(tries)
         try:
             return slot, to_response(res.raw, body, ids, slot.model), attempts, res.usage
         except Exception as exc:  # a malformed answer (the upstream billed it all the same)
