@@ -105,7 +105,7 @@ class OpenStream:
             await close()
 
 
-Opener = Callable[[Slot, list[Attempt]], AsyncIterator[Any]]
+Opener = Callable[[Slot, list[Attempt]], AsyncIterator[Any] | None]
 
 
 async def open_stream_with_failover(backend: Backend, plan: list[Slot], messages: list[dict],
