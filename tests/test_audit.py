@@ -98,13 +98,40 @@ def test_summary_distribution_spend_and_drift():
     t = s["total"]
     assert t["requests"] == 8 and t["errors"] == 1
     assert t["counts"] == {"b": 5, "a": 2, "c": 1}
-    assert t["spend_usd"] == pytest.approx(1.7) and t["baseline_usd"] == pytest.approx(7.0)
+    # the error line's known cost is spend too, apart; savings compare the answered requests only
+    assert t["spend_ok_usd"] == pytest.approx(1.7) and t["baseline_usd"] == pytest.approx(7.0)
+    assert t["spend_not_ok_usd"] == pytest.approx(0.5) and t["spend_usd"] == pytest.approx(2.2)
     assert s["saved_pct"] == pytest.approx(100 * 5.3 / 7.0)
     d = s["windows"]["drift"]
     # before: a 50%, b 50%; after: b 75%, c 25%  -> TV = (0.5 + 0.25 + 0.25) / 2
     assert d["total_variation"] == pytest.approx(0.5)
     assert s["windows"]["before"]["cost_per_request_usd"] == pytest.approx(0.2)
     assert d["cost_per_request_change_usd"] == pytest.approx(0.1)
+
+
+def test_summary_counts_what_failed_and_cancelled_requests_were_billed():
+    """An upstream bills a stream cut midway: only "ok" lines used to count, so spend was under-reported."""
+    recs = [_rec(0, "a", 0.1), _rec(1, "a", 0.2),
+            {**_rec(2, "b", 0.3, status="client_closed"), "usage_estimated": True},  # cut stream, usage estimated
+            _rec(3, "b", 0.4, status="error"),  # broke off midway after billed tokens
+            {**_rec(4, "b", None, status="error"), "expected_cost_usd": 0.9},  # failed before any answer
+            {**_rec(5, "b", None, status="interrupted"), "expected_cost_usd": 0.9}]  # the server died mid-stream
+    t = summarize(recs)["total"]
+    assert t["spend_ok_usd"] == pytest.approx(0.3) and t["spend_not_ok_usd"] == pytest.approx(0.7)
+    assert t["spend_usd"] == pytest.approx(1.0)  # the router's estimate of a failed call is no bill
+    assert (t["errors"], t["not_ok_billed"], t["not_ok_unknown"]) == (4, 2, 2)
+    assert t["cost_per_request_usd"] == pytest.approx(0.15)  # per answered request, as before
+    assert summarize(recs)["saved_usd"] == pytest.approx(2 * 1.0 - 0.3)  # baseline of the two answered ones
+
+
+def test_cli_summary_prints_the_not_ok_spend(tmp_path, capsys):
+    p = tmp_path / "audit.jsonl"
+    recs = [_rec(1e9, "a", 0.25), _rec(1e9 + 1, "b", 0.5, status="client_closed"), _rec(1e9 + 2, "b", None, status="error")]
+    p.write_text("".join(json.dumps({**r, "request_id": f"r{i}"}) + "\n" for i, r in enumerate(recs)))
+    assert main(["audit", "summary", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "spend:     $0.750000" in out and "answered: $0.250000 on 1 requests" in out
+    assert "not ok:  $0.500000" in out and "1 of 2; 1 more with no known usage" in out
 
 
 def test_parse_time():

@@ -128,3 +128,32 @@ def test_kill_9_during_streams_leaves_a_line_per_stream(tmp_path, stub):
     assert len(recs) == n and {r["status"] for r in recs} == {"interrupted"}
     assert len({r["request_id"] for r in recs}) == n and all(r["stream"] for r in recs)
 
+
+
+def test_audit_summary_counts_the_spend_of_a_stream_the_client_cut(tmp_path, stub, capsys):
+    """A real stream cut by its client: the upstream billed what it sent, and `audit summary` says so."""
+    from router.commands.cli import main
+
+    from .proxy_env import audit_for, make_registry, serve_api
+
+    for name in ("cheap", "mid", "strong", "best"):
+        stub.behave(dest(name), answer=" ".join(["word"] * 200), chunk_delay=0.02)
+    audit = tmp_path / "audit.jsonl"
+    srv = serve_api(make_registry(write_pool(tmp_path, stub.base_url)), audit_log=audit, api_keys=(), backoff=0.01)
+    try:
+        ask = {"model": POLICY, "messages": [{"role": "user", "content": "Tell me about Paris."}]}
+        httpx.post(f"{srv.url}/v1/chat/completions", json=ask, timeout=60).raise_for_status()  # one answered
+        with httpx.stream("POST", f"{srv.url}/v1/chat/completions", json={**ask, "stream": True}, timeout=60) as r:
+            rid = r.headers["x-router-request-id"]
+            for n, _ in enumerate(r.iter_lines()):
+                if n > 6:
+                    break  # hang up after a few chunks
+        cut = audit_for(audit, rid)
+    finally:
+        srv.stop()
+    assert cut["status"] == "client_closed" and cut["actual_cost_usd"] > 0
+    assert main(["audit", "summary", str(audit), "--json"]) == 0
+    total = json.loads(capsys.readouterr().out)["total"]
+    assert total["requests"] == 2 and total["not_ok_billed"] == 1
+    assert total["spend_not_ok_usd"] == pytest.approx(cut["actual_cost_usd"])
+    assert total["spend_usd"] == pytest.approx(total["spend_ok_usd"] + cut["actual_cost_usd"])

@@ -83,3 +83,48 @@ def test_unknown_paths_under_the_full_app_answer_in_the_apis_shape(tmp_path, stu
         r = httpx.get(f"{srv.url}/v1/route", timeout=30)
         assert r.status_code == 405 and "POST" in r.headers["allow"] and "error" in r.json()
         assert httpx.get(f"{srv.url}/health", timeout=30).status_code == 200
+
+
+def _conforms(doc: dict, path: str, method: str, r: httpx.Response) -> None:
+    """The answer's status is documented for the operation and its JSON body matches that schema."""
+    from jsonschema import Draft202012Validator
+
+    documented = doc["paths"][path][method]["responses"]
+    assert str(r.status_code) in documented, (path, r.status_code, sorted(documented))
+    schema = documented[str(r.status_code)]["content"]["application/json"]["schema"]
+    # the document's components ride along, so that "#/components/schemas/..." resolves
+    Draft202012Validator({**schema, "components": doc["components"]}).validate(r.json())
+
+
+def test_budget_sensitivity_and_readiness_answers_match_the_openapi_document(tmp_path, stub):
+    """What the fuzzing pool never shows (no caps, no rules, every key present): caps in /v1/budgets,
+    a 403 and a 429 on each routing endpoint, a 503 "not ready", all as the document says."""
+    from .governance_env import write_pool as governance_pool
+    from .proxy_env import make_registry, serve_api
+
+    pool = governance_pool(tmp_path, stub.base_url, stub.base_url,
+                           budgets=[{"scope": "policy", "period": "day", "usd": 0.0, "mode": "hard"}])
+    srv = serve_api(make_registry(pool), api_keys=(), backoff=0.01)
+    try:
+        doc = httpx.get(f"{srv.url}/openapi.json", timeout=30).json()
+        ready = httpx.get(f"{srv.url}/health/ready", timeout=30)
+        assert ready.status_code == 503 and ready.json()["pools"][0]["missing_keys"]  # the cloud key is unset
+        _conforms(doc, "/health/ready", "get", ready)
+        budgets = httpx.get(f"{srv.url}/v1/budgets", timeout=30)
+        assert budgets.json()["data"][0]["reached"] is True
+        _conforms(doc, "/v1/budgets", "get", budgets)
+        _conforms(doc, "/v1/models/{model_id}", "get", httpx.get(f"{srv.url}/v1/models/govpool", timeout=30))
+        _conforms(doc, "/v1/models/{model_id}", "get", httpx.get(f"{srv.url}/v1/models/nope", timeout=30))
+        secret = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----"
+        bodies = {"/v1/route": lambda q: {"question": q},
+                  "/v1/chat/completions": lambda q: {"messages": [{"role": "user", "content": q}]},
+                  "/v1/messages": lambda q: {"max_tokens": 20, "messages": [{"role": "user", "content": q}]},
+                  "/v1/responses": lambda q: {"input": q}}
+        for path, body in bodies.items():
+            for text, status in ((f"Check this key: {secret}", 403), ("What is the capital of France?", 429)):
+                r = httpx.post(f"{srv.url}{path}", json=body(text), timeout=60)
+                assert r.status_code == status, (path, r.status_code, r.text[:300])
+                _conforms(doc, path, "post", r)
+    finally:
+        srv.stop()
+    assert stub.calls() == []  # refused before any upstream call

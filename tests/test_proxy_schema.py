@@ -20,14 +20,14 @@ MAX_EXAMPLES = 12
 SEMANTIC_RULES = ("send exactly one of question", "has no user turn", "last user message is empty",
                   "query is empty", "messages is empty", "models is empty", "no model is enabled",
                   "is not supported by the translation")
-FIELD_PATH = re.compile(r"^(messages|system|tools|tool_choice)(\[\d+\])?[\w.\[\]]*: ")
+# The Anthropic and Responses translations name the field they refuse (messages[3].content[0]: ..., input[0]: ...);
+# Responses' stateful features are refused by name (previous_response_id, item_reference).
+FIELD_PATH = re.compile(r"^(messages|system|tools|tool_choice|input|instructions|text|previous_response_id)"
+                        r"(\[\d+\])?[\w.\[\]]*: ")
 OPERATIONS = [("/v1/route", "POST"), ("/v1/chat/completions", "POST"), ("/v1/messages", "POST"),
-              ("/v1/messages/count_tokens", "POST"), ("/v1/models", "GET"), ("/api/models", "GET"),
-              ("/health", "GET")]
-# Added after the all-checks run was set up (Responses API, budgets, model lookup, readiness): fuzzed
-# for "no 5xx, errors in the API's shape" only until their error responses are documented too.
-NO_5XX_ONLY = [("/v1/responses", "POST"), ("/v1/budgets", "GET"), ("/v1/models/{model_id}", "GET"),
-               ("/health/ready", "GET")]
+              ("/v1/messages/count_tokens", "POST"), ("/v1/responses", "POST"), ("/v1/models", "GET"),
+              ("/v1/models/{model_id}", "GET"), ("/v1/budgets", "GET"), ("/api/models", "GET"), ("/health", "GET"),
+              ("/health/ready", "GET")]
 
 
 @pytest.fixture(scope="module")
@@ -37,24 +37,7 @@ def api_schema(server):
 
 def test_every_operation_is_fuzzed(api_schema):
     listed = {(r.ok().path, r.ok().method.upper()) for r in api_schema.get_all_operations()}
-    assert listed == set(OPERATIONS) | set(NO_5XX_ONLY)
-
-
-@pytest.mark.parametrize("path,method", NO_5XX_ONLY)
-def test_newer_operations_never_answer_5xx(api_schema, server, stub, path, method):
-    operation = api_schema[path][method]
-
-    @given(case=operation.as_strategy())
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    def check(case):
-        response = case.call(base_url=server.url, timeout=60)
-        ready_probe = path == "/health/ready" and response.status_code == 503  # documented "not ready"
-        assert response.status_code < 500 or ready_probe, (response.status_code, response.text[:300])
-        if response.status_code >= 400 and not ready_probe:
-            err = response.json()["error"]
-            assert err["message"]
-
-    check()
+    assert listed == set(OPERATIONS)
 
 
 # Hypothesis is driven directly: schemathesis' lazy pytest fixtures do not run under this pytest.
@@ -62,7 +45,8 @@ def test_newer_operations_never_answer_5xx(api_schema, server, stub, path, metho
 @pytest.mark.parametrize("path,method", OPERATIONS)
 def test_all_checks_pass(api_schema, server, stub, path, method, mode):
     if method == "GET" and mode is GenerationMode.NEGATIVE:
-        pytest.skip("no parameters and no body: nothing invalid to send")
+        # no body and at most a string path parameter (/v1/models/{model_id}): any string is valid
+        pytest.skip("nothing invalid to send")
     operation = api_schema[path][method]
 
     @given(case=operation.as_strategy(generation_mode=mode))

@@ -147,6 +147,18 @@ def test_bad_lines_are_counted_never_fatal(logged, registry, tmp_path):
     assert [d["reason"] for d in diffs] == ["p_drift"] and diffs[0]["max_abs_dp"] == pytest.approx(0.01, abs=2e-6)
 
 
+def test_a_streams_started_and_final_lines_replay_once(logged, registry, tmp_path):
+    """Read as `audit summary` reads the log: a started line joins its final line; one left alone
+    (the server died mid-stream) is still a decision, replayed once, as "interrupted"."""
+    first, second = (json.loads(x) for x in logged.read_text().splitlines()[:2])
+    log = tmp_path / "streams.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in [
+        {**first, "status": "started", "usage": None}, {**second, "status": "started"}, first]), encoding="utf-8")
+    report = replay(log, pool_router(registry), progress=False)
+    assert (report.lines, report.replayed, report.skipped) == (2, 2, {})  # was 3 replayed: one stream twice
+    assert report.reproduced == 2
+
+
 def test_cli_replay_against_a_new_checkpoint(logged, registry, tmp_path, capsys):
     from router.model.head import load_checkpoint
 

@@ -13,7 +13,9 @@ usage (override the token counts), chunk_delay (seconds between stream chunks), 
 Set-Cookie header on the answer), tool_calls (answer with these OpenAI tool calls, finish_reason
 tool_calls), finish_reasons (one per choice when the request asks for n > 1).
 POST /v1/responses answers in the Responses format (for slots that declare `upstream_api: responses`).
-retry_after (a Retry-After header on failures).
+retry_after (a Retry-After header on failures), inject_chunk (a raw chunk sent after a stream's first
+piece of text), message_extra (fields merged into a plain answer's message). /v1/responses honours
+delay, and chunk_delay between its stream events.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class Behaviour:
     tool_calls: list[dict] | None = None
     finish_reasons: list[str] | None = None
     retry_after: str | None = None  # a Retry-After header on failures (any text: "-1", an HTTP date)
+    inject_chunk: dict | None = None  # a stream: this raw chunk after the first piece of text (a malformed one)
+    message_extra: dict | None = None  # not streamed: merged into choices[0].message (a malformed answer)
     served: int = field(default=0)
 
 
@@ -163,7 +167,8 @@ class UpstreamStub:
                 message: dict[str, Any] = {"role": "assistant", "content": answer}
                 if b.tool_calls:
                     message = {"role": "assistant", "content": None, "tool_calls": b.tool_calls}
-                choices.append({"index": i, "message": message, "finish_reason": self._finish(b, i)})
+                choices.append({"index": i, "message": {**message, **(b.message_extra or {})},
+                                "finish_reason": self._finish(b, i)})
             return JSONResponse({"id": f"chatcmpl-stub-{created}", "object": "chat.completion", "created": created,
                                  "model": model, "choices": choices, "usage": usage},
                                 headers={"set-cookie": b.set_cookie} if b.set_cookie else None)
@@ -176,6 +181,8 @@ class UpstreamStub:
                                       "path": "/v1/responses"})
             model = str(body.get("model", ""))
             b, fail = self._take(model)
+            if b.delay:
+                await asyncio.sleep(b.delay)
             if fail:
                 return JSONResponse({"error": {"message": f"stub failure {b.fail_status}", "type": "server_error"}},
                                     status_code=b.fail_status)
@@ -194,24 +201,26 @@ class UpstreamStub:
             async def events():
                 seq = 0
 
-                def ev(kind: str, **data) -> str:
+                async def ev(kind: str, **data) -> str:
                     nonlocal seq
                     seq += 1
+                    if seq > 1:
+                        await asyncio.sleep(b.chunk_delay)
                     return f"event: {kind}\ndata: {json.dumps({'type': kind, 'sequence_number': seq, **data})}\n\n"
 
-                yield ev("response.created", response={**resp, "status": "in_progress", "output": []})
-                yield ev("response.output_item.added", output_index=0, item={**item, "status": "in_progress",
-                                                                             "content": []})
-                yield ev("response.content_part.added", item_id="msg_stub", output_index=0, content_index=0,
-                         part={"type": "output_text", "text": "", "annotations": []})
-                yield ev("response.output_text.delta", item_id="msg_stub", output_index=0, content_index=0,
-                         delta=answer, logprobs=[])
-                yield ev("response.output_text.done", item_id="msg_stub", output_index=0, content_index=0,
-                         text=answer, logprobs=[])
-                yield ev("response.content_part.done", item_id="msg_stub", output_index=0, content_index=0,
-                         part=item["content"][0])
-                yield ev("response.output_item.done", output_index=0, item=item)
-                yield ev("response.completed", response=resp)
+                yield await ev("response.created", response={**resp, "status": "in_progress", "output": []})
+                yield await ev("response.output_item.added", output_index=0, item={**item, "status": "in_progress",
+                                                                                   "content": []})
+                yield await ev("response.content_part.added", item_id="msg_stub", output_index=0, content_index=0,
+                               part={"type": "output_text", "text": "", "annotations": []})
+                yield await ev("response.output_text.delta", item_id="msg_stub", output_index=0, content_index=0,
+                               delta=answer, logprobs=[])
+                yield await ev("response.output_text.done", item_id="msg_stub", output_index=0, content_index=0,
+                               text=answer, logprobs=[])
+                yield await ev("response.content_part.done", item_id="msg_stub", output_index=0, content_index=0,
+                               part=item["content"][0])
+                yield await ev("response.output_item.done", output_index=0, item=item)
+                yield await ev("response.completed", response=resp)
 
             return StreamingResponse(events(), media_type="text/event-stream")
 
@@ -269,6 +278,8 @@ class UpstreamStub:
             if b.drop_after is not None and i >= b.drop_after:
                 raise ConnectionResetError("stub: stream dropped on purpose")
             yield chunk({"content": piece if i == 0 else " " + piece})
+            if i == 0 and b.inject_chunk is not None:
+                yield f"data: {json.dumps(b.inject_chunk)}\n\n"
             await asyncio.sleep(b.chunk_delay)
         yield chunk({}, "stop")
         yield ("data: " + json.dumps({"id": f"chatcmpl-stub-{created}", "object": "chat.completion.chunk",

@@ -28,7 +28,7 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,38 +86,57 @@ def _finite(v: Any) -> Any:
     return v
 
 
-def read_records(path: str | Path, since: float | None = None,
-                 problems: list[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Parse an audit file. A broken line (a crash mid-write, a stray edit) is reported and skipped:
-    appended to `problems` when given, else logged as a warning. A stream's "started" line is joined
-    with its final line (only the final one is yielded); a started line with no end (the process
-    died mid-stream) comes out last, as status "interrupted"."""
+INTERRUPTED = "the stream's final audit line is missing: the server stopped while it was running"
+
+
+def walk(path: str | Path, on_bad: Callable[[int, str], None],
+         check: Callable[[dict[str, Any], str], None] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) for each line of an audit file, the one JSONL walk of every reader.
+
+    A line that is not a JSON object (torn by a crash mid-write, edited by hand), or that `check`
+    refuses (it raises InputError, TypeError or ValueError; `where` names the line), goes to
+    `on_bad(line number, message)`, which counts or reports it, and the walk goes on. A stream's
+    "started" line is joined with its final line (only the final one is yielded); a started line
+    with no end (the process died mid-stream) comes out last, as status "interrupted"."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: audit log not found")
-    report = problems.append if problems is not None else (lambda m: log.warning("skipped %s", m))
-    started: dict[str, dict[str, Any]] = {}
+    started: dict[str, tuple[int, dict[str, Any]]] = {}
     with open(path, encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, 1):
             line = line.strip()
             if not line:
                 continue
+            where = f"{path}:{n}"
             try:
-                rec = parse_line(line, f"{path}:{n}", "is this an audit log?")
-                if "ts" not in rec:
-                    raise InputError(f"{path}:{n}: not an audit record (no 'ts' field)")
-                ts = float(rec["ts"])
+                rec = parse_line(line, where, "is this an audit log?")
+                if check is not None:
+                    check(rec, where)
             except (InputError, TypeError, ValueError) as exc:
-                report(str(exc))
+                on_bad(n, str(exc))
                 continue
             rid = rec.get("request_id")
             if rec.get("status") == "started" and rid:
-                started[rid] = rec
+                started[rid] = (n, rec)
                 continue
             started.pop(rid, None)
-            if since is None or ts >= since:
-                yield rec
-    for rec in started.values():
+            yield n, rec
+    for n, rec in started.values():
+        yield n, {**rec, "status": "interrupted", "error": INTERRUPTED}
+
+
+def _has_ts(rec: dict[str, Any], where: str) -> None:
+    if "ts" not in rec:
+        raise InputError(f"{where}: not an audit record (no 'ts' field)")
+    float(rec["ts"])
+
+
+def read_records(path: str | Path, since: float | None = None,
+                 problems: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Parse an audit file (see `walk`). A broken line (a crash mid-write, a stray edit) or one
+    without a time is reported and skipped: appended to `problems` when given, else logged as a
+    warning."""
+    report = problems.append if problems is not None else (lambda m: log.warning("skipped %s", m))
+    for _, rec in walk(path, lambda n, message: report(message), check=_has_ts):
         if since is None or float(rec["ts"]) >= since:
-            yield {**rec, "status": "interrupted",
-                   "error": "the stream's final audit line is missing: the server stopped while it was running"}
+            yield rec

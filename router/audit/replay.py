@@ -14,7 +14,8 @@ Two questions in one pass:
 Replay needs the query text: only lines written under `audit_query_text: store` can be re-scored.
 Everything else is counted, never fatal: torn or non-JSON lines, lines that are not audit records,
 lines of another policy, pinned requests (no decision was made), hash/drop lines, lines whose
-chosen slot the pool no longer has. Lines of another pool config (`pool_hash`) or checkpoint are
+chosen slot the pool no longer has. The log is read as `audit summary` reads it (router.audit.log.walk):
+a stream's "started" line and its final line are one decision, replayed once. Lines of another pool config (`pool_hash`) or checkpoint are
 replayed and counted.
 
 Spend: `logged_real_usd` sums the logged actual cost of the replayed lines. Each replayed decision
@@ -29,11 +30,11 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from router.audit.log import walk
 from router.audit.provenance import pool_hash
 from router.errors import InputError
 from router.routing.costs import price_usd
@@ -51,7 +52,7 @@ class ReplayReport:
     pool_hash: str
     tolerance: float | None  # the override, or None = each line's logged tolerance
     p_tolerance: float
-    lines: int = 0
+    lines: int = 0  # records read, bad lines included (a stream's started and final lines are one)
     replayed: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     logged_fingerprints: dict[str, int] = field(default_factory=dict)
@@ -76,25 +77,8 @@ class ReplayReport:
         return self.drifted == 0
 
 
-def _read(path: Path) -> Iterator[tuple[int, dict | None]]:
-    """(line number, record or None for a torn line); a file cut mid-line is the normal case after a crash."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                yield n, None
-                continue
-            yield n, rec if isinstance(rec, dict) else None
-
-
-def _classify(rec: dict | None, router: PrefillRouter) -> str | None:
-    """Why a line cannot be replayed, or None."""
-    if rec is None:
-        return "torn"
+def _classify(rec: dict, router: PrefillRouter) -> str | None:
+    """Why a record cannot be replayed, or None."""
     if "ts" not in rec or "request_id" not in rec:
         return "not_a_record"
     if rec.get("policy") != router.pool.policy:
@@ -137,7 +121,12 @@ def replay(path: str | Path, router: PrefillRouter, *, tolerance: float | None =
     skipped: Counter = Counter()
     fingerprints: Counter = Counter()
     work: list[tuple[int, dict]] = []
-    for n, rec in _read(path):
+
+    def torn(n: int, message: str) -> None:  # a file cut mid-line is the normal case after a crash: counted
+        report.lines += 1
+        skipped["torn"] += 1
+
+    for n, rec in walk(path, torn):
         report.lines += 1
         why = _classify(rec, router)
         if why is not None:

@@ -1,5 +1,8 @@
 """Reading an audit log back: routing distribution, spend vs the baseline, drift between two windows.
 
+Spend counts every known bill (requests that failed or were cut off after the upstream billed
+tokens too, reported apart); savings compare only the answered requests with their baseline.
+
 Plain functions over the records `router.audit.log.read_records` yields, read as DecisionRecords; `python -m router audit
 summary` prints `format_summary(summarize(...))`.
 """
@@ -36,12 +39,18 @@ def parse_time(value: str, now: float | None = None) -> float:
 
 
 def _cost(r: DecisionRecord) -> float | None:
-    """What a request cost: real usage when it had an answer, else the router's estimate."""
+    """What an answered request cost: real usage when it had an answer, else the router's estimate."""
     if r.actual_cost_usd is not None:
         return float(r.actual_cost_usd)
     if r.expected_cost_usd is not None:
         return float(r.expected_cost_usd)
     return None
+
+
+def _billed(r: DecisionRecord) -> float | None:
+    """What a request that did not end "ok" cost: only known usage counts (a stream cut after the
+    upstream billed tokens, counted or estimated by the proxy); the router's estimate is no bill."""
+    return float(r.actual_cost_usd) if r.actual_cost_usd is not None else None
 
 
 def _chosen(r: DecisionRecord) -> str:
@@ -57,18 +66,25 @@ def records_of(records: Iterable[Mapping[str, Any] | DecisionRecord]) -> list[De
 def window_stats(records: Sequence[Mapping[str, Any] | DecisionRecord]) -> dict[str, Any]:
     records = records_of(records)
     dist = Counter(_chosen(r) for r in records)
-    # Spend compares like with like: only answered requests, each with its baseline counterpart.
+    # Savings compare like with like: only answered requests, each with its baseline counterpart.
+    # Spend is every bill: a stream that failed or was cancelled after the upstream billed tokens cost too.
     served = [r for r in records if r.status == "ok"]
     costs = [c for c in (_cost(r) for r in served) if c is not None]
+    failed = [r for r in records if r.status != "ok"]
+    billed = [c for c in (_billed(r) for r in failed) if c is not None]
     base = [float(r.baseline_cost_usd) for r in served if r.baseline_cost_usd is not None]
     n = len(records)
     return {
         "requests": n,
-        "errors": sum(1 for r in records if r.status != "ok"),
+        "errors": len(failed),
         "failovers": sum(1 for r in records if r.selected and r.chosen and r.selected != r.chosen),
         "distribution": {k: v / n for k, v in dist.most_common()} if n else {},
         "counts": dict(dist.most_common()),
-        "spend_usd": sum(costs),
+        "spend_usd": sum(costs) + sum(billed),
+        "spend_ok_usd": sum(costs),
+        "spend_not_ok_usd": sum(billed),
+        "not_ok_billed": len(billed),  # not-ok lines with known usage (counted in spend_not_ok_usd)
+        "not_ok_unknown": len(failed) - len(billed),  # not-ok lines with no usage: their cost is unknown
         "baseline_usd": sum(base),
         "cost_per_request_usd": (sum(costs) / len(costs)) if costs else None,
         "first": min((r.ts for r in records), default=None),
@@ -97,7 +113,7 @@ def summarize(records: Iterable[Mapping[str, Any]], split: float | None = None) 
     policies = Counter(r.policy for r in recs if r.policy)
     out: dict[str, Any] = {"total": total, "baseline": baselines.most_common(1)[0][0] if baselines else None,
                            "policies": dict(policies)}
-    saved = total["baseline_usd"] - total["spend_usd"]
+    saved = total["baseline_usd"] - total["spend_ok_usd"]  # like with like: the answered requests
     out["saved_usd"] = saved
     out["saved_pct"] = 100.0 * saved / total["baseline_usd"] if total["baseline_usd"] > 0 else None
     if len(recs) >= 2:
@@ -129,9 +145,14 @@ def format_summary(s: Mapping[str, Any]) -> str:
         share = t["distribution"][name]
         lines.append(f"  {name:<{width}}  {n:>6}  {100 * share:5.1f}%  {'#' * round(30 * share)}")
     pct = "-" if s["saved_pct"] is None else f"{s['saved_pct']:.1f}%"
-    lines += ["", f"spend:     {_usd(t['spend_usd'])}  ({_usd(t['cost_per_request_usd'])} per request)",
+    answered = t["requests"] - t["errors"]
+    unknown = f"; {t['not_ok_unknown']} more with no known usage" if t["not_ok_unknown"] else ""
+    lines += ["", f"spend:     {_usd(t['spend_usd'])}  (answered: {_usd(t['spend_ok_usd'])} on {answered} requests, "
+                  f"{_usd(t['cost_per_request_usd'])} per request)",
+              f"  not ok:  {_usd(t['spend_not_ok_usd'])}  (failed, cancelled or cut off after the upstream billed: "
+              f"{t['not_ok_billed']} of {t['errors']}{unknown})",
               f"baseline:  {_usd(t['baseline_usd'])}  (every request on {s['baseline'] or 'the baseline'})",
-              f"saved:     {_usd(s['saved_usd'])}  ({pct})"]
+              f"saved:     {_usd(s['saved_usd'])}  ({pct}, answered requests against the baseline)"]
     w = s.get("windows")
     if w:
         d = w["drift"]

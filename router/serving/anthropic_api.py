@@ -6,11 +6,7 @@ The routing reads the Anthropic conversation itself (system prompt excluded, as 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import anyio
-
-from router.errors import InputError, UpstreamError
+from router.errors import InputError
 from router.serving.anthropic_translate import (
     StreamTranslator,
     sse_event,
@@ -18,21 +14,19 @@ from router.serving.anthropic_translate import (
     to_openai_messages,
     to_openai_tools,
 )
-from router.serving.guard import UsageSoFar, audit_on_error
+from router.serving.guard import audit_on_error
 from router.serving.pipeline import (
     Decision,
     ProxyState,
     complete,
     decide,
-    fail,
     outgoing,
-    remember,
     router_headers,
     router_info,
-    write_audit,
+    untranslatable,
 )
+from router.serving.relay import Translator, open_stream, stream_response
 from router.serving.schemas import CountTokensRequest, MessagesRequest
-from router.upstream.failover import OpenStream, open_stream_with_failover
 
 
 def upstream_params(req: MessagesRequest) -> dict:
@@ -84,52 +78,44 @@ async def messages(state: ProxyState, req: MessagesRequest, *, token: str | None
 
 
 async def _answer(state: ProxyState, d: Decision, req, upstream_msgs: list[dict], request):
-    from fastapi.responses import JSONResponse, StreamingResponse
+    from fastapi.responses import JSONResponse
 
     params = upstream_params(req)
     msg_id = "msg_" + d.request_id.removeprefix("req_")
     if req.stream:
-        try:
-            st = await open_stream_with_failover(state.backend, d.plan, upstream_msgs, deadline=d.deadline, **params)
-        except UpstreamError as exc:
-            raise fail(state, d, exc, "anthropic") from None
-        # A line now, so that a crash mid-stream still leaves one per stream (readers join it with the end's).
-        write_audit(state, d, api="anthropic", selected=st.slot, attempts=st.attempts, usage=None, status="started")
+        st = await open_stream(state, d, "anthropic", upstream_msgs, request, **params)
         tr = StreamTranslator(msg_id, st.slot.model, d.result.input_tokens if d.result else 0, req.stop_sequences)
-        headers = {**_headers(d, st.slot), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(relay(state, d, st, tr), media_type="text/event-stream", headers=headers)
+        return stream_response(state, d, "anthropic", st, AnthropicEvents(tr), _headers(d, st.slot))
     slot, res, attempts, audit = await complete(state, d, upstream_msgs, "anthropic", request=request, **params)
-    body = to_anthropic_message(res.raw, msg_id=msg_id, model=slot.model, stop_sequences=req.stop_sequences)
+    try:
+        body = to_anthropic_message(res.raw, msg_id=msg_id, model=slot.model, stop_sequences=req.stop_sequences)
+    except Exception as exc:  # a malformed answer (billed all the same); `audit`, its "ok" line, never runs
+        raise untranslatable(state, d, "anthropic", slot, attempts, res.usage, exc, settled=True) from None
     body["router"] = router_info(d, slot, attempts)
     return JSONResponse(body, headers=_headers(d, slot), background=audit)
 
 
-async def relay(state: ProxyState, d: Decision, st: OpenStream, tr: StreamTranslator) -> AsyncIterator[str]:
-    status, error = "client_closed", None
-    so_far = UsageSoFar(d.result.input_tokens if d.result else None)
-    try:
-        for ev in tr.start():
-            yield ev
-        try:
-            async for chunk in st.rest():
-                so_far.feed(chunk)
-                for ev in tr.feed(chunk):
-                    yield ev
-        except UpstreamError as exc:
-            status, error = "error", str(exc)
-            yield sse_event("error", {"error": {"type": "api_error",
-                                               "message": f"upstream stream failed midway: {exc}"}})
-            return
-        status = "ok"
-        remember(state, d, st.slot)
-        for ev in tr.finish_events({"router": router_info(d, st.slot, st.attempts)}):
-            yield ev
-    finally:
-        usage, extra = so_far.final(tr.usage)
-        write_audit(state, d, api="anthropic", selected=st.slot, attempts=st.attempts, usage=usage,
-                    status=status, error=error, extra=extra)
-        with anyio.CancelScope(shield=True):
-            await st.aclose()
+class AnthropicEvents(Translator):
+    """The Messages event sequence (router.serving.anthropic_translate.StreamTranslator); the
+    `router` object rides on the final message_delta."""
+
+    def __init__(self, tr: StreamTranslator):
+        self.tr = tr
+
+    def start(self) -> list[str]:
+        return self.tr.start()
+
+    def feed(self, chunk: dict) -> list[str]:
+        return self.tr.feed(chunk)
+
+    def finish(self, info: dict) -> list[str]:
+        return self.tr.finish_events({"router": info})
+
+    def broken(self, message: str, info: dict) -> list[str]:
+        return [sse_event("error", {"error": {"type": "api_error", "message": message}})]
+
+    def usage(self) -> dict | None:
+        return self.tr.usage
 
 
 async def count_tokens(state: ProxyState, req: CountTokensRequest) -> dict:

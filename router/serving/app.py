@@ -218,7 +218,8 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
     @app.post("/v1/responses")
     async def responses(body: ResponsesRequest, request: Request, token: str | None = Depends(access)):
         await backend_ready()
-        return await responses_endpoint(state, body, token=token, session=request.headers.get("x-router-session"))
+        return await responses_endpoint(state, body, token=token, session=request.headers.get("x-router-session"),
+                                        request=request)
 
     @app.post("/v1/messages/count_tokens")
     async def messages_count_tokens(body: CountTokensRequest, token: str | None = Depends(access)):

@@ -77,13 +77,21 @@ class UsageSoFar:
         self.usage: dict[str, int] | None = None
 
     def feed(self, chunk: dict) -> None:
+        """An OpenAI chat chunk."""
         from router.upstream.backends import chunk_text
 
         if chunk.get("usage"):
             u = chunk["usage"]
-            self.usage = {"prompt_tokens": int(u.get("prompt_tokens") or 0),
-                          "completion_tokens": int(u.get("completion_tokens") or 0)}
+            self.note({"prompt_tokens": int(u.get("prompt_tokens") or 0),
+                       "completion_tokens": int(u.get("completion_tokens") or 0)})
         elif chunk_text(chunk):
+            self.note(text=True)
+
+    def note(self, usage: dict[str, int] | None = None, text: bool = False) -> None:
+        """The upstream's usage when a chunk carries it; else one more chunk of text."""
+        if usage:
+            self.usage = usage
+        elif text:
             self.chunks += 1
 
     def final(self, usage: dict | None = None) -> tuple[dict | None, dict[str, Any]]:

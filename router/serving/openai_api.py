@@ -3,36 +3,21 @@ in OpenAI's format with the destination actually called as `model` and the decis
 
 Streams relay the upstream's chunks as they come; the last chunk before `[DONE]` carries usage (when
 known, with every detail field the upstream sent) and the `router` object with every attempt (see
-`relay`). With n > 1 every choice keeps its own finish chunk. A stream that breaks after its first chunk
+`ChatChunks`). With n > 1 every choice keeps its own finish chunk. A stream that breaks after its first chunk
 ends with an OpenAI error chunk, which the SDKs raise.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
-
-from router.errors import UpstreamError
 from router.routing.costs import normalize_usage
-from router.serving.guard import UsageSoFar, audit_on_error
-from router.serving.pipeline import (
-    Decision,
-    ProxyState,
-    complete,
-    decide,
-    fail,
-    outgoing,
-    remember,
-    router_headers,
-    router_info,
-    write_audit,
-)
+from router.serving.guard import audit_on_error
+from router.serving.pipeline import Decision, ProxyState, complete, decide, outgoing, router_headers, router_info
+from router.serving.relay import Translator, open_stream, stream_response
 from router.serving.schemas import ChatCompletionRequest
 from router.sse import DONE, sse
-from router.upstream.failover import OpenStream, open_stream_with_failover
 
 OWN_FIELDS = {"model", "messages", "stream", "stream_options", "tolerance", "models", "max_tokens",
               "temperature", "stop"}
@@ -58,20 +43,14 @@ async def chat_completions(state: ProxyState, req: ChatCompletionRequest, *, tok
 
 
 async def _answer(state: ProxyState, d: Decision, req, messages: list[dict], request):
-    from fastapi.responses import JSONResponse, StreamingResponse
+    from fastapi.responses import JSONResponse
 
     params = upstream_params(req)
     if req.stream:
-        try:
-            st = await open_stream_with_failover(state.backend, d.plan, messages, deadline=d.deadline, **params)
-        except UpstreamError as exc:
-            raise fail(state, d, exc, "openai") from None
-        # A line now, so that a crash mid-stream still leaves one per stream (readers join it with the end's).
-        write_audit(state, d, api="openai", selected=st.slot, attempts=st.attempts, usage=None, status="started")
-        headers = {**router_headers(d, st.slot), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        st = await open_stream(state, d, "openai", messages, request, **params)
         include_usage = bool((req.stream_options or {}).get("include_usage"))
-        return StreamingResponse(relay(state, d, st, include_usage), media_type="text/event-stream",
-                                 headers=headers)
+        return stream_response(state, d, "openai", st, ChatChunks(d, st.slot.model, include_usage),
+                               router_headers(d, st.slot))
     slot, res, attempts, audit = await complete(state, d, messages, "openai", request=request, **params)
     body = dict(res.raw)
     body["model"] = slot.model
@@ -79,65 +58,49 @@ async def _answer(state: ProxyState, d: Decision, req, messages: list[dict], req
     return JSONResponse(body, headers=router_headers(d, slot), background=audit)
 
 
-def _sse(obj: dict) -> str:
-    return sse(obj)
+class ChatChunks(Translator):
+    """Chunks go out as they come, except the ones carrying finish_reason: they wait for the end of
+    the stream so that the last can carry the `router` object (with the last attempt) and the usage.
+    Clients that asked for `stream_options.include_usage` get OpenAI's extra usage chunk
+    (`choices: []`) instead; others never see a chunk without choices."""
 
+    def __init__(self, d: Decision, model: str, include_usage: bool = False):
+        self.model, self.include_usage = model, include_usage
+        self.full_usage: dict | None = None  # as the upstream sent it (cost, *_tokens_details): what the client gets
+        self.held: list[dict] = []  # finish chunks, one per choice when n > 1; the last carries usage and `router`
+        self.meta = {"id": f"chatcmpl-{d.request_id}", "created": int(time.time())}
 
-async def relay(state: ProxyState, d: Decision, st: OpenStream, include_usage: bool = False) -> AsyncIterator[str]:
-    """Relay chunks as they come, except the one carrying finish_reason: it waits for the end of the
-    stream so that it can carry the `router` object (with the last attempt) and the usage. Clients
-    that asked for `stream_options.include_usage` get OpenAI's extra usage chunk (`choices: []`)
-    instead; others never see a chunk without choices."""
-    usage: dict | None = None
-    full_usage: dict | None = None  # as the upstream sent it (cost, *_tokens_details): what the client gets
-    status, error = "client_closed", None
-    so_far = UsageSoFar(d.result.input_tokens if d.result else None)
-    held: list[dict] = []  # finish chunks, one per choice when n > 1; the last carries usage and `router`
-    meta = {"id": f"chatcmpl-{d.request_id}", "created": int(time.time())}
-    try:
-        try:
-            async for chunk in st.rest():
-                so_far.feed(chunk)
-                if chunk.get("usage"):
-                    full_usage = dict(chunk["usage"])
-                    usage = normalize_usage(chunk["usage"])
-                meta["id"] = chunk.get("id") or meta["id"]
-                meta["created"] = chunk.get("created") or meta["created"]
-                if not chunk.get("choices"):
-                    continue  # usage-only chunk: its numbers go out at the end
-                out = {**chunk, "model": st.slot.model}
-                if any(c.get("finish_reason") for c in chunk["choices"] if isinstance(c, dict)):
-                    held.append(out)
-                else:
-                    yield _sse(out)
-        except UpstreamError as exc:
-            status, error = "error", str(exc)
-            for h in held:
-                yield _sse(h)
-            yield _sse({"error": {"message": f"upstream stream failed midway: {exc}", "type": "upstream_error",
-                                  "param": None, "code": "upstream_stream_broken"},
-                        "router": router_info(d, st.slot, st.attempts)})
-            return
-        status = "ok"
-        remember(state, d, st.slot)
-        base = {"id": meta["id"], "object": "chat.completion.chunk", "created": meta["created"], "model": st.slot.model}
-        if not held:
-            held = [{**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
-        for h in held[:-1]:
-            yield _sse(h)
-        info = router_info(d, st.slot, st.attempts)
-        if include_usage:
-            yield _sse(held[-1])
-            yield _sse({**base, "choices": [], "usage": _usage_out(full_usage), "router": info})
+    def feed(self, chunk: dict) -> list[str]:
+        if chunk.get("usage"):
+            self.full_usage = dict(chunk["usage"])
+        self.meta["id"] = chunk.get("id") or self.meta["id"]
+        self.meta["created"] = chunk.get("created") or self.meta["created"]
+        if not chunk.get("choices"):
+            return []  # usage-only chunk: its numbers go out at the end
+        out = {**chunk, "model": self.model}
+        if any(c.get("finish_reason") for c in chunk["choices"] if isinstance(c, dict)):
+            self.held.append(out)
+            return []
+        return [sse(out)]
+
+    def finish(self, info: dict) -> list[str]:
+        base = {"id": self.meta["id"], "object": "chat.completion.chunk", "created": self.meta["created"],
+                "model": self.model}
+        held = self.held or [{**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+        out = [sse(h) for h in held[:-1]]
+        if self.include_usage:
+            out += [sse(held[-1]), sse({**base, "choices": [], "usage": _usage_out(self.full_usage), "router": info})]
         else:
-            yield _sse({**held[-1], "usage": _usage_out(full_usage), "router": info})
-        yield sse(DONE)
-    finally:
-        usage, extra = so_far.final(usage)
-        write_audit(state, d, api="openai", selected=st.slot, attempts=st.attempts, usage=usage,
-                    status=status, error=error, extra=extra)
-        with anyio.CancelScope(shield=True):
-            await st.aclose()
+            out.append(sse({**held[-1], "usage": _usage_out(self.full_usage), "router": info}))
+        return out + [sse(DONE)]
+
+    def broken(self, message: str, info: dict) -> list[str]:
+        return [sse(h) for h in self.held] + [sse({
+            "error": {"message": message, "type": "upstream_error", "param": None, "code": "upstream_stream_broken"},
+            "router": info})]
+
+    def usage(self) -> dict | None:
+        return normalize_usage(self.full_usage)
 
 
 def _usage_out(usage: dict | None) -> dict | None:

@@ -242,6 +242,25 @@ def fail(state: ProxyState, d: Decision, exc: UpstreamError, api: str) -> Upstre
     return exc
 
 
+def untranslatable(state: ProxyState, d: Decision, api: str, slot: Slot, attempts: Sequence[Attempt],
+                   usage: dict | None, exc: Exception, settled: bool = False) -> UpstreamError:
+    """An upstream answer that the API could not translate: a 502 for the client (not a 500: the
+    answer was malformed), audited once as an error with the usage the upstream billed for it.
+    `settled`: its spend was counted already (by `complete`)."""
+    import logging
+
+    logging.getLogger("router.serving").warning("request %s: the answer of %s could not be translated: %r",
+                                                d.request_id, slot.name, exc)
+    err = UpstreamError(f"{slot.name} ({slot.model}): its answer could not be translated for this API: "
+                        f"{type(exc).__name__}: {exc}", status=502, attempts=list(attempts))
+    write_audit(state, d, settled, api=api, selected=slot, attempts=attempts, usage=usage, status="error",
+                error=str(err))
+    err.audited = True
+    err.router = router_info(d, slot, attempts)
+    err.headers = router_headers(d, slot)
+    return err
+
+
 async def complete(state: ProxyState, d: Decision, messages: list[dict], api: str, request=None, **params):
     """Non-streaming call down the failover plan, remembered for session stickiness. Returns the
     slot, result, attempts and the audit task to attach to the response (see audit_after_response).

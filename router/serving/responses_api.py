@@ -6,18 +6,20 @@ The decision travels as on /v1/chat/completions: the `router` object in the resp
 stream: in the response of its response.completed event) and the X-Router-* headers. A client's own
 OpenAI model names (`gpt-*`, `o1`/`o3`/`o4*`, `codex-*`, `chatgpt-*`) route with the default
 policy, as `claude-*` names do on /v1/messages, so an SDK's default model works unchanged. Failover
-follows the plan; a stream fails over only before its first event.
+follows the plan; a stream fails over only before its first event. Streams go through the shared
+relay (router.serving.relay: `started` line, one final audit line on success, upstream break,
+translation error or client hang-up); a non-streamed call is cancelled when its client hangs up.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-
-import anyio
+from typing import Any
 
 from router.errors import MissingKeyError, UpstreamError
+from router.routing.costs import normalize_usage
 from router.routing.pool import Slot
+from router.serving.guard import audit_on_error, unless_disconnected
 from router.serving.pipeline import (
     Decision,
     ProxyState,
@@ -28,13 +30,20 @@ from router.serving.pipeline import (
     remember,
     router_headers,
     router_info,
-    write_audit,
+    untranslatable,
 )
+from router.serving.relay import Translator, stream_response
 from router.serving.responses_translate import OWN_FIELDS, ResponseIds, ResponsesStream, to_chat_request, to_response
 from router.serving.schemas import ResponsesRequest
 from router.upstream import responses_backend
 from router.upstream.backends import Attempt
-from router.upstream.failover import _missing_key_attempt, chat_with_failover, final_error, open_stream_with_failover
+from router.upstream.failover import (
+    OpenStream,
+    _missing_key_attempt,
+    chat_with_failover,
+    final_error,
+    open_stream_with_failover,
+)
 
 OPENAI_NAMES = re.compile(r"^(gpt-|o[1-9]|codex|chatgpt-|computer-use)", re.IGNORECASE)
 
@@ -48,23 +57,28 @@ def routed_model(registry, model: str | None) -> str | None:
 
 
 def _usage_for_audit(usage: dict | None) -> dict | None:
-    """Responses usage (input/output tokens) or chat usage -> the audit's prompt/completion tokens."""
+    """Responses usage (input/output tokens and their details) or chat usage -> the audit's usage."""
     if not usage:
         return None
     if "input_tokens" in usage:
-        return {"prompt_tokens": int(usage.get("input_tokens") or 0),
-                "completion_tokens": int(usage.get("output_tokens") or 0)}
-    return {"prompt_tokens": int(usage.get("prompt_tokens") or 0),
-            "completion_tokens": int(usage.get("completion_tokens") or 0)}
+        usage = {"prompt_tokens": usage.get("input_tokens"), "completion_tokens": usage.get("output_tokens"),
+                 "prompt_tokens_details": usage.get("input_tokens_details"),
+                 "completion_tokens_details": usage.get("output_tokens_details")}
+    return normalize_usage(usage)
+
+
+def _speaks_responses(slot: Slot, body: dict) -> bool:
+    """The body goes through as-is: the slot's upstream speaks Responses, and no redact rule matched
+    (then only the masked chat translation may leave)."""
+    return slot.upstream_api == "responses" and not body.get("_redacted")
 
 
 def _passthrough_body(body: dict) -> dict:
     return {k: v for k, v in body.items() if k not in OWN_FIELDS and k != "stream"}
 
 
-async def responses(state: ProxyState, req: ResponsesRequest, *, token: str | None, session: str | None):
-    from fastapi.responses import JSONResponse, StreamingResponse
-
+async def responses(state: ProxyState, req: ResponsesRequest, *, token: str | None, session: str | None,
+                    request=None):
     from router.safe_text import check_value
 
     body = req.model_dump(exclude_unset=True)
@@ -75,24 +89,42 @@ async def responses(state: ProxyState, req: ResponsesRequest, *, token: str | No
     if d.gate is not None and d.gate.outgoing is not None:
         # A redact rule matched: only the masked chat translation may leave, never the raw body.
         messages, body = outgoing(d, messages), {**body, "_redacted": True}
+    with audit_on_error(state, d, "responses"):
+        return await _answer(state, d, req, body, messages, params, request)
+
+
+async def _answer(state: ProxyState, d: Decision, req, body: dict, messages: list[dict], params: dict, request):
+    from fastapi.responses import JSONResponse
+
     ids = ResponseIds(d.request_id)
     if req.stream:
-        slot, events = await _open_stream(state, d, body, messages, params, ids)
-        headers = {**router_headers(d, slot), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+        # A client that hangs up before the first event cancels the wait (ClientClosed, audited above).
+        st, tr = await unless_disconnected(request, _open_stream(state, d, body, messages, params, ids))
+        return stream_response(state, d, "responses", st, tr, router_headers(d, st.slot))
+    slot, out, attempts, usage = await unless_disconnected(request, _create(state, d, body, messages, params, ids))
+    remember(state, d, slot)
+    out["model"] = slot.model
+    out["router"] = router_info(d, slot, attempts)
+    audit = audit_after_response(state, d, api="responses", selected=slot, attempts=attempts,
+                                 usage=_usage_for_audit(usage))
+    return JSONResponse(out, headers=router_headers(d, slot), background=audit)
+
+
+async def _create(state: ProxyState, d: Decision, body: dict, messages: list[dict], params: dict,
+                  ids: ResponseIds) -> tuple[Slot, dict, list[Attempt], dict | None]:
+    """The first slot of the plan that answers: (slot, Responses object, attempts, its usage)."""
     attempts: list[Attempt] = []
     errors: list[UpstreamError] = []
     for slot in d.plan:
+        if d.deadline.expired:
+            break
         try:
-            if slot.upstream_api == "responses" and not body.get("_redacted"):
-                out, tries = await responses_backend.create(state.backend, slot, _passthrough_body(body))
+            if _speaks_responses(slot, body):
+                out, tries = await responses_backend.create(state.backend, slot, _passthrough_body(body),
+                                                            d.deadline)
                 attempts.extend(tries)
-                usage = out.get("usage")
-            else:
-                _, res, tries = await chat_with_failover(state.backend, [slot], messages, **params)
-                attempts.extend(tries)
-                out = to_response(res.raw, body, ids, slot.model)
-                usage = res.usage
+                return slot, out, attempts, out.get("usage")
+            _, res, tries = await chat_with_failover(state.backend, [slot], messages, deadline=d.deadline, **params)
         except MissingKeyError as exc:
             attempts.append(_missing_key_attempt(slot, exc))
             errors.append(exc)
@@ -101,65 +133,53 @@ async def responses(state: ProxyState, req: ResponsesRequest, *, token: str | No
             attempts.extend(exc.attempts)
             errors.append(exc)
             continue
-        remember(state, d, slot)
-        out["model"] = slot.model
-        out["router"] = router_info(d, slot, attempts)
-        audit = audit_after_response(state, d, api="responses", selected=slot, attempts=attempts,
-                                     usage=_usage_for_audit(usage))
-        return JSONResponse(out, headers=router_headers(d, slot), background=audit)
-    raise fail(state, d, final_error(errors, attempts), "responses") from None
+        attempts.extend(tries)
+        try:
+            return slot, to_response(res.raw, body, ids, slot.model), attempts, res.usage
+        except Exception as exc:  # a malformed answer (the upstream billed it all the same)
+            raise untranslatable(state, d, "responses", slot, attempts, res.usage, exc) from None
+    raise fail(state, d, final_error(errors, attempts, d.deadline), "responses") from None
 
 
 async def _open_stream(state: ProxyState, d: Decision, body: dict, messages: list[dict], params: dict,
-                       ids: ResponseIds) -> tuple[Slot, AsyncIterator[str]]:
-    """The first slot of the plan that starts streaming, and the event relay for it."""
-    attempts: list[Attempt] = []
-    errors: list[UpstreamError] = []
-    for slot in d.plan:
-        try:
-            if slot.upstream_api == "responses" and not body.get("_redacted"):
-                agen = responses_backend.stream(state.backend, slot, _passthrough_body(body), attempts)
-                first = await agen.__anext__()
-                return slot, _relay_passthrough(state, d, slot, first, agen, attempts)
-            st = await open_stream_with_failover(state.backend, [slot], messages, **params)
-            st.attempts[:0] = attempts  # in place: the backend appends the closing try to this list
-            return slot, _relay_chat(state, d, st, ResponsesStream(body, ids, slot.model))
-        except StopAsyncIteration:
-            errors.append(UpstreamError(f"{slot.name}: empty stream", status=502, attempts=list(attempts)))
-        except MissingKeyError as exc:
-            attempts.append(_missing_key_attempt(slot, exc))
-            errors.append(exc)
-        except UpstreamError as exc:
-            if exc.attempts is not attempts:  # a passthrough stream fills `attempts` itself
-                attempts.extend(exc.attempts)
-            errors.append(exc)
-    raise fail(state, d, final_error(errors, attempts), "responses") from None
+                       ids: ResponseIds) -> tuple[OpenStream, Translator]:
+    """The first slot of the plan that starts streaming (as chat, or passed through), and its translator."""
 
+    def passthrough(slot: Slot, attempts: list[Attempt]):
+        if _speaks_responses(slot, body):
+            return responses_backend.stream(state.backend, slot, _passthrough_body(body), attempts, d.deadline)
+        return None  # a chat-completions stream
 
-async def _relay_chat(state: ProxyState, d: Decision, st, tr: ResponsesStream) -> AsyncIterator[str]:
-    status, error = "client_closed", None
     try:
-        for ev in tr.start():
-            yield ev
-        try:
-            async for chunk in st.rest():
-                for ev in tr.feed(chunk):
-                    yield ev
-        except UpstreamError as exc:
-            status, error = "error", str(exc)
-            for ev in tr.failed(f"upstream stream failed midway: {exc}", {"router": router_info(d, st.slot,
-                                                                                                 st.attempts)}):
-                yield ev
-            return
-        status = "ok"
-        remember(state, d, st.slot)
-        for ev in tr.finish({"router": router_info(d, st.slot, st.attempts)}):
-            yield ev
-    finally:
-        write_audit(state, d, api="responses", selected=st.slot, attempts=st.attempts,
-                    usage=_usage_for_audit(tr.usage), status=status, error=error)
-        with anyio.CancelScope(shield=True):
-            await st.aclose()
+        st = await open_stream_with_failover(state.backend, d.plan, messages, deadline=d.deadline,
+                                             opener=passthrough, **params)
+    except UpstreamError as exc:
+        raise fail(state, d, exc, "responses") from None
+    if _speaks_responses(st.slot, body):
+        return st, Passthrough(d, st.slot, st.attempts)
+    return st, ChatToResponses(ResponsesStream(body, ids, st.slot.model))
+
+
+class ChatToResponses(Translator):
+    """Upstream chat chunks -> the Responses event sequence (responses_translate.ResponsesStream)."""
+
+    def __init__(self, tr: ResponsesStream):
+        self.tr = tr
+
+    def start(self) -> list[str]:
+        return self.tr.start()
+
+    def feed(self, chunk: dict) -> list[str]:
+        return self.tr.feed(chunk)
+
+    def finish(self, info: dict) -> list[str]:
+        return self.tr.finish({"router": info})
+
+    def broken(self, message: str, info: dict) -> list[str]:
+        return self.tr.failed(message, {"router": info})
+
+    def usage(self) -> dict | None:
+        return _usage_for_audit(self.tr.usage)
 
 
 def _sse(kind: str, event: dict) -> str:
@@ -168,39 +188,36 @@ def _sse(kind: str, event: dict) -> str:
     return f"event: {kind}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
 
 
-async def _relay_passthrough(state: ProxyState, d: Decision, slot: Slot, first: tuple[str, dict], agen,
-                             attempts: list[Attempt]) -> AsyncIterator[str]:
-    """The upstream's events as sent, with our destination as the response's model and the
-    decision added to the final response."""
-    status, error, usage = "client_closed", None, None
-    terminal = ("response.completed", "response.incomplete", "response.failed")
+class Passthrough(Translator):
+    """An upstream Responses stream's events as sent, with our destination as the response's model
+    and the decision added to the final response."""
 
-    def rewrite(kind: str, event: dict) -> dict:
-        nonlocal usage
+    TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+
+    def __init__(self, d: Decision, slot: Slot, attempts: list[Attempt]):
+        self.d, self.slot, self.attempts = d, slot, attempts
+        self.upstream_usage: dict | None = None
+
+    def feed(self, item: tuple[str, dict]) -> list[str]:
+        kind, event = item
         resp = event.get("response")
         if isinstance(resp, dict):
-            resp = {**resp, "model": slot.model}
-            if kind in terminal:
-                usage = resp.get("usage") or usage
-                resp["router"] = router_info(d, slot, attempts)
+            resp = {**resp, "model": self.slot.model}
+            if kind in self.TERMINAL:
+                self.upstream_usage = resp.get("usage") or self.upstream_usage
+                resp["router"] = router_info(self.d, self.slot, self.attempts)
             event = {**event, "response": resp}
-        return event
+        return [_sse(kind, event)]
 
-    try:
-        kind, event = first
-        yield _sse(kind, rewrite(kind, event))
-        try:
-            async for kind, event in agen:
-                yield _sse(kind, rewrite(kind, event))
-        except UpstreamError as exc:
-            status, error = "error", str(exc)
-            yield _sse("error", {"type": "error", "code": "upstream_stream_broken", "param": None,
-                                 "message": f"upstream stream failed midway: {exc}"})
-            return
-        status = "ok"
-        remember(state, d, slot)
-    finally:
-        write_audit(state, d, api="responses", selected=slot, attempts=attempts, usage=_usage_for_audit(usage),
-                    status=status, error=error)
-        with anyio.CancelScope(shield=True):
-            await agen.aclose()
+    def finish(self, info: dict) -> list[str]:
+        return []  # the upstream's terminal event, already relayed, carries the decision
+
+    def broken(self, message: str, info: dict) -> list[str]:
+        return [_sse("error", {"type": "error", "code": "upstream_stream_broken", "param": None, "message": message})]
+
+    def usage(self) -> dict | None:
+        return _usage_for_audit(self.upstream_usage)
+
+    def meter(self, so_far: Any, item: tuple[str, dict]) -> None:
+        kind, event = item
+        so_far.note(text=kind == "response.output_text.delta")

@@ -101,8 +101,8 @@ class ResponsesRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: str | None = Field(default=None, description=MODEL_DOC + " OpenAI model names (gpt-*, o*) route.")
-    input: str | list[dict[str, Any]] = Field(description="A string, or input items (messages, function calls "
-                                                          "and their outputs).")
+    input: str | Annotated[list[dict[str, Any]], Field(min_length=1)] = Field(
+        description="A string, or input items (messages, function calls and their outputs).")
     instructions: str | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None

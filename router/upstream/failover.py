@@ -9,7 +9,7 @@ A stream can fail over only before its first chunk; after that the client alread
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,8 +105,14 @@ class OpenStream:
             await close()
 
 
+Opener = Callable[[Slot, list[Attempt]], AsyncIterator[Any] | None]
+
+
 async def open_stream_with_failover(backend: Backend, plan: list[Slot], messages: list[dict],
-                                    deadline: Deadline | None = None, **params: Any) -> OpenStream:
+                                    deadline: Deadline | None = None, opener: Opener | None = None,
+                                    **params: Any) -> OpenStream:
+    """`opener(slot, attempts)`: the stream of a slot that speaks something else than chat completions
+    (it returns None for the others, which get `backend.stream`); its first item settles the model."""
     attempts: list[Attempt] = []
     errors: list[UpstreamError] = []
     for slot in plan:
@@ -114,14 +120,17 @@ async def open_stream_with_failover(backend: Backend, plan: list[Slot], messages
             break
         # The backend appends every try to `attempts`, including the closing one of a stream that
         # is still running when this returns.
-        agen = backend.stream(slot, messages, attempts=attempts, deadline=deadline, **params)
+        agen = opener(slot, attempts) if opener is not None else None
+        own = agen is not None
+        if agen is None:
+            agen = backend.stream(slot, messages, attempts=attempts, deadline=deadline, **params)
         lead: list[dict] = []
         try:
             # The model is settled by the first chunk with something in it: a stream that dies
             # after its role chunk has given the client nothing yet, so it can still fail over.
             while True:
                 first = await agen.__anext__()
-                if chunk_has_substance(first):
+                if own or chunk_has_substance(first):
                     break
                 lead.append(first)
         except StopAsyncIteration:

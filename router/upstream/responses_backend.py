@@ -2,12 +2,15 @@
 POST {api_base}/responses, the body passed through with the slot's destination model.
 
 Same rules as the chat Backend: the key comes from the environment, 429/5xx/connection errors are
-retried with backoff, other 4xx fail at once, a stream is retried only before its first event, and
-every try is an `Attempt`. Events are yielded as (event name, data dict) pairs.
+retried with backoff, other 4xx fail at once, a stream is retried only before its first event, every
+try is an `Attempt`, and the per-try timeout and the request's deadline bound the whole answer (for a
+stream: the first byte and each silence between events). Events are yielded as (event name, data dict) pairs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -22,9 +25,12 @@ from router.upstream.backends import (
     _gave_up,
     _ms,
     _scrub,
+    _Silent,
+    encode_body,
     stream_attempt_failed,
 )
 from router.upstream.client import TRANSPORT_ERRORS, error_text
+from router.upstream.deadline import Deadline
 
 
 def payload(slot: Slot, body: dict, *, stream: bool) -> dict[str, Any]:
@@ -35,16 +41,26 @@ def payload(slot: Slot, body: dict, *, stream: bool) -> dict[str, Any]:
     return out
 
 
-async def create(backend: Backend, slot: Slot, body: dict) -> tuple[dict, list[Attempt]]:
+async def create(backend: Backend, slot: Slot, body: dict,
+                 deadline: Deadline | None = None) -> tuple[dict, list[Attempt]]:
     headers = backend.headers(slot)
-    data = payload(slot, body, stream=False)
+    content = encode_body(payload(slot, body, stream=False))
+    deadline = deadline or Deadline(None)
     attempts: list[Attempt] = []
     for i in range(backend.retries + 1):
+        budget = deadline.bound(backend.timeout)
+        if budget <= 0:
+            break
         t0 = time.perf_counter()
         resp = None
         try:
-            resp = await backend.client.post(f"{slot.api_base}/responses", json=data, headers=headers,
-                                             timeout=backend.timeout)
+            # The whole answer, as for chat: a server trickling bytes cannot stretch a try.
+            async with asyncio.timeout(budget):
+                resp = await backend.client.post(f"{slot.api_base}/responses", content=content, headers=headers,
+                                                 timeout=backend.timeout + 1)  # the asyncio bound fires first
+        except TimeoutError:
+            attempts.append(Attempt(slot.name, slot.model, None, _ms(t0),
+                                    f"Timeout: no complete answer within {budget:.3g} s"))
         except TRANSPORT_ERRORS as exc:
             attempts.append(Attempt(slot.name, slot.model, None, _ms(t0), error_text(exc)[:300]))
         else:
@@ -64,29 +80,51 @@ async def create(backend: Backend, slot: Slot, body: dict) -> tuple[dict, list[A
                 if resp.status_code not in RETRY_STATUSES:
                     break
         if i < backend.retries:
-            await backend._sleep(i, resp)
-    raise _gave_up(slot, attempts)
+            await backend._sleep(i, resp, deadline)
+    raise _gave_up(slot, attempts, deadline)
 
 
-async def stream(backend: Backend, slot: Slot, body: dict, attempts: list[Attempt]) -> AsyncIterator[tuple[str, dict]]:
+async def stream(backend: Backend, slot: Slot, body: dict, attempts: list[Attempt],
+                 deadline: Deadline | None = None) -> AsyncIterator[tuple[str, dict]]:
+    """Each try's connect and first byte, and every silence between events, get `timeout` (cut to
+    what is left of `deadline`), as for chat streams."""
     headers = backend.headers(slot)
-    data = payload(slot, body, stream=True)
+    content = encode_body(payload(slot, body, stream=True))
+    deadline = deadline or Deadline(None)
     for i in range(backend.retries + 1):
+        budget = deadline.bound(backend.timeout)
+        if budget <= 0:
+            break
         t0 = time.perf_counter()
         started = False
         resp = None
         try:
-            async with backend.client.stream("POST", f"{slot.api_base}/responses", json=data, headers=headers,
-                                             timeout=backend.timeout) as resp:
+            async with contextlib.AsyncExitStack() as stack:
+                async with asyncio.timeout(budget):
+                    resp = await stack.enter_async_context(backend.client.stream(
+                        "POST", f"{slot.api_base}/responses", content=content, headers=headers,
+                        timeout=backend.timeout + 1))
+                    if resp.status_code != 200:
+                        await resp.aread()
                 if resp.status_code != 200:
-                    await resp.aread()
                     attempts.append(Attempt(slot.name, slot.model, resp.status_code, _ms(t0),
                                             _scrub(_error_text(resp), headers)))
                     if resp.status_code not in RETRY_STATUSES:
                         break
                 else:
                     ended = False
-                    async for kind, event in _events(resp):
+                    events = _events(resp)
+                    while True:
+                        wait = deadline.bound(backend.timeout)  # the upstream's wait only, never across the yield
+                        try:
+                            async with asyncio.timeout(wait):
+                                kind, event = await anext(events)
+                        except StopAsyncIteration:
+                            break
+                        except TimeoutError:
+                            why = (f"deadline of {deadline.seconds:g} s reached" if deadline.expired
+                                   else f"no event within {wait:.3g} s")
+                            raise _Silent(f"Timeout: {why}") from None
                         started = True
                         ended = ended or kind in ("response.completed", "response.incomplete", "response.failed")
                         yield kind, event
@@ -94,11 +132,14 @@ async def stream(backend: Backend, slot: Slot, body: dict, attempts: list[Attemp
                         attempts.append(Attempt(slot.name, slot.model, 200, _ms(t0)))
                         return
                     raise ValueError("stream ended without response.completed")
+        except (_Silent, TimeoutError) as exc:
+            text = str(exc) if isinstance(exc, _Silent) else f"Timeout: no answer within {budget:.3g} s"
+            stream_attempt_failed(slot, resp, t0, text, started, attempts)
         except (*TRANSPORT_ERRORS, ValueError) as exc:
             stream_attempt_failed(slot, resp, t0, error_text(exc)[:300], started, attempts)
         if i < backend.retries:
-            await backend._sleep(i, resp)
-    raise _gave_up(slot, attempts)
+            await backend._sleep(i, resp, deadline)
+    raise _gave_up(slot, attempts, deadline)
 
 
 async def _events(resp) -> AsyncIterator[tuple[str, dict]]:
