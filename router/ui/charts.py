@@ -88,8 +88,29 @@ def _vline(x: float, color: str, dash: str, width: int) -> dict:
             "line": {"color": color, "dash": dash, "width": width}}
 
 
+# The decision chart puts each model's name on its own line above the bar instead of in a y-axis margin:
+# the bars keep the full width at 390 px as at 1440 px, and a long name cannot push them off the figure.
+ROW_PX = 46  # one model: its name line and its bar
+LABEL_CHARS = 34  # a name line that fits a 390 px screen at 14 px (longer names end in "…", full on hover)
+
+
+def short_label(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(1, limit - 1)].rstrip() + "…"
+
+
+def _name_line(result: RoutingResult, m, category: str) -> dict:
+    mark = {"chosen": "  ★ chosen", "best": "  ▲ best", "off": "  (off)"}.get(category, "")
+    name = short_label(m.display_name, LABEL_CHARS - len(mark))
+    text = (f"<b>{name}</b>" if category == "chosen" else name) + mark
+    color = {"chosen": "#00664A", "best": "#004B75", "off": "#595959"}.get(category, "#111111")
+    return {"xref": "paper", "x": 0, "y": m.display_name + ("  (off)" if not m.allowed else ""), "yref": "y",
+            "xanchor": "left", "yanchor": "bottom", "yshift": 10, "showarrow": False, "align": "left",
+            "text": text, "hovertext": f"{m.display_name} ({m.name}): P {m.p:.3f}", "captureevents": False,
+            "font": {"color": color, "size": 14}, "name": f"label:{m.name}"}
+
+
 def decision_figure(result: RoutingResult) -> FigureJSON:
-    """Every model's P(correct) as a horizontal bar; threshold line; chosen and best marked."""
+    """Every model's P(correct) as a horizontal bar under its name; threshold line; chosen and best marked."""
     labels = {m.name: (m.display_name + ("  (off)" if not m.allowed else "")) for m in result.models}
     traces = []
     for cat in ("chosen", "best", "candidate", "below", "off"):
@@ -98,7 +119,7 @@ def decision_figure(result: RoutingResult) -> FigureJSON:
             continue
         traces.append({
             "type": "bar", "name": LEGEND[cat], "orientation": "h", "x": [m.p for m in ms],
-            "y": [labels[m.name] for m in ms],
+            "y": [labels[m.name] for m in ms], "width": 0.42,
             "marker": {"color": COLORS[cat], "line": {"color": BAR_STYLE[cat][1], "width": BAR_STYLE[cat][2]},
                        "pattern": {"shape": BAR_STYLE[cat][0], "fgcolor": BAR_STYLE[cat][1], "size": 8,
                                    "solidity": 0.25}},
@@ -111,26 +132,24 @@ def decision_figure(result: RoutingResult) -> FigureJSON:
     thr_x = max(result.threshold, 0.0)
     notes = [{"x": thr_x, "y": 1.0, "yref": "paper", "yanchor": "bottom", "showarrow": False,
               "text": f"threshold {result.threshold:.3f}" + (" (all qualify)" if result.threshold < 0 else ""),
-              "font": {"color": "#A63F00", "size": 14},
+              "font": {"color": "#A63F00", "size": 14}, "name": "threshold",
               "xanchor": "right" if result.threshold > 0.5 else "left"}]
-    chosen = result.score(result.chosen)
-    notes.append({"x": chosen.p, "y": labels[chosen.name], "text": "★ chosen", "showarrow": False,
-                  "xanchor": "left", "xshift": 48, "font": {"color": "#00664A", "size": 15}})
-    if result.best != result.chosen:
-        best = result.score(result.best)
-        notes.append({"x": best.p, "y": labels[best.name], "text": "▲ best", "showarrow": False,
-                      "xanchor": "left", "xshift": 48, "font": {"color": "#004B75", "size": 14}})
+    notes += [_name_line(result, m, _category(result, m)) for m in result.models]
     layout = _base_layout(
-        80 + 38 * len(result.models), barmode="overlay", bargap=0.25,
-        # The axis stops at 1.0 (a probability); values and markers print in the right margin.
-        margin={"l": 10, "r": 130, "t": 70, "b": 50},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "x": 0, "font": {"size": 13}},
+        # The names sit above the bars, so the figure needs no left margin for them; its height follows
+        # the number of models (the legend wraps to two rows on a phone, inside the top margin).
+        110 + 50 + ROW_PX * len(result.models), barmode="overlay",
+        # The axis stops at 1.0 (a probability); the values print in the right margin.
+        margin={"l": 8, "r": 52, "t": 110, "b": 50},
+        legend={"orientation": "h", "yanchor": "top", "y": 1.0, "yref": "container", "x": 0,
+                "font": {"size": 13}, "traceorder": "normal"},
         shapes=[_vline(thr_x, COLORS["threshold"], "dash", 2), _vline(result.p_max, COLORS["best"], "dot", 2)],
         annotations=notes,
-        xaxis=_axis(range=[0, 1.0], title={"text": "P(correct)"}, tickformat=".1f", nticks=11,  # fewer on a phone
-                    tickfont={"size": 14}),
+        xaxis=_axis(range=[0, 1.0], title={"text": "P(correct)"}, tickformat=".1f", tick0=0, dtick=0.2,
+                    tickfont={"size": 14}, minor={"dtick": 0.1, "showgrid": True, "gridcolor": "#f0f0f0"}),
         yaxis=_axis(categoryorder="array", categoryarray=[labels[m.name] for m in result.models],
-                    autorange="reversed", automargin=True))
+                    # reversed (first model on top), with a little headroom over the first name line
+                    range=[len(result.models) - 0.5, -0.75], showticklabels=False, showgrid=False))
     return FigureJSON(data=traces, layout=layout)
 
 
