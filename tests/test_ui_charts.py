@@ -11,8 +11,14 @@ import pytest
 from router.routing import costs, sweep
 from router.ui import playground
 from router.ui import views as ui_views
-from router.ui.charts import (LABEL_CHARS, decision_figure, distribution_figure, projection_figure,
-                              short_label, sweep_figures)
+from router.ui.charts import (
+    LABEL_CHARS,
+    decision_figure,
+    distribution_figure,
+    projection_figure,
+    short_label,
+    sweep_figures,
+)
 
 QUERY = "Discuss the Chinese Room argument in 100 words."
 
