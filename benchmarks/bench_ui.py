@@ -4,8 +4,9 @@ to the re-drawn chart (no encoder pass).
     python -m benchmarks.bench_ui [--repeats 20] [--chromium /usr/bin/chromium]
 
 Serves app.create_app() with uvicorn on a free 127.0.0.1 port, drives headless chromium with
-Playwright, and prints median and p90 in ms with the load average of the run's end. Every Route click uses a different question, so each
-one pays for a real encoder pass; the chart counts as drawn when plotly has replaced its data.
+Playwright, and prints median and p90 in ms with the load average at the end of the run. Every Route
+click uses a different question, so each one pays for a real encoder pass; the chart counts as drawn
+when plotly has replaced its data.
 """
 
 from __future__ import annotations
