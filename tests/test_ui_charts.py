@@ -102,6 +102,6 @@ def test_other_figures_are_valid_plotly(default_router):
     fig = projection_figure(proj, labels, "Opus")
     routed = [t for t in fig.data if t.x == ("routed",)]
     assert sum(t.y[0] for t in routed) == pytest.approx(proj.routed_usd)
-    [base] = [t for t in fig.data if t.x == ("all Opus",)]
+    [base] = [t for t in fig.data if t.x == ("all<br>Opus",)]
     assert base.y[0] == pytest.approx(proj.baseline_usd) and base.text[0] == f"${proj.baseline_usd:,.0f}"
     assert {t.name for t in routed} == {labels.get(n, n) for n in proj.per_model_usd}

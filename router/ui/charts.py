@@ -43,6 +43,20 @@ FONT_STACK = "Inter, 'Noto Sans', 'Noto Sans CJK JP', 'Noto Sans CJK SC', ui-san
 FONT = dict(family=FONT_STACK, size=15, color="#111111")
 
 
+LEGEND_ROW_PX = 21
+
+
+def legend_below(entries: int, plot_px: int, top: int = 40, axis_px: int = 70) -> tuple[int, dict, dict]:
+    """(figure height, margin, legend) for a legend listed one entry per line under the x axis: a legend on the
+    right took most of a phone's width from the bars, and a wrapping one has a row count only the browser
+    knows. Heights add up (the plot keeps `plot_px`), so no row can run off the figure at any width."""
+    legend_px = LEGEND_ROW_PX * max(1, entries)
+    height = top + plot_px + axis_px + legend_px
+    return (height, {"l": 10, "r": 20, "t": top, "b": axis_px + legend_px},
+            {"orientation": "v", "x": 0, "xanchor": "left", "yref": "container", "y": (legend_px + 4) / height,
+             "yanchor": "top", "font": {"size": 13}})
+
+
 def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
     fig.update_layout(height=height, margin=dict(l=10, r=20, t=40, b=40), font=FONT, plot_bgcolor="white",
                       paper_bgcolor="white", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), **kw)
@@ -98,15 +112,20 @@ def short_label(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(1, limit - 1)].rstrip() + "…"
 
 
+def name_line(y: str, text: str, hover: str, color: str = "#111111", key: str = "") -> dict:
+    """An annotation that writes a bar's name on its own line just above the bar (category `y`)."""
+    return {"xref": "paper", "x": 0, "y": y, "yref": "y", "xanchor": "left", "yanchor": "bottom", "yshift": 10,
+            "showarrow": False, "align": "left", "text": text, "hovertext": hover, "captureevents": False,
+            "font": {"color": color, "size": 14}, "name": key}
+
+
 def _name_line(result: RoutingResult, m, category: str) -> dict:
     mark = {"chosen": "  ★ chosen", "best": "  ▲ best", "off": "  (off)"}.get(category, "")
     name = short_label(m.display_name, LABEL_CHARS - len(mark))
     text = (f"<b>{name}</b>" if category == "chosen" else name) + mark
     color = {"chosen": "#00664A", "best": "#004B75", "off": "#595959"}.get(category, "#111111")
-    return {"xref": "paper", "x": 0, "y": m.display_name + ("  (off)" if not m.allowed else ""), "yref": "y",
-            "xanchor": "left", "yanchor": "bottom", "yshift": 10, "showarrow": False, "align": "left",
-            "text": text, "hovertext": f"{m.display_name} ({m.name}): P {m.p:.3f}", "captureevents": False,
-            "font": {"color": color, "size": 14}, "name": f"label:{m.name}"}
+    return name_line(m.display_name + ("  (off)" if not m.allowed else ""), text,
+                     f"{m.display_name} ({m.name}): P {m.p:.3f}", color, f"label:{m.name}")
 
 
 def decision_figure(result: RoutingResult) -> FigureJSON:
@@ -175,8 +194,9 @@ def sweep_figures(sw: SweepResult, labels: Mapping[str, str], baseline_label: st
             continue
         mix.add_bar(name=labels.get(name, name), x=ticks, y=col, marker_color=PALETTE[j % len(PALETTE)],
                     hovertemplate="tolerance %{x}<br>%{y} questions<extra>" + labels.get(name, name) + "</extra>")
-    _layout(mix, 380, barmode="stack", title=dict(text="Chosen model per tolerance", font=dict(size=14)))
-    mix.update_layout(legend=dict(orientation="v", x=1.02, y=1, yanchor="top"))
+    height, margin, legend = legend_below(len(mix.data), 280, axis_px=80)
+    _layout(mix, height, barmode="stack", title=dict(text="Chosen model per tolerance", font=dict(size=14)))
+    mix.update_layout(margin=margin, legend=legend)
     mix.update_xaxes(title_text="tolerance", type="category")
     mix.update_yaxes(title_text=f"questions (of {sw.questions})")
 
@@ -194,7 +214,7 @@ def sweep_figures(sw: SweepResult, labels: Mapping[str, str], baseline_label: st
                          text=f"all {baseline_label} ", font=dict(color=COLORS["baseline"]))
     _layout(curve, 380, title=dict(text="Estimated cost vs mean P(correct)", font=dict(size=14)), showlegend=False)
     # Log scale: routed costs sit orders of magnitude below the baseline's.
-    curve.update_xaxes(title_text="estimated $ per 1,000 queries" + (" (log scale)" if log else ""),
+    curve.update_xaxes(title_text="est. $ per 1,000 queries" + (" (log)" if log else ""),  # fits 390 px
                        type="log" if log else "linear")
     curve.update_yaxes(title_text="mean P(correct) of the chosen model")
     return mix, curve
@@ -219,10 +239,14 @@ def projection_figure(proj: Projection, labels: Mapping[str, str], baseline_labe
     fig = go.Figure()
     for j, (name, usd) in enumerate(sorted(proj.per_model_usd.items(), key=lambda kv: -kv[1])):
         fig.add_bar(name=labels.get(name, name), x=["routed"], y=[usd], marker_color=PALETTE[j % len(PALETTE)])
-    fig.add_bar(name=f"all {baseline_label}", x=[f"all {baseline_label}"], y=[proj.baseline_usd],
-                marker_color=COLORS["baseline"], text=[f"${proj.baseline_usd:,.0f}"], textposition="outside")
+    # "all" and the label on two lines: one long category label was printed at 45° on a phone.
+    fig.add_bar(name=f"all {baseline_label}", x=[f"all<br>{baseline_label}"], y=[proj.baseline_usd],
+                marker_color=COLORS["baseline"], text=[f"${proj.baseline_usd:,.0f}"], textposition="outside",
+                cliponaxis=False)
     fig.add_annotation(x="routed", y=proj.routed_usd, text=f"${proj.routed_usd:,.0f}", showarrow=False, yanchor="bottom")
-    _layout(fig, 380, barmode="stack", title=dict(text="Monthly cost", font=dict(size=14)))
-    fig.update_layout(legend=dict(orientation="v", x=1.02, y=1, yanchor="top"))
+    height, margin, legend = legend_below(len(fig.data), 280, axis_px=60)
+    _layout(fig, height, barmode="stack", title=dict(text="Monthly cost", font=dict(size=14)))
+    fig.update_layout(margin=margin, legend=legend)
+    fig.update_xaxes(tickangle=0)
     fig.update_yaxes(title_text="USD per month", tickprefix="$", rangemode="tozero")
     return fig

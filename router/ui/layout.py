@@ -104,7 +104,7 @@ def build_ui(registry: RouterRegistry, governance=None, audit=None, access: UIAc
             with gr.Tab("Audit", id="audit") as w.audit_tab:
                 gr.Markdown("This session's decisions, in the audit-log format of the proxy (one JSON object per line).")
                 w.audit = gr.Dataframe(headers=V.AUDIT_HEADERS, interactive=False, wrap=True, elem_id="audit-table",
-                                       column_widths=["8%", "22%", "5%", "14%", "7%", "7%", "10%", "8%", "10%", "9%"])
+                                       column_widths=["9%", "17%", "5%", "13%", "8%", "8%", "10%", "10%", "10%", "10%"])
                 w.download = gr.DownloadButton("Download JSONL", value=None, interactive=False, elem_id="download-btn",
                                                size="md")
         _wire(registry, w, samples, governance, audit, access)
@@ -389,14 +389,15 @@ def _design_tab(w, registry: RouterRegistry) -> None:
                             elem_id="design-out")
         w.d_trained = gr.Dropdown(router.checkpoint.slots, value=router.pool.models[0].score_as,
                                   label="Scored as (trained_as: a label column of the checkpoint)",
-                                  elem_id="design-trained")
+                                  elem_id="design-trained", scale=2)  # the column ids are long
         w.d_enabled = gr.Checkbox(router.pool.models[0].enabled, label="On", elem_id="design-enabled")
     with gr.Row():
         w.d_apply = gr.Button("Apply", variant="primary", elem_id="design-apply")
         w.d_discard = gr.Button("Discard design", variant="secondary", elem_id="design-discard")
     w.d_status = gr.HTML(elem_id="design-status")
     w.d_table = gr.Dataframe(headers=pool_design.HEADERS, value=pool_design.rows(router.pool), interactive=False,
-                             wrap=True, elem_id="design-table")
+                             wrap=True, elem_id="design-table",
+                             column_widths=["14%", "14%", "17%", "17%", "7%", "7%", "18%", "6%"])
 
 
 def _sweep_outputs(router, sw) -> tuple:
