@@ -401,3 +401,79 @@ def test_decision_chart_and_cost_table_fit_the_screen(browser, app_url, ui_regis
         assert lay["headVisible"] and lay["explain"]["x"] >= lay["chart"]["right"] - 2 and lay["explain"]["w"] >= 280
     _shot(page, f"fit-{vw}-{theme}.png")
     page.close()
+
+
+def _phone_tab(page, name: str) -> None:
+    """Open a tab on a phone: the ones that do not fit sit in Gradio's "More tabs" menu."""
+    tab = page.get_by_role("tab", name=name)
+    if tab.count() and tab.first.is_visible():
+        tab.first.click()
+        return
+    page.click("button[aria-label='More tabs']")
+    page.click(f".overflow-dropdown button:has-text('{name}')")
+
+
+# A figure's plot area, legend and svg boxes (CSS px).
+FIGURE = """sel => { const gd = document.querySelector(sel + ' .js-plotly-plot');
+  const box = e => { if (!e) return null; const r = e.getBoundingClientRect();
+    return {x: r.x, y: r.y, right: r.right, bottom: r.bottom, w: r.width, h: r.height}; };
+  return {svg: box(gd.querySelector('svg.main-svg')), plot: box(gd.querySelector('.nsewdrag')),
+          legend: box(gd.querySelector('g.legend')),
+          texts: [...gd.querySelectorAll('g.annotation text, g.legend text, g.xtitle text')].map(box)}; }"""
+HEADS = """sel => [...document.querySelectorAll(sel + ' th.header-cell')].filter(t => t.getClientRects().length)
+  .map(t => { const s = t.querySelector('span') || t; const lh = parseFloat(getComputedStyle(s).lineHeight) || 16;
+    return {text: t.innerText.trim(), w: t.getBoundingClientRect().width, lines: Math.round(s.getBoundingClientRect().height / lh)}; })"""
+
+
+def _figure_fits(page, sel: str, min_plot_share: float) -> None:
+    fig = page.evaluate(FIGURE, sel)
+    svg = fig["svg"]
+    assert svg["right"] <= PHONE["width"] + 1
+    # the legend does not eat the bars' width, and nothing is drawn outside the figure
+    assert fig["plot"]["w"] >= min_plot_share * svg["w"], (sel, fig["plot"], svg)
+    for t in fig["texts"] + ([fig["legend"]] if fig["legend"] else []):
+        assert t["x"] >= svg["x"] - 1 and t["right"] <= svg["right"] + 1 and t["bottom"] <= svg["bottom"] + 1, (sel, t)
+
+
+def test_other_tabs_fit_a_phone(browser, app_url):
+    page = _page(browser, app_url, viewport=PHONE, query="?__theme=dark")
+    page.wait_for_function("() => !document.querySelector('#sidebar').classList.contains('open')")
+    _route(page, QUERY)
+    _route(page, "What is 2 + 2?")
+    _phone_tab(page, "Tolerance sweep")
+    page.click("#sweep-btn")
+    page.wait_for_selector("#sweep-curve .js-plotly-plot")
+    page.wait_for_timeout(300)
+    _figure_fits(page, "#sweep-mix", 0.7)
+    _figure_fits(page, "#sweep-curve", 0.6)
+    _phone_tab(page, "Monthly projection")
+    page.click("#project-btn")
+    page.wait_for_selector("#projection-chart .js-plotly-plot")
+    page.wait_for_timeout(300)
+    _figure_fits(page, "#projection-chart", 0.6)
+    _phone_tab(page, "Compare")
+    page.click("#cmp-article-btn")
+    page.wait_for_selector("#compare-chart .js-plotly-plot")
+    page.wait_for_timeout(300)
+    _figure_fits(page, "#compare-chart", 0.85)
+    assert page.evaluate(RECT, ".table-scroll")["right"] <= PHONE["width"] + 1
+    # Audit: readable columns (fixed widths that scroll inside the table's box), the page itself never scrolls.
+    _phone_tab(page, "Audit")
+    page.wait_for_function("() => document.querySelector('#audit-table').innerText.includes('routed only')")
+    heads = page.evaluate(HEADS, "#audit-table")
+    assert [h["text"] for h in heads] == V.AUDIT_HEADERS and min(h["w"] for h in heads) >= 45, heads
+    assert page.evaluate(RECT, "#audit-table")["right"] <= PHONE["width"] + 1
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    _shot(page, "audit-390.png")
+    page.close()
+
+
+def test_audit_headers_stay_whole_at_1280(browser, app_url):
+    page = _page(browser, app_url, viewport={"width": 1280, "height": 900})
+    _route(page, QUERY)
+    page.get_by_role("tab", name="Audit").click()
+    page.wait_for_function("() => document.querySelector('#audit-table').innerText.includes('routed only')")
+    heads = page.evaluate(HEADS, "#audit-table")
+    assert [h["text"] for h in heads] == V.AUDIT_HEADERS
+    assert all(h["lines"] == 1 for h in heads if " " not in h["text"]), heads  # no word broken in two
+    page.close()
