@@ -21,7 +21,7 @@ from .ui_helpers import stub_pool_yaml
 from .upstream_stub import UpstreamStub
 
 pytestmark = pytest.mark.browser
-# The fixtures browser, ui_registry and app_url (session-scoped: one chromium, one app start).
+# The fixtures browser, ui_registry and app_url (one app start for the run, one chromium per module).
 pytest_plugins = ["tests.ui_browser_fixtures"]
 
 if not have_chromium():

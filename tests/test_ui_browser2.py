@@ -20,7 +20,7 @@ from .ui_browser_env import set_tolerance as _tolerance
 from .ui_browser_env import wait_chosen as _wait_chosen
 
 pytestmark = pytest.mark.browser
-# The fixtures browser, ui_registry and app_url (session-scoped: one chromium, one app start).
+# The fixtures browser, ui_registry and app_url (one app start for the run, one chromium per module).
 pytest_plugins = ["tests.ui_browser_fixtures"]
 
 if not have_chromium():

@@ -1,5 +1,5 @@
-"""What the playground browser tests (test_ui_browser*.py) share: where chromium is, the page helpers, and
-(in tests/ui_browser_fixtures.py) one headless chromium and one app.create_app() server for the whole run.
+"""What the playground browser tests (test_ui_browser*.py) share: where chromium is and the page helpers.
+Their fixtures (one app server for the run, one chromium per module) are in tests/ui_browser_fixtures.py.
 """
 
 from __future__ import annotations

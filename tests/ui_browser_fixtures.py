@@ -1,7 +1,9 @@
-"""Fixtures of the playground browser tests, session-scoped: one headless chromium and one app.create_app()
-server (the encoder loads once) however many modules use them. A module asks for them with
-`pytest_plugins = ["tests.ui_browser_fixtures"]` and the names `browser`, `ui_registry`, `app_url`
-(`ui_registry`, not `registry`: conftest's `registry` is the loopback-stub pool of the proxy tests).
+"""Fixtures of the playground browser tests: one app.create_app() server for the whole run (the encoder
+loads and the app starts once however many modules use it) and one headless chromium per module.
+
+A module asks for them with `pytest_plugins = ["tests.ui_browser_fixtures"]` and the names `browser`,
+`ui_registry`, `app_url` (`ui_registry`, not `registry`: conftest's `registry` is the loopback-stub pool
+of the proxy tests).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from .serving import ServerThread
 from .ui_browser_env import ARGS, CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module, not session: Playwright's sync API keeps an event loop running in this thread while it is
+    # open, and later modules' asyncio.run() would fail ("cannot be called from a running event loop").
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
