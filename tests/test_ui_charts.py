@@ -105,3 +105,10 @@ def test_other_figures_are_valid_plotly(default_router):
     [base] = [t for t in fig.data if t.x == ("all<br>Opus",)]
     assert base.y[0] == pytest.approx(proj.baseline_usd) and base.text[0] == f"${proj.baseline_usd:,.0f}"
     assert {t.name for t in routed} == {labels.get(n, n) for n in proj.per_model_usd}
+    # The baseline's colour is its own, however many models the routed mix holds.
+    wide = {n: 1 for n in default_router.pool.names if n != default_router.pool.baseline_slot.name}
+    proj = costs.monthly_projection(10, 10, 100, 100, wide, prices, default_router.pool.baseline_slot.name)
+    fig = projection_figure(proj, labels, "Opus")
+    routed = [t for t in fig.data if t.x == ("routed",)]
+    [base] = [t for t in fig.data if t.x == ("all<br>Opus",)]
+    assert len(routed) == len(wide) and base.marker.color not in {t.marker.color for t in routed}

@@ -237,8 +237,10 @@ def point_labels(ticks, xs, ys) -> list[str]:
 
 def projection_figure(proj: Projection, labels: Mapping[str, str], baseline_label: str) -> go.Figure:
     fig = go.Figure()
+    # Not the baseline's orange: a routed model drawn in it read as the baseline in the legend.
+    colors = [c for c in PALETTE if c != COLORS["baseline"]]
     for j, (name, usd) in enumerate(sorted(proj.per_model_usd.items(), key=lambda kv: -kv[1])):
-        fig.add_bar(name=labels.get(name, name), x=["routed"], y=[usd], marker_color=PALETTE[j % len(PALETTE)])
+        fig.add_bar(name=labels.get(name, name), x=["routed"], y=[usd], marker_color=colors[j % len(colors)])
     # "all" and the label on two lines: one long category label was printed at 45° on a phone.
     fig.add_bar(name=f"all {baseline_label}", x=[f"all<br>{baseline_label}"], y=[proj.baseline_usd],
                 marker_color=COLORS["baseline"], text=[f"${proj.baseline_usd:,.0f}"], textposition="outside",
