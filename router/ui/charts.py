@@ -154,14 +154,13 @@ def decision_figure(result: RoutingResult) -> FigureJSON:
               "font": {"color": "#A63F00", "size": 14}, "name": "threshold",
               "xanchor": "right" if result.threshold > 0.5 else "left"}]
     notes += [_name_line(result, m, _category(result, m)) for m in result.models]
+    # The names sit above the bars, so the figure needs no left margin for them; its height follows the
+    # number of models, and the legend lists one category per line under the axis (the same at any width).
+    height, margin, legend = legend_below(len(traces), ROW_PX * len(result.models), top=36, axis_px=58)
+    # l: room for half of the "0.0" tick label; r: the values print right of the bars (the axis stops at 1.0)
+    margin.update(l=22, r=52)
     layout = _base_layout(
-        # The names sit above the bars, so the figure needs no left margin for them; its height follows
-        # the number of models (the legend wraps to two rows on a phone, inside the top margin).
-        110 + 50 + ROW_PX * len(result.models), barmode="overlay",
-        # The axis stops at 1.0 (a probability); the values print in the right margin.
-        margin={"l": 8, "r": 52, "t": 110, "b": 50},
-        legend={"orientation": "h", "yanchor": "top", "y": 1.0, "yref": "container", "x": 0,
-                "font": {"size": 13}, "traceorder": "normal"},
+        height, barmode="overlay", margin=margin, legend={**legend, "traceorder": "normal"},
         shapes=[_vline(thr_x, COLORS["threshold"], "dash", 2), _vline(result.p_max, COLORS["best"], "dot", 2)],
         annotations=notes,
         xaxis=_axis(range=[0, 1.0], title={"text": "P(correct)"}, tickformat=".1f", tick0=0, dtick=0.2,

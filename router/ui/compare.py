@@ -139,7 +139,7 @@ def compare_figure(rows: Sequence[Row]):
     # legend lists one model per line under the axis (charts.legend_below).
     notes = [name_line(r.label, short_label(r.label, LABEL_CHARS), r.label, key=f"label:{r.label}") for r in rows]
     height, margin, legend = legend_below(len(models), ROW_PX * len(rows) + 20, top=44, axis_px=40)
-    margin.update(l=8, r=16)
+    margin.update(l=22, r=24)  # room for half of the "0%" and "100%" tick labels
     layout = {"height": height, "barmode": "stack", "font": FONT, "plot_bgcolor": "white", "paper_bgcolor": "white",
               "margin": margin, "legend": legend, "annotations": notes,
               "title": {"text": "Chosen-model mix per setting", "font": {"size": 16}},
