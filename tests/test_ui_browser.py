@@ -121,6 +121,9 @@ def test_send_streams_answer_from_local_slot(browser, tmp_path):
             assert page.inner_text("#actual-cost").startswith("$")
             chosen = page.get_attribute("#decision", "data-chosen")
             assert stub.calls(registry.get().pool.slot(chosen).model)
+            # The last streamed chunk already shows the actual cost; the session cards follow in the final
+            # update, so wait for them rather than read them at once (it raced under load).
+            page.wait_for_function("() => document.querySelector('#stats-box').innerText.includes('real usage')")
             assert "real usage" in page.inner_text("#stats-box")
             _shot(page, "6-send.png")
             page.get_by_role("tab", name="Session").click()
