@@ -135,9 +135,9 @@ def compare_figure(rows: Sequence[Row]):
                        "x": [r.mix.get(m, 0) / r.questions for r in rows],
                        "marker": {"color": PALETTE[j % len(PALETTE)], "line": {"color": "#000000", "width": 0.5}},
                        "hovertemplate": "%{y}<br>" + m.replace("%", "%%") + ": %{x:.0%}<extra></extra>"})
-    # Setting names above their bars (as in the decision chart), so a phone keeps the bars' full width; the
-    # legend lists one model per line under the axis (charts.legend_below).
-    notes = [name_line(r.label, short_label(r.label, LABEL_CHARS), r.label, key=f"label:{r.label}") for r in rows]
+    # Setting names above their bars (as in the decision chart; no marks, so 6 more characters), so a phone
+    # keeps the bars' full width; the legend lists one model per line under the axis (charts.legend_below).
+    notes = [name_line(r.label, short_label(r.label, LABEL_CHARS + 6), r.label, key=f"label:{r.label}") for r in rows]
     height, margin, legend = legend_below(len(models), ROW_PX * len(rows) + 20, top=44, axis_px=40)
     margin.update(l=22, r=24)  # room for half of the "0%" and "100%" tick labels
     layout = {"height": height, "barmode": "stack", "font": FONT, "plot_bgcolor": "white", "paper_bgcolor": "white",
