@@ -202,7 +202,7 @@ def sweep_figures(sw: SweepResult, labels: Mapping[str, str], baseline_label: st
     curve = go.Figure()
     per_k = [c * 1000 for c in sw.mean_cost_usd]
     curve.add_scatter(x=per_k, y=sw.mean_p, mode="lines+markers+text", text=point_labels(ticks, per_k, sw.mean_p),
-                      textposition="top center", customdata=ticks,
+                      textposition="top center", customdata=ticks, cliponaxis=False,  # the top label was cut
                       line=dict(color=COLORS["best"], width=2), marker=dict(size=8), name="router",
                       hovertemplate="tolerance %{customdata}<br>$%{x:.4f} per 1k queries<br>mean P %{y:.3f}<extra></extra>")
     curve.add_vline(x=sw.baseline_mean_cost_usd * 1000, line=dict(color=COLORS["baseline"], dash="dash"))
