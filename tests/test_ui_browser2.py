@@ -248,6 +248,8 @@ def test_pool_design_live_and_download(browser, app_url, ui_registry, tmp_path):
 
     # Add a slot that borrows an existing label column.
     _pick(page, "#design-slot", pool_design.NEW_SLOT)
+    # The pick clears the fields from the server; typing before that answer lands would be overwritten.
+    page.wait_for_function("() => document.querySelector('#design-name textarea').value === ''")
     page.fill("#design-name textarea", "my-llama")
     page.fill("#design-display textarea", "My Llama 70B")
     page.fill("#design-model textarea", "meta/llama-3.3-70b-instruct")
