@@ -4,13 +4,15 @@ to the re-drawn chart (no encoder pass).
     python -m benchmarks.bench_ui [--repeats 20] [--chromium /usr/bin/chromium]
 
 Serves app.create_app() with uvicorn on a free 127.0.0.1 port, drives headless chromium with
-Playwright, and prints median and p90 in ms. Every Route click uses a different question, so each
-one pays for a real encoder pass; the chart counts as drawn when plotly has replaced its data.
+Playwright, and prints median and p90 in ms with the load average at the end of the run. Every Route
+click uses a different question, so each one pays for a real encoder pass; the chart counts as drawn
+when plotly has replaced its data.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -74,7 +76,9 @@ def main() -> int:
             slider_ms.append(timed(page, move))
         browser.close()
 
-    print(f"playground latency over {args.repeats} queries (headless chromium, {server.url}):")
+    load = os.getloadavg()  # the numbers mean little on a busy machine: say how busy it was
+    print(f"playground latency over {args.repeats} queries (headless chromium, {server.url}; "
+          f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, {os.cpu_count()} CPUs):")
     for name, xs in (("route click -> chart", route_ms), ("slider move -> chart", slider_ms)):
         print(f"  {name:22s} median {statistics.median(xs):7.1f} ms   p90 {pct(xs, 90):7.1f} ms   "
               f"min {min(xs):7.1f} ms")

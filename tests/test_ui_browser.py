@@ -1,13 +1,13 @@
 """The playground in a real browser: Playwright drives Debian's headless chromium against app.create_app.
 
 Screenshots land in artifacts/playground/ (gitignored). Expected choices come from the same
-router in-process (relations, not hard-coded probabilities).
+router in-process (relations, not hard-coded probabilities). Start-up shared with test_ui_browser2:
+tests/ui_browser_env.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -16,60 +16,23 @@ from router.routing.registry import RouterRegistry
 from router.ui.charts import COLORS
 
 from .serving import ServerThread
+from .ui_browser_env import NO_CHROMIUM, QUERY, have_chromium, open_page, screenshot, set_tolerance, wait_chosen
 from .ui_helpers import stub_pool_yaml
 from .upstream_stub import UpstreamStub
 
 pytestmark = pytest.mark.browser
+# The fixtures browser, ui_registry and app_url (one app start for the run, one chromium per module).
+pytest_plugins = ["tests.ui_browser_fixtures"]
 
-CHROMIUM = os.environ.get("ROUTER_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run"]
-SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "playground"
-QUERY = "Prove that the square root of 2 is irrational."
-
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return RouterRegistry.from_paths()
-
-
-@pytest.fixture(scope="module")
-def app_url(registry):
-    import app
-
-    with ServerThread(app.create_app(registry=registry)) as server:
-        yield server.url
+if not have_chromium():
+    pytest.skip(NO_CHROMIUM, allow_module_level=True)
 
 
 def _page(browser, url):
-    page = browser.new_page(viewport={"width": 1440, "height": 1000})
-    page.set_default_timeout(60_000)
-    page.goto(url + "/")
-    page.wait_for_selector("#query textarea")
-    return page
+    return open_page(browser, url, viewport={"width": 1440, "height": 1000})
 
 
-def _wait_chosen(page, expected: str) -> None:
-    page.wait_for_function("v => document.querySelector('#decision')?.dataset.chosen === v", arg=expected)
-
-
-def _set_tolerance(page, value: float) -> None:
-    box = page.locator("#tolerance input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
+_wait_chosen, _set_tolerance = wait_chosen, set_tolerance
 
 
 def _traces(page, elem: str) -> list[dict]:
@@ -78,12 +41,11 @@ def _traces(page, elem: str) -> list[dict]:
 
 
 def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name), full_page=True)
+    screenshot(page, "playground", name)
 
 
-def test_route_slider_toggle_and_sweep(browser, app_url, registry):
-    router = registry.get()
+def test_route_slider_toggle_and_sweep(browser, app_url, ui_registry):
+    router = ui_registry.get()
     labels = {s.name: s.label for s in router.pool.models}
     page = _page(browser, app_url)
 
@@ -131,7 +93,7 @@ def test_route_slider_toggle_and_sweep(browser, app_url, registry):
     _shot(page, "5-projection.png")
 
     # Another pool: its models replace the toggles and the query on screen is routed again within it.
-    other = registry.get(next(p for p in registry.policies if p != registry.default))
+    other = ui_registry.get(next(p for p in ui_registry.policies if p != ui_registry.default))
     page.get_by_role("tab", name="Route").click()
     page.click("#pool input")
     page.get_by_role("option", name=other.pool.policy).click()
@@ -159,6 +121,9 @@ def test_send_streams_answer_from_local_slot(browser, tmp_path):
             assert page.inner_text("#actual-cost").startswith("$")
             chosen = page.get_attribute("#decision", "data-chosen")
             assert stub.calls(registry.get().pool.slot(chosen).model)
+            # The last streamed chunk already shows the actual cost; the session cards follow in the final
+            # update, so wait for them rather than read them at once (it raced under load).
+            page.wait_for_function("() => document.querySelector('#stats-box').innerText.includes('real usage')")
             assert "real usage" in page.inner_text("#stats-box")
             _shot(page, "6-send.png")
             page.get_by_role("tab", name="Session").click()

@@ -1,38 +1,31 @@
 """Issue 15 in a real browser (Playwright + Debian chromium): each visible defect, and the new views,
-at 1440x900 and 390x844. One app start for the module; rendered numbers and element sizes are compared
+at 1440x900 and 390x844. One app start for the run (tests/ui_browser_env.py); rendered numbers and element sizes are compared
 with the same router in-process, never pixels.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from router.routing import costs, sweep
 from router.routing.pool import check_scorable, load_pool
-from router.routing.registry import RouterRegistry
 from router.ui import compare as cmp
 from router.ui import explain, playground, pool_design
 from router.ui import views as V
 
-from .serving import ServerThread
+from .ui_browser_env import DESKTOP, NO_CHROMIUM, PHONE, QUERY, RECT, have_chromium, open_page, screenshot
+from .ui_browser_env import set_tolerance as _tolerance
+from .ui_browser_env import wait_chosen as _wait_chosen
 
 pytestmark = pytest.mark.browser
+# The fixtures browser, ui_registry and app_url (one app start for the run, one chromium per module).
+pytest_plugins = ["tests.ui_browser_fixtures"]
 
-CHROMIUM = os.environ.get("ROUTER_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run"]
-SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "playground2"
-QUERY = "Prove that the square root of 2 is irrational."
-DESKTOP, PHONE = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
+if not have_chromium():
+    pytest.skip(NO_CHROMIUM, allow_module_level=True)
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-
-RECT = "sel => { const e = document.querySelector(sel); const r = e.getBoundingClientRect(); " \
-       "return {x: r.x, y: r.y, w: r.width, h: r.height, right: r.right, bottom: r.bottom}; }"
 # WCAG contrast of an element's text against the first opaque background behind it.
 CONTRAST = """sel => [...document.querySelectorAll(sel)].filter(e => e.offsetParent !== null).map(e => {
   const rgb = s => { const m = s.match(/[\\d.]+/g).map(Number); return {r: m[0], g: m[1], b: m[2], a: m.length > 3 ? m[3] : 1}; };
@@ -48,40 +41,12 @@ CONTRAST = """sel => [...document.querySelectorAll(sel)].filter(e => e.offsetPar
   return (Math.max(L1, L2) + 0.05) / (Math.min(L1, L2) + 0.05); })"""
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return RouterRegistry.from_paths()
-
-
-@pytest.fixture(scope="module")
-def app_url(registry):
-    import app
-
-    with ServerThread(app.create_app(registry=registry)) as server:
-        yield server.url
-
-
 def _page(browser, url, viewport=DESKTOP, query: str = ""):
-    page = browser.new_page(viewport=viewport)
-    page.set_default_timeout(60_000)
-    page.goto(url + "/" + query)
-    page.wait_for_selector("#query textarea")
-    return page
+    return open_page(browser, url, viewport, query)
 
 
 def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name), full_page=True)
+    screenshot(page, "playground2", name)
 
 
 def _route(page, text: str) -> str:
@@ -91,16 +56,6 @@ def _route(page, text: str) -> str:
     page.wait_for_function("() => document.querySelector('#decision[data-chosen]') && "
                            "document.querySelector('#p-chart .js-plotly-plot')")
     return page.get_attribute("#decision", "data-chosen") or old
-
-
-def _wait_chosen(page, expected: str) -> None:
-    page.wait_for_function("v => document.querySelector('#decision')?.dataset.chosen === v", arg=expected)
-
-
-def _tolerance(page, value: float) -> None:
-    box = page.locator("#tolerance input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
 
 
 def _pick(page, elem: str, option: str) -> None:
@@ -116,8 +71,8 @@ def _cells_cut(page, elem: str) -> list[str]:
                getComputedStyle(e).overflowX !== 'visible'); }).map(td => td.innerText)""", elem)
 
 
-def test_route_view_fixes_and_explanation(browser, app_url, registry):
-    router = registry.get()
+def test_route_view_fixes_and_explanation(browser, app_url, ui_registry):
+    router = ui_registry.get()
     pool = router.pool
     page = _page(browser, app_url)
     chosen = _route(page, QUERY)
@@ -181,8 +136,8 @@ def test_route_view_fixes_and_explanation(browser, app_url, registry):
     page.close()
 
 
-def test_baseline_chosen_saves_zero_and_totals_stay_per_pool(browser, app_url, registry):
-    router = registry.get()
+def test_baseline_chosen_saves_zero_and_totals_stay_per_pool(browser, app_url, ui_registry):
+    router = ui_registry.get()
     pool = router.pool
     base = pool.baseline_slot
     page = _page(browser, app_url)
@@ -201,7 +156,7 @@ def test_baseline_chosen_saves_zero_and_totals_stay_per_pool(browser, app_url, r
     page.wait_for_selector("#other-pools")
     html = page.inner_html("#stats-box")
     assert ">1</span>queries" in html and "1 decision(s) made in other pools" in html
-    assert registry.get("mixed-local").pool.baseline_slot.label in html
+    assert ui_registry.get("mixed-local").pool.baseline_slot.label in html
 
     # Audit at 1440 px: every column visible, none cut off.
     page.get_by_role("tab", name="Audit").click()
@@ -217,7 +172,7 @@ def test_baseline_chosen_saves_zero_and_totals_stay_per_pool(browser, app_url, r
     page.close()
 
 
-def test_sweep_labels_progress_and_compare(browser, app_url, registry, tmp_path):
+def test_sweep_labels_progress_and_compare(browser, app_url, ui_registry, tmp_path):
     page = _page(browser, app_url)
     page.get_by_role("tab", name="Tolerance sweep").click()
     # Record which output slots ever show a progress tracker while the sweep runs.
@@ -243,7 +198,7 @@ def test_sweep_labels_progress_and_compare(browser, app_url, registry, tmp_path)
     page.click("#cmp-article-btn")
     page.wait_for_selector("#compare-done")
     texts = [s["question"] for s in playground.load_samples()]
-    rows = cmp.compare([registry.get(p) for p in cmp.ARTICLE_POOLS], texts, cmp.ARTICLE_TOLERANCES)
+    rows = cmp.compare([ui_registry.get(p) for p in cmp.ARTICLE_POOLS], texts, cmp.ARTICLE_TOLERANCES)
     drawn = page.evaluate("""() => [...document.querySelectorAll('#compare-table tr[data-policy]')].map(tr =>
         [tr.dataset.policy, tr.dataset.tol, tr.querySelector('.total').innerText, tr.querySelector('.red').innerText,
          tr.querySelector('.meanp').innerText])""")
@@ -260,8 +215,8 @@ def test_sweep_labels_progress_and_compare(browser, app_url, registry, tmp_path)
     page.close()
 
 
-def test_pool_design_live_and_download(browser, app_url, registry, tmp_path):
-    base = registry.get()
+def test_pool_design_live_and_download(browser, app_url, ui_registry, tmp_path):
+    base = ui_registry.get()
     ckpt = base.checkpoint.slots
     page = _page(browser, app_url)
     chosen = _route(page, QUERY)
@@ -293,6 +248,8 @@ def test_pool_design_live_and_download(browser, app_url, registry, tmp_path):
 
     # Add a slot that borrows an existing label column.
     _pick(page, "#design-slot", pool_design.NEW_SLOT)
+    # The pick clears the fields from the server; typing before that answer lands would be overwritten.
+    page.wait_for_function("() => document.querySelector('#design-name textarea').value === ''")
     page.fill("#design-name textarea", "my-llama")
     page.fill("#design-display textarea", "My Llama 70B")
     page.fill("#design-model textarea", "meta/llama-3.3-70b-instruct")
@@ -331,14 +288,14 @@ def test_dark_and_light_themes_are_legible(browser, app_url):
                     "#cost-table td"):
             ratios = page.evaluate(CONTRAST, sel)
             assert ratios and min(ratios) >= 4.5, (theme, sel, ratios)
-        for sel in ("#stats-box .basis", ".pool-info p"):
+        for sel in ("#stats-box .basis", ".pool-info p", ".app-header p"):
             ratios = page.evaluate(CONTRAST, sel)
             assert ratios and min(ratios) >= 3.0, (theme, sel, ratios)
         _shot(page, f"theme-{theme}.png")
         page.close()
 
 
-def test_phone_layout(browser, app_url, registry):
+def test_phone_layout(browser, app_url, ui_registry):
     page = _page(browser, app_url, viewport=PHONE)
     # The sidebar starts collapsed on a phone: the query box is the first thing on screen.
     page.wait_for_function("() => !document.querySelector('#sidebar').classList.contains('open')")
@@ -347,7 +304,7 @@ def test_phone_layout(browser, app_url, registry):
     q = page.evaluate(RECT, "#query")
     assert q["x"] >= 0 and q["right"] <= PHONE["width"]
     chosen = _route(page, QUERY)
-    assert chosen == registry.get().route(QUERY, registry.get().pool.default_tolerance).chosen
+    assert chosen == ui_registry.get().route(QUERY, ui_registry.get().pool.default_tolerance).chosen
     chart, expl = page.evaluate(RECT, "#p-chart"), page.evaluate(RECT, "#explain")
     assert chart["right"] <= PHONE["width"] + 1 and expl["y"] >= chart["bottom"] - 1  # stacked, not squeezed
     assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"] + 1
@@ -362,4 +319,163 @@ def test_phone_layout(browser, app_url, registry):
     # The toggle still opens it.
     page.click("#sidebar .toggle-button")
     page.wait_for_function("() => document.querySelector('#sidebar').classList.contains('open')")
+    page.close()
+
+
+# What the decision chart and the cost table look like at a width: sizes of the drawn boxes, read from the DOM.
+LAYOUT = """() => {
+  const vw = window.innerWidth, box = e => { const r = e.getBoundingClientRect();
+    return {x: r.x, y: r.y, right: r.right, bottom: r.bottom, w: r.width, h: r.height}; };
+  // Elements sticking out of the viewport, unless a scrolling/clipping ancestor inside the viewport holds them.
+  const wide = [...document.querySelectorAll('body *')].filter(e => {
+    if (e.closest('#sidebar')) return false;
+    const r = e.getBoundingClientRect(); if (!r.width || !r.height || (r.right <= vw + 1 && r.x >= -1)) return false;
+    if (r.right <= 0) return false;  // wholly left of the page (plotly's text-measuring svg): never shown
+    for (let p = e.parentElement; p; p = p.parentElement) { const s = getComputedStyle(p);
+      if (s.overflowX !== 'visible' && p.getBoundingClientRect().right <= vw + 1) return false; }
+    return true; }).map(e => e.tagName + '.' + String(e.className).slice(0, 40));
+  const gd = document.querySelector('#p-chart .js-plotly-plot');
+  const ann = gd._fullLayout.annotations;
+  const labels = [...gd.querySelectorAll('g.annotation')].map(g => ({i: +g.dataset.index, g}))
+    .filter(({i}) => (ann[i].name || '').startsWith('label:'))
+    .map(({i, g}) => ({slot: ann[i].name.slice(6), text: g.textContent, ...box(g.querySelector('text'))}));
+  const bars = [...gd.querySelectorAll('g.barlayer g.point path')].map(box).filter(b => b.w > 0);
+  const thr = [...gd.querySelectorAll('.shapelayer path')].map(box);
+  const table = document.querySelector('#cost-table .cost-table');
+  const cut = [...table.querySelectorAll('th, td')].filter(c => c.getClientRects().length &&
+    c.scrollWidth > c.clientWidth + 1).map(c => c.innerText);
+  return {vw, scrollWidth: document.documentElement.scrollWidth, wide, labels, bars, thr,
+          thrX: gd._fullLayout.shapes[0].x0, plot: box(gd.querySelector('.nsewdrag') || gd.querySelector('svg.main-svg')),
+          svg: box(gd.querySelector('svg.main-svg')), chart: box(document.querySelector('#p-chart')),
+          explain: box(document.querySelector('#explain')), table: box(table), tableScroll: table.scrollWidth,
+          tableClient: table.clientWidth, cut, headVisible: !!table.querySelector('thead th').getClientRects().length,
+          rows: [...table.querySelectorAll('tbody tr')].map(tr => ({slot: tr.dataset.slot, ...box(tr)}))};
+}"""
+
+
+def _overlap(a, b) -> bool:
+    return a["x"] < b["right"] - 0.5 and b["x"] < a["right"] - 0.5 and a["y"] < b["bottom"] - 0.5 and \
+        b["y"] < a["bottom"] - 0.5
+
+
+@pytest.mark.parametrize("viewport,theme", [(PHONE, "dark"), (PHONE, "light"), ({"width": 1280, "height": 900}, "light")],
+                         ids=["390-dark", "390-light", "1280-light"])
+def test_decision_chart_and_cost_table_fit_the_screen(browser, app_url, ui_registry, viewport, theme):
+    router = ui_registry.get()
+    pool = router.pool
+    page = _page(browser, app_url, viewport=viewport, query=f"?__theme={theme}")
+    if viewport is PHONE:
+        page.wait_for_function("() => !document.querySelector('#sidebar').classList.contains('open')")
+        page.wait_for_timeout(400)
+    _route(page, QUERY)
+    page.wait_for_selector("#cost-table tr[data-slot]")
+    page.wait_for_timeout(300)  # plotly's first layout pass
+    r = router.route(QUERY, pool.default_tolerance)
+    lay = page.evaluate(LAYOUT)
+    vw = viewport["width"]
+    # Nothing wider than the screen, no sideways scroll of the page.
+    assert lay["scrollWidth"] <= vw and not lay["wide"], lay["wide"]
+    # Every model's name is drawn, whole, inside the figure and the screen, and no two overlap;
+    # no name sits on a bar.
+    labels = lay["labels"]
+    assert sorted(x["slot"] for x in labels) == sorted(pool.names)
+    for lab in labels:
+        assert lab["w"] > 0 and lab["x"] >= lay["svg"]["x"] - 1 and lab["right"] <= min(lay["svg"]["right"], vw) + 1, lab
+        assert pool.slot(lab["slot"]).label[:12] in lab["text"]
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            assert not _overlap(a, b), (a, b)
+        for bar in lay["bars"]:
+            assert not _overlap(a, bar), (a, bar)
+    assert len(lay["bars"]) == len(pool.names)
+    # The threshold line is drawn at the rule's threshold, spanning the bars.
+    assert lay["thrX"] == pytest.approx(max(r.threshold, 0.0))
+    assert lay["thr"] and max(t["h"] for t in lay["thr"]) >= 0.8 * (max(b["bottom"] for b in lay["bars"]) -
+                                                                     min(b["y"] for b in lay["bars"]))
+    # The cost table fits its box: no sideways scroll inside, no cell cut, one row per model in cost order.
+    assert lay["table"]["right"] <= vw and lay["tableScroll"] <= lay["tableClient"] + 1 and not lay["cut"], lay["cut"]
+    assert [x["slot"] for x in lay["rows"]] == [m.name for m in sorted(r.models, key=lambda m: m.expected_cost_usd)]
+    assert all(x["right"] <= lay["table"]["right"] + 1 for x in lay["rows"])
+    if vw < 700:  # one block per model, stacked under the chart and the explanation
+        assert not lay["headVisible"] and lay["explain"]["y"] >= lay["chart"]["bottom"] - 1
+        assert all(x["h"] < 100 for x in lay["rows"]), [x["h"] for x in lay["rows"]]
+    else:  # a table with its header; the explanation right of the chart, wide enough to read
+        assert lay["headVisible"] and lay["explain"]["x"] >= lay["chart"]["right"] - 2 and lay["explain"]["w"] >= 280
+    _shot(page, f"fit-{vw}-{theme}.png")
+    page.close()
+
+
+def _phone_tab(page, name: str) -> None:
+    """Open a tab on a phone: the ones that do not fit sit in Gradio's "More tabs" menu."""
+    tab = page.get_by_role("tab", name=name)
+    if tab.count() and tab.first.is_visible():
+        tab.first.click()
+        return
+    page.click("button[aria-label='More tabs']")
+    page.click(f".overflow-dropdown button:has-text('{name}')")
+
+
+# A figure's plot area, legend and svg boxes (CSS px).
+FIGURE = """sel => { const gd = document.querySelector(sel + ' .js-plotly-plot');
+  const box = e => { if (!e) return null; const r = e.getBoundingClientRect();
+    return {x: r.x, y: r.y, right: r.right, bottom: r.bottom, w: r.width, h: r.height}; };
+  return {svg: box(gd.querySelector('svg.main-svg')), plot: box(gd.querySelector('.nsewdrag')),
+          legend: box(gd.querySelector('g.legend')),
+          texts: [...gd.querySelectorAll('g.annotation text, g.legend text, g.xtitle text')].map(box)}; }"""
+HEADS = """sel => [...document.querySelectorAll(sel + ' th.header-cell')].filter(t => t.getClientRects().length)
+  .map(t => { const s = t.querySelector('span') || t; const lh = parseFloat(getComputedStyle(s).lineHeight) || 16;
+    return {text: t.innerText.trim(), w: t.getBoundingClientRect().width, lines: Math.round(s.getBoundingClientRect().height / lh)}; })"""
+
+
+def _figure_fits(page, sel: str, min_plot_share: float) -> None:
+    fig = page.evaluate(FIGURE, sel)
+    svg = fig["svg"]
+    assert svg["right"] <= PHONE["width"] + 1
+    # the legend does not eat the bars' width, and nothing is drawn outside the figure
+    assert fig["plot"]["w"] >= min_plot_share * svg["w"], (sel, fig["plot"], svg)
+    for t in fig["texts"] + ([fig["legend"]] if fig["legend"] else []):
+        assert t["x"] >= svg["x"] - 1 and t["right"] <= svg["right"] + 1 and t["bottom"] <= svg["bottom"] + 1, (sel, t)
+
+
+def test_other_tabs_fit_a_phone(browser, app_url):
+    page = _page(browser, app_url, viewport=PHONE, query="?__theme=dark")
+    page.wait_for_function("() => !document.querySelector('#sidebar').classList.contains('open')")
+    _route(page, QUERY)
+    _route(page, "What is 2 + 2?")
+    _phone_tab(page, "Tolerance sweep")
+    page.click("#sweep-btn")
+    page.wait_for_selector("#sweep-curve .js-plotly-plot")
+    page.wait_for_timeout(300)
+    _figure_fits(page, "#sweep-mix", 0.7)
+    _figure_fits(page, "#sweep-curve", 0.6)
+    _phone_tab(page, "Monthly projection")
+    page.click("#project-btn")
+    page.wait_for_selector("#projection-chart .js-plotly-plot")
+    page.wait_for_timeout(300)
+    _figure_fits(page, "#projection-chart", 0.6)
+    _phone_tab(page, "Compare")
+    page.click("#cmp-article-btn")
+    page.wait_for_selector("#compare-chart .js-plotly-plot")
+    page.wait_for_timeout(300)
+    _figure_fits(page, "#compare-chart", 0.85)
+    assert page.evaluate(RECT, ".table-scroll")["right"] <= PHONE["width"] + 1
+    # Audit: readable columns (fixed widths that scroll inside the table's box), the page itself never scrolls.
+    _phone_tab(page, "Audit")
+    page.wait_for_function("() => document.querySelector('#audit-table').innerText.includes('routed only')")
+    heads = page.evaluate(HEADS, "#audit-table")
+    assert [h["text"] for h in heads] == V.AUDIT_HEADERS and min(h["w"] for h in heads) >= 45, heads
+    assert page.evaluate(RECT, "#audit-table")["right"] <= PHONE["width"] + 1
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    _shot(page, "audit-390.png")
+    page.close()
+
+
+def test_audit_headers_stay_whole_at_1280(browser, app_url):
+    page = _page(browser, app_url, viewport={"width": 1280, "height": 900})
+    _route(page, QUERY)
+    page.get_by_role("tab", name="Audit").click()
+    page.wait_for_function("() => document.querySelector('#audit-table').innerText.includes('routed only')")
+    heads = page.evaluate(HEADS, "#audit-table")
+    assert [h["text"] for h in heads] == V.AUDIT_HEADERS
+    assert all(h["lines"] == 1 for h in heads if " " not in h["text"]), heads  # no word broken in two
     page.close()

@@ -43,6 +43,20 @@ FONT_STACK = "Inter, 'Noto Sans', 'Noto Sans CJK JP', 'Noto Sans CJK SC', ui-san
 FONT = dict(family=FONT_STACK, size=15, color="#111111")
 
 
+LEGEND_ROW_PX = 21
+
+
+def legend_below(entries: int, plot_px: int, top: int = 40, axis_px: int = 70) -> tuple[int, dict, dict]:
+    """(figure height, margin, legend) for a legend listed one entry per line under the x axis: a legend on the
+    right took most of a phone's width from the bars, and a wrapping one has a row count only the browser
+    knows. Heights add up (the plot keeps `plot_px`), so no row can run off the figure at any width."""
+    legend_px = LEGEND_ROW_PX * max(1, entries)
+    height = top + plot_px + axis_px + legend_px
+    return (height, {"l": 10, "r": 20, "t": top, "b": axis_px + legend_px},
+            {"orientation": "v", "x": 0, "xanchor": "left", "yref": "container", "y": (legend_px + 4) / height,
+             "yanchor": "top", "font": {"size": 13}})
+
+
 def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
     fig.update_layout(height=height, margin=dict(l=10, r=20, t=40, b=40), font=FONT, plot_bgcolor="white",
                       paper_bgcolor="white", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), **kw)
@@ -88,8 +102,34 @@ def _vline(x: float, color: str, dash: str, width: int) -> dict:
             "line": {"color": color, "dash": dash, "width": width}}
 
 
+# The decision chart puts each model's name on its own line above the bar instead of in a y-axis margin:
+# the bars keep the full width at 390 px as at 1440 px, and a long name cannot push them off the figure.
+ROW_PX = 46  # one model: its name line and its bar
+LABEL_CHARS = 34  # a name line that fits a 390 px screen at 14 px (longer names end in "…", full on hover)
+
+
+def short_label(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(1, limit - 1)].rstrip() + "…"
+
+
+def name_line(y: str, text: str, hover: str, color: str = "#111111", key: str = "") -> dict:
+    """An annotation that writes a bar's name on its own line just above the bar (category `y`)."""
+    return {"xref": "paper", "x": 0, "y": y, "yref": "y", "xanchor": "left", "yanchor": "bottom", "yshift": 10,
+            "showarrow": False, "align": "left", "text": text, "hovertext": hover, "captureevents": False,
+            "font": {"color": color, "size": 14}, "name": key}
+
+
+def _name_line(result: RoutingResult, m, category: str) -> dict:
+    mark = {"chosen": "  ★ chosen", "best": "  ▲ best", "off": "  (off)"}.get(category, "")
+    name = short_label(m.display_name, LABEL_CHARS - len(mark))
+    text = (f"<b>{name}</b>" if category == "chosen" else name) + mark
+    color = {"chosen": "#00664A", "best": "#004B75", "off": "#595959"}.get(category, "#111111")
+    return name_line(m.display_name + ("  (off)" if not m.allowed else ""), text,
+                     f"{m.display_name} ({m.name}): P {m.p:.3f}", color, f"label:{m.name}")
+
+
 def decision_figure(result: RoutingResult) -> FigureJSON:
-    """Every model's P(correct) as a horizontal bar; threshold line; chosen and best marked."""
+    """Every model's P(correct) as a horizontal bar under its name; threshold line; chosen and best marked."""
     labels = {m.name: (m.display_name + ("  (off)" if not m.allowed else "")) for m in result.models}
     traces = []
     for cat in ("chosen", "best", "candidate", "below", "off"):
@@ -98,7 +138,7 @@ def decision_figure(result: RoutingResult) -> FigureJSON:
             continue
         traces.append({
             "type": "bar", "name": LEGEND[cat], "orientation": "h", "x": [m.p for m in ms],
-            "y": [labels[m.name] for m in ms],
+            "y": [labels[m.name] for m in ms], "width": 0.42,
             "marker": {"color": COLORS[cat], "line": {"color": BAR_STYLE[cat][1], "width": BAR_STYLE[cat][2]},
                        "pattern": {"shape": BAR_STYLE[cat][0], "fgcolor": BAR_STYLE[cat][1], "size": 8,
                                    "solidity": 0.25}},
@@ -111,26 +151,23 @@ def decision_figure(result: RoutingResult) -> FigureJSON:
     thr_x = max(result.threshold, 0.0)
     notes = [{"x": thr_x, "y": 1.0, "yref": "paper", "yanchor": "bottom", "showarrow": False,
               "text": f"threshold {result.threshold:.3f}" + (" (all qualify)" if result.threshold < 0 else ""),
-              "font": {"color": "#A63F00", "size": 14},
+              "font": {"color": "#A63F00", "size": 14}, "name": "threshold",
               "xanchor": "right" if result.threshold > 0.5 else "left"}]
-    chosen = result.score(result.chosen)
-    notes.append({"x": chosen.p, "y": labels[chosen.name], "text": "★ chosen", "showarrow": False,
-                  "xanchor": "left", "xshift": 48, "font": {"color": "#00664A", "size": 15}})
-    if result.best != result.chosen:
-        best = result.score(result.best)
-        notes.append({"x": best.p, "y": labels[best.name], "text": "▲ best", "showarrow": False,
-                      "xanchor": "left", "xshift": 48, "font": {"color": "#004B75", "size": 14}})
+    notes += [_name_line(result, m, _category(result, m)) for m in result.models]
+    # The names sit above the bars, so the figure needs no left margin for them; its height follows the
+    # number of models, and the legend lists one category per line under the axis (the same at any width).
+    height, margin, legend = legend_below(len(traces), ROW_PX * len(result.models), top=36, axis_px=58)
+    # l: room for half of the "0.0" tick label; r: the values print right of the bars (the axis stops at 1.0)
+    margin.update(l=22, r=52)
     layout = _base_layout(
-        80 + 38 * len(result.models), barmode="overlay", bargap=0.25,
-        # The axis stops at 1.0 (a probability); values and markers print in the right margin.
-        margin={"l": 10, "r": 130, "t": 70, "b": 50},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "x": 0, "font": {"size": 13}},
+        height, barmode="overlay", margin=margin, legend={**legend, "traceorder": "normal"},
         shapes=[_vline(thr_x, COLORS["threshold"], "dash", 2), _vline(result.p_max, COLORS["best"], "dot", 2)],
         annotations=notes,
-        xaxis=_axis(range=[0, 1.0], title={"text": "P(correct)"}, tickformat=".1f", nticks=11,  # fewer on a phone
-                    tickfont={"size": 14}),
+        xaxis=_axis(range=[0, 1.0], title={"text": "P(correct)"}, tickformat=".1f", tick0=0, dtick=0.2,
+                    tickfont={"size": 14}, minor={"dtick": 0.1, "showgrid": True, "gridcolor": "#f0f0f0"}),
         yaxis=_axis(categoryorder="array", categoryarray=[labels[m.name] for m in result.models],
-                    autorange="reversed", automargin=True))
+                    # reversed (first model on top), with a little headroom over the first name line
+                    range=[len(result.models) - 0.5, -0.75], showticklabels=False, showgrid=False))
     return FigureJSON(data=traces, layout=layout)
 
 
@@ -156,15 +193,16 @@ def sweep_figures(sw: SweepResult, labels: Mapping[str, str], baseline_label: st
             continue
         mix.add_bar(name=labels.get(name, name), x=ticks, y=col, marker_color=PALETTE[j % len(PALETTE)],
                     hovertemplate="tolerance %{x}<br>%{y} questions<extra>" + labels.get(name, name) + "</extra>")
-    _layout(mix, 380, barmode="stack", title=dict(text="Chosen model per tolerance", font=dict(size=14)))
-    mix.update_layout(legend=dict(orientation="v", x=1.02, y=1, yanchor="top"))
+    height, margin, legend = legend_below(len(mix.data), 280, axis_px=80)
+    _layout(mix, height, barmode="stack", title=dict(text="Chosen model per tolerance", font=dict(size=14)))
+    mix.update_layout(margin=margin, legend=legend)
     mix.update_xaxes(title_text="tolerance", type="category")
     mix.update_yaxes(title_text=f"questions (of {sw.questions})")
 
     curve = go.Figure()
     per_k = [c * 1000 for c in sw.mean_cost_usd]
     curve.add_scatter(x=per_k, y=sw.mean_p, mode="lines+markers+text", text=point_labels(ticks, per_k, sw.mean_p),
-                      textposition="top center", customdata=ticks,
+                      textposition="top center", customdata=ticks, cliponaxis=False,  # the top label was cut
                       line=dict(color=COLORS["best"], width=2), marker=dict(size=8), name="router",
                       hovertemplate="tolerance %{customdata}<br>$%{x:.4f} per 1k queries<br>mean P %{y:.3f}<extra></extra>")
     curve.add_vline(x=sw.baseline_mean_cost_usd * 1000, line=dict(color=COLORS["baseline"], dash="dash"))
@@ -175,7 +213,7 @@ def sweep_figures(sw: SweepResult, labels: Mapping[str, str], baseline_label: st
                          text=f"all {baseline_label} ", font=dict(color=COLORS["baseline"]))
     _layout(curve, 380, title=dict(text="Estimated cost vs mean P(correct)", font=dict(size=14)), showlegend=False)
     # Log scale: routed costs sit orders of magnitude below the baseline's.
-    curve.update_xaxes(title_text="estimated $ per 1,000 queries" + (" (log scale)" if log else ""),
+    curve.update_xaxes(title_text="est. $ per 1,000 queries" + (" (log)" if log else ""),  # fits 390 px
                        type="log" if log else "linear")
     curve.update_yaxes(title_text="mean P(correct) of the chosen model")
     return mix, curve
@@ -198,12 +236,18 @@ def point_labels(ticks, xs, ys) -> list[str]:
 
 def projection_figure(proj: Projection, labels: Mapping[str, str], baseline_label: str) -> go.Figure:
     fig = go.Figure()
+    # Not the baseline's orange: a routed model drawn in it read as the baseline in the legend.
+    colors = [c for c in PALETTE if c != COLORS["baseline"]]
     for j, (name, usd) in enumerate(sorted(proj.per_model_usd.items(), key=lambda kv: -kv[1])):
-        fig.add_bar(name=labels.get(name, name), x=["routed"], y=[usd], marker_color=PALETTE[j % len(PALETTE)])
-    fig.add_bar(name=f"all {baseline_label}", x=[f"all {baseline_label}"], y=[proj.baseline_usd],
-                marker_color=COLORS["baseline"], text=[f"${proj.baseline_usd:,.0f}"], textposition="outside")
+        fig.add_bar(name=labels.get(name, name), x=["routed"], y=[usd], marker_color=colors[j % len(colors)])
+    # "all" and the label on two lines: one long category label was printed at 45° on a phone.
+    fig.add_bar(name=f"all {baseline_label}", x=[f"all<br>{baseline_label}"], y=[proj.baseline_usd],
+                marker_color=COLORS["baseline"], text=[f"${proj.baseline_usd:,.0f}"], textposition="outside",
+                cliponaxis=False)
     fig.add_annotation(x="routed", y=proj.routed_usd, text=f"${proj.routed_usd:,.0f}", showarrow=False, yanchor="bottom")
-    _layout(fig, 380, barmode="stack", title=dict(text="Monthly cost", font=dict(size=14)))
-    fig.update_layout(legend=dict(orientation="v", x=1.02, y=1, yanchor="top"))
+    height, margin, legend = legend_below(len(fig.data), 280, axis_px=60)
+    _layout(fig, height, barmode="stack", title=dict(text="Monthly cost", font=dict(size=14)))
+    fig.update_layout(margin=margin, legend=legend)
+    fig.update_xaxes(tickangle=0)
     fig.update_yaxes(title_text="USD per month", tickprefix="$", rangemode="tozero")
     return fig

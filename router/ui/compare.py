@@ -123,7 +123,7 @@ def compare_html(rows: Sequence[Row], source: str) -> str:
 
 def compare_figure(rows: Sequence[Row]):
     """The mix of every setting as 100% stacked horizontal bars (one colour per model, Okabe-Ito)."""
-    from router.ui.charts import FONT, PALETTE, FigureJSON
+    from router.ui.charts import FONT, LABEL_CHARS, PALETTE, ROW_PX, FigureJSON, legend_below, name_line, short_label
 
     settings = [r.label for r in rows]
     models: list[str] = []
@@ -131,14 +131,18 @@ def compare_figure(rows: Sequence[Row]):
         models += [m for m in r.mix if m not in models]
     traces = []
     for j, m in enumerate(models):
-        traces.append({"type": "bar", "orientation": "h", "name": m, "y": settings,
+        traces.append({"type": "bar", "orientation": "h", "name": m, "y": settings, "width": 0.42,
                        "x": [r.mix.get(m, 0) / r.questions for r in rows],
                        "marker": {"color": PALETTE[j % len(PALETTE)], "line": {"color": "#000000", "width": 0.5}},
                        "hovertemplate": "%{y}<br>" + m.replace("%", "%%") + ": %{x:.0%}<extra></extra>"})
-    layout = {"height": 90 + 34 * len(rows), "barmode": "stack", "font": FONT, "plot_bgcolor": "white",
-              "paper_bgcolor": "white", "margin": {"l": 10, "r": 20, "t": 40, "b": 40},
+    # Setting names above their bars (as in the decision chart; no marks, so 6 more characters), so a phone
+    # keeps the bars' full width; the legend lists one model per line under the axis (charts.legend_below).
+    notes = [name_line(r.label, short_label(r.label, LABEL_CHARS + 6), r.label, key=f"label:{r.label}") for r in rows]
+    height, margin, legend = legend_below(len(models), ROW_PX * len(rows) + 20, top=44, axis_px=40)
+    margin.update(l=22, r=24)  # room for half of the "0%" and "100%" tick labels
+    layout = {"height": height, "barmode": "stack", "font": FONT, "plot_bgcolor": "white", "paper_bgcolor": "white",
+              "margin": margin, "legend": legend, "annotations": notes,
               "title": {"text": "Chosen-model mix per setting", "font": {"size": 16}},
-              "legend": {"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0},
-              "xaxis": {"range": [0, 1], "tickformat": ".0%", "gridcolor": "#e5e5e5"},
-              "yaxis": {"autorange": "reversed", "automargin": True}}
+              "xaxis": {"range": [0, 1], "tickformat": ".0%", "gridcolor": "#e5e5e5", "dtick": 0.25},
+              "yaxis": {"range": [len(rows) - 0.5, -0.75], "showticklabels": False, "showgrid": False}}
     return FigureJSON(data=traces, layout=layout)

@@ -104,7 +104,7 @@ def build_ui(registry: RouterRegistry, governance=None, audit=None, access: UIAc
             with gr.Tab("Audit", id="audit") as w.audit_tab:
                 gr.Markdown("This session's decisions, in the audit-log format of the proxy (one JSON object per line).")
                 w.audit = gr.Dataframe(headers=V.AUDIT_HEADERS, interactive=False, wrap=True, elem_id="audit-table",
-                                       column_widths=["8%", "22%", "5%", "14%", "7%", "7%", "10%", "8%", "10%", "9%"])
+                                       column_widths=["9%", "17%", "5%", "13%", "8%", "8%", "10%", "10%", "10%", "10%"])
                 w.download = gr.DownloadButton("Download JSONL", value=None, interactive=False, elem_id="download-btn",
                                                size="md")
         _wire(registry, w, samples, governance, audit, access)
@@ -121,11 +121,12 @@ def _route_tab(w, samples) -> None:
         w.sample_btns = [gr.Button(s["label"], size="sm", elem_classes=["sample-btn"]) for s in samples]
     w.decision = gr.HTML("<div class='decision empty'>Route a query to see the decision.</div>", elem_id="decision-box")
     with gr.Row(equal_height=False, elem_id="chart-row"):
-        w.chart = gr.Plot(show_label=False, elem_id="p-chart", scale=5, min_width=340)
-        w.explain = gr.HTML(elem_id="explain-box", scale=2, min_width=260)
-    w.costs = gr.Dataframe(headers=V.COST_HEADERS, interactive=False, label="Expected cost of each model for this query",
-                           elem_id="cost-table", wrap=True,
-                           column_widths=["26%", "11%", "13%", "9%", "9%", "12%", "20%"])
+        w.chart = gr.Plot(show_label=False, elem_id="p-chart", scale=3, min_width=300)
+        with gr.Column(scale=2, min_width=280):  # gr.HTML alone ignores scale: it took a third of the chart's width
+            w.explain = gr.HTML(elem_id="explain-box")
+    # Plain HTML, not a Dataframe: Gradio's table sizes its columns from the viewport and squeezes seven columns
+    # into a phone's width; this one becomes one card per model there (assets/style.css).
+    w.costs = gr.HTML(elem_id="cost-table")
     w.answer_meta = gr.HTML(elem_id="answer-meta-box")
     w.answer = gr.Markdown(elem_id="answer", elem_classes=["answer"])
     w.review_out = gr.HTML(elem_id="review-box")
@@ -188,7 +189,7 @@ def _session_outputs(session, pool) -> tuple:
 
 def _decision_outputs(session, pool, result, window=None):
     # Only what the Route tab shows: the other tabs refresh when opened, which keeps slider moves light.
-    return (session, V.decision_html(result, window), decision_figure(result), V.cost_rows(result),
+    return (session, V.decision_html(result, window), decision_figure(result), V.cost_table_html(result),
             V.stats_for(session.records, pool)[1], explain.explain_html(result, window))
 
 
@@ -388,14 +389,15 @@ def _design_tab(w, registry: RouterRegistry) -> None:
                             elem_id="design-out")
         w.d_trained = gr.Dropdown(router.checkpoint.slots, value=router.pool.models[0].score_as,
                                   label="Scored as (trained_as: a label column of the checkpoint)",
-                                  elem_id="design-trained")
+                                  elem_id="design-trained", scale=2)  # the column ids are long
         w.d_enabled = gr.Checkbox(router.pool.models[0].enabled, label="On", elem_id="design-enabled")
     with gr.Row():
         w.d_apply = gr.Button("Apply", variant="primary", elem_id="design-apply")
         w.d_discard = gr.Button("Discard design", variant="secondary", elem_id="design-discard")
     w.d_status = gr.HTML(elem_id="design-status")
     w.d_table = gr.Dataframe(headers=pool_design.HEADERS, value=pool_design.rows(router.pool), interactive=False,
-                             wrap=True, elem_id="design-table")
+                             wrap=True, elem_id="design-table",
+                             column_widths=["14%", "14%", "17%", "17%", "7%", "7%", "18%", "6%"])
 
 
 def _sweep_outputs(router, sw) -> tuple:

@@ -118,16 +118,36 @@ def _window_note(window) -> str:
             f"{window.total} tokens</b>")
 
 
+def _cost_status(r: RoutingResult, m) -> str:
+    return ("chosen" if m.name == r.chosen else "best" if m.name == r.best else
+            "off (local only)" if not m.allowed and (r.governance.get("sensitive") or {}).get("local_only")
+            else "off (budget)" if not m.allowed and m.name in (r.governance.get("budget") or {}).get("removed", {})
+            else "off" if not m.allowed else "candidate" if m.candidate else "below threshold")
+
+
 def cost_rows(r: RoutingResult) -> list[list[Any]]:
     rows = []
     for m in sorted(r.models, key=lambda m: m.expected_cost_usd):
-        status = ("chosen" if m.name == r.chosen else "best" if m.name == r.best else
-                  "off (local only)" if not m.allowed and (r.governance.get("sensitive") or {}).get("local_only")
-                  else "off (budget)" if not m.allowed and m.name in (r.governance.get("budget") or {}).get("removed", {})
-                  else "off" if not m.allowed else "candidate" if m.candidate else "below threshold")
         rows.append([m.display_name, round(m.p, 3), f"{m.expected_cost_usd:.6f}", m.cost_per_m_input_tokens,
-                     m.cost_per_m_output_tokens, round(m.expected_output_tokens), status])
+                     m.cost_per_m_output_tokens, round(m.expected_output_tokens), _cost_status(r, m)])
     return rows
+
+
+def cost_table_html(r: RoutingResult) -> str:
+    """The cost table as plain HTML: a table on a wide screen; on a phone the stylesheet turns each row into a
+    card (name and status on top, the numbers under their `data-label`), so nothing scrolls sideways."""
+    head = "".join(f"<th scope='col'>{escape(h)}</th>" for h in COST_HEADERS)
+    rows = []
+    for m, row in zip(sorted(r.models, key=lambda m: m.expected_cost_usd), cost_rows(r)):
+        status = row[-1]
+        shown = [f"{m.p:.3f}", row[2], f"{m.cost_per_m_input_tokens:g}", f"{m.cost_per_m_output_tokens:g}", row[5]]
+        cells = "".join(f"<td class='num' data-label='{escape(h)}'>{escape(str(v))}</td>"
+                        for h, v in zip(COST_HEADERS[1:-1], shown))
+        rows.append(f"<tr data-slot='{escape(m.name)}' data-status='{escape(status)}' "
+                    f"class='st-{escape(status.split(' ')[0])}'><th scope='row' class='name'>{escape(row[0])}</th>"
+                    f"{cells}<td class='status' data-label='Status'>{escape(status)}</td></tr>")
+    return (f"<div class='cost-table'><p class='cost-caption'>Expected cost of each model for this query "
+            f"(cheapest first)</p><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def answer_html(ans) -> str:
