@@ -93,9 +93,9 @@ def test_pre_call_hook_rewrites_the_model_as_the_proxy_calls_it(server, stub, mo
 
 
 class SlowSidecar:
-    """A /v1/route that answers after `delay` seconds, counting calls."""
+    """A /v1/route that answers after `delay` seconds, counting calls (on `port` when given)."""
 
-    def __init__(self, delay: float):
+    def __init__(self, delay: float, port: int | None = None):
         from fastapi import FastAPI
 
         self.calls = 0
@@ -109,7 +109,7 @@ class SlowSidecar:
             await asyncio.sleep(delay)
             return {"selected_model": "best"}
 
-        self.server = ServerThread(app).start()
+        self.server = ServerThread(app, port=port).start()
 
 
 def test_timeout_circuit_breaker_and_fallback(stub, model_list):
