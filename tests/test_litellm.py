@@ -8,9 +8,8 @@
 - our Anthropic -> OpenAI translation compared with LiteLLM's own adapter on tricky requests
   (agreements asserted equal, differences asserted as documented in docs/litellm.md).
 
-The LiteLLM proxy server itself is not started: its `litellm-proxy` package is not installable
-here (pip finds no distribution); the hook is called the way the proxy calls it and its output is
-sent through a real Router, which is what the proxy does next.
+Here the hook is called the way the proxy calls it and its output is sent through a real Router;
+tests/test_litellm_proxy.py runs the real LiteLLM proxy server with it.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ Two ways in, one decision source (`RouteSource`):
   `data["model"]` from a routed name (default: the policy) to the chosen slot's model_name.
   The LiteLLM proxy loads it from config.yaml (`litellm_settings.callbacks`, see docs/litellm.md);
   `proxy_handler_instance` below is built from PREFILL_ROUTER_* environment variables for that.
+  Its `async_post_call_response_headers_hook` puts the decision in x-prefill-router-* headers.
 
 Decisions come from the router's `/v1/route` sidecar (`HttpRoute`: timeout 2 s by default) or
 in-process from a `PrefillRouter` (`LocalRoute`). Both sit behind a circuit breaker: after
