@@ -143,6 +143,10 @@ def test_hook_from_environment(monkeypatch):
     assert hook.source.backend.url == "http://127.0.0.1:9/v1/route" and hook.source.backend.timeout == 0.5
     data = asyncio.run(hook.async_pre_call_hook(None, None, {"model": "auto", "messages": Q}, "completion"))
     assert data["model"] == "cheap" and data["metadata"]["prefill_router"]["fallback"] is True  # port 9: refused
+    assert asyncio.run(hook.async_post_call_response_headers_hook(data, None, None)) == {
+        "x-prefill-router-requested": "auto", "x-prefill-router-selected": "cheap",
+        "x-prefill-router-fallback": "true", "x-prefill-router-fallback-reason": "route_error"}
+    assert asyncio.run(hook.async_post_call_response_headers_hook({"model": "x"}, None, None)) is None  # not routed
 
 
 def test_generated_config_loads_in_litellm_and_reaches_the_router(server, stub, pool_path, tmp_path):
