@@ -8,9 +8,8 @@
 - our Anthropic -> OpenAI translation compared with LiteLLM's own adapter on tricky requests
   (agreements asserted equal, differences asserted as documented in docs/litellm.md).
 
-The LiteLLM proxy server itself is not started: its `litellm-proxy` package is not installable
-here (pip finds no distribution); the hook is called the way the proxy calls it and its output is
-sent through a real Router, which is what the proxy does next.
+Here the hook is called the way the proxy calls it and its output is sent through a real Router;
+tests/test_litellm_proxy.py runs the real LiteLLM proxy server with it.
 """
 
 from __future__ import annotations
@@ -93,9 +92,9 @@ def test_pre_call_hook_rewrites_the_model_as_the_proxy_calls_it(server, stub, mo
 
 
 class SlowSidecar:
-    """A /v1/route that answers after `delay` seconds, counting calls."""
+    """A /v1/route that answers after `delay` seconds, counting calls (on `port` when given)."""
 
-    def __init__(self, delay: float):
+    def __init__(self, delay: float, port: int | None = None):
         from fastapi import FastAPI
 
         self.calls = 0
@@ -109,7 +108,7 @@ class SlowSidecar:
             await asyncio.sleep(delay)
             return {"selected_model": "best"}
 
-        self.server = ServerThread(app).start()
+        self.server = ServerThread(app, port=port).start()
 
 
 def test_timeout_circuit_breaker_and_fallback(stub, model_list):
@@ -144,6 +143,10 @@ def test_hook_from_environment(monkeypatch):
     assert hook.source.backend.url == "http://127.0.0.1:9/v1/route" and hook.source.backend.timeout == 0.5
     data = asyncio.run(hook.async_pre_call_hook(None, None, {"model": "auto", "messages": Q}, "completion"))
     assert data["model"] == "cheap" and data["metadata"]["prefill_router"]["fallback"] is True  # port 9: refused
+    assert asyncio.run(hook.async_post_call_response_headers_hook(data, None, None)) == {
+        "x-prefill-router-requested": "auto", "x-prefill-router-selected": "cheap",
+        "x-prefill-router-fallback": "true", "x-prefill-router-fallback-reason": "route_error"}
+    assert asyncio.run(hook.async_post_call_response_headers_hook({"model": "x"}, None, None)) is None  # not routed
 
 
 def test_generated_config_loads_in_litellm_and_reaches_the_router(server, stub, pool_path, tmp_path):

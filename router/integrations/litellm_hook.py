@@ -9,6 +9,7 @@ Two ways in, one decision source (`RouteSource`):
   `data["model"]` from a routed name (default: the policy) to the chosen slot's model_name.
   The LiteLLM proxy loads it from config.yaml (`litellm_settings.callbacks`, see docs/litellm.md);
   `proxy_handler_instance` below is built from PREFILL_ROUTER_* environment variables for that.
+  Its `async_post_call_response_headers_hook` puts the decision in x-prefill-router-* headers.
 
 Decisions come from the router's `/v1/route` sidecar (`HttpRoute`: timeout 2 s by default) or
 in-process from a `PrefillRouter` (`LocalRoute`). Both sit behind a circuit breaker: after
@@ -126,16 +127,21 @@ class RouteSource:
         self.last_error: str | None = None
 
     async def choose(self, messages: list[dict]) -> str | None:
+        return (await self.decide(messages))[0]
+
+    async def decide(self, messages: list[dict]) -> tuple[str | None, str | None]:
+        """(model, why it is the fallback: "circuit_open" or "route_error"; None when the router chose).
+        Returned, not stored, because one source serves concurrent proxy requests."""
         if not self.breaker.allow():
-            return self.fallback_model
+            return self.fallback_model, "circuit_open"
         try:
             name = await self.backend.choose(_plain(messages))
         except Exception as exc:  # any failure (timeout, refused, 5xx, bad body) falls back; never fails the call
             self.last_error = f"{type(exc).__name__}: {exc}"
             self.breaker.failure()
-            return self.fallback_model
+            return self.fallback_model, "route_error"
         self.breaker.success()
-        return name
+        return name, None
 
     def choose_sync(self, messages: list[dict]) -> str | None:
         if not self.breaker.allow():
@@ -225,14 +231,27 @@ class PrefillPreCallHook(_HookBase):
     async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: Any):
         if data.get("model") not in self.route_models or not data.get("messages"):
             return data
-        name = await self.source.choose(data["messages"])
+        name, fell_back = await self.source.decide(data["messages"])
         if name:
             metadata = data.setdefault("metadata", {})
             metadata["prefill_router"] = {"requested": data["model"], "selected": name,
-                                          "fallback": name == self.source.fallback_model and
-                                          self.source.last_error is not None}
+                                          "fallback": fell_back is not None, "fallback_reason": fell_back}
             data["model"] = self.names.get(name, name)
         return data
+
+    async def async_post_call_response_headers_hook(self, data: dict, user_api_key_dict: Any, response: Any,
+                                                    request_headers: dict | None = None, **_: Any):
+        """The proxy's response headers: the decision, so a client sees it without access to the
+        request metadata (LiteLLM calls this on success and on failure)."""
+        info = (data.get("metadata") or {}).get("prefill_router")
+        if not info:
+            return None
+        headers = {"x-prefill-router-requested": str(info["requested"]),
+                   "x-prefill-router-selected": str(info["selected"]),
+                   "x-prefill-router-fallback": "true" if info["fallback"] else "false"}
+        if info.get("fallback_reason"):
+            headers["x-prefill-router-fallback-reason"] = info["fallback_reason"]
+        return headers
 
 
 def from_env(environ: dict[str, str] | None = None) -> PrefillPreCallHook:
