@@ -57,6 +57,9 @@ def configure(p):
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--finetune-layers", type=int, default=d.finetune_layers, metavar="N",
+                   help="also tune the encoder's top N blocks on the labels (minutes on a CPU); kept only when "
+                        "they beat the frozen encoder on held-out training questions (router.json training.finetune)")
 
 
 def config_from_args(args):
@@ -72,7 +75,8 @@ def config_from_args(args):
     return TrainConfig(encoder=spec, pca_dim=args.pca_dim, hidden=tuple(int(x) for x in args.hidden.split(",") if x),
                        members=args.members, epochs=args.epochs, patience=args.patience, dropout=args.dropout,
                        weight_decay=args.weight_decay, lr=args.lr, seed=args.seed, head=args.head,
-                       cv_folds=args.cv_folds, calibrate=not args.no_calibrate, features_cache=args.features_cache)
+                       cv_folds=args.cv_folds, calibrate=not args.no_calibrate, features_cache=args.features_cache,
+                       finetune_layers=args.finetune_layers)
 
 
 def run(args) -> int:

@@ -87,6 +87,10 @@ class EncoderSpec:
     prefix: str = ""  # e.g. "query: " for e5 models
     quantize: str | None = None  # "int8": dynamic int8 Linear layers on CPU (~1.5x faster); CUDA ignores it (fp16)
     runtime: str = "torch"  # "torch", "onnx" (ONNX Runtime) or "static" (model2vec embeddings): fast_runtimes.py
+    # Fine-tuned top blocks (train --finetune-layers): a safetensors file of parameters that replace
+    # the source's, named as in the model; a relative path is the checkpoint folder's file.
+    overlay: str | None = None
+    overlay_sha256: str | None = None
 
     def __post_init__(self):
         problems = []
@@ -104,6 +108,10 @@ class EncoderSpec:
             problems.append(f"quantize must be null or 'int8', got {self.quantize!r}")
         if self.runtime not in ("torch", "onnx", "static"):
             problems.append(f"runtime must be 'torch', 'onnx' or 'static', got {self.runtime!r}")
+        if self.overlay and not self.overlay_sha256:
+            problems.append("overlay needs overlay_sha256 (the file's sha256, checked on load)")
+        if self.overlay and self.runtime != "torch":
+            problems.append(f"an overlay needs runtime 'torch', got {self.runtime!r}")
         if problems:
             raise CheckpointError("encoder spec: " + "; ".join(problems))
 
@@ -114,6 +122,16 @@ class EncoderSpec:
             del d["quantize"]  # keeps older checkpoints' specs and feature-cache keys unchanged
         if d["runtime"] == "torch":
             del d["runtime"]  # likewise
+        for k in ("overlay", "overlay_sha256"):
+            if d[k] is None:
+                del d[k]
+        return d
+
+    def identity(self) -> dict[str, Any]:
+        """What the features depend on: to_json with the overlay named by its content, not its path
+        (the same checkpoint copied elsewhere shares its feature cache)."""
+        d = self.to_json()
+        d.pop("overlay", None)
         return d
 
     @classmethod
@@ -190,6 +208,8 @@ class Encoder:
         self.n_layers = n_layers
         self._layer_idx = [self._abs_layer(i, n_layers) for i in spec.layers]
         self._trim(model, max(self._layer_idx))
+        if spec.overlay:
+            apply_overlay(model, spec.overlay, spec.overlay_sha256 or "")
         if self.device == "cuda":
             model = model.to(device="cuda", dtype=cuda_dtype(spec))
         elif spec.quantize == "int8":
@@ -355,6 +375,41 @@ class Encoder:
         for b in batches:
             out[b] = self.encode_ids([ids[i] for i in b])
         return out
+
+
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def apply_overlay(model, path: str, sha256: str) -> None:
+    """Replace the model's parameters named in the overlay file; every name must exist with its shape."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    if not Path(path).is_file():
+        raise CheckpointError(f"encoder overlay {path}: file not found")
+    got = file_sha256(path)
+    if got != sha256:
+        raise CheckpointError(f"encoder overlay {path}: sha256 {got[:12]}... does not match the checkpoint's "
+                              f"{sha256[:12]}... (the file was changed or belongs to another checkpoint)")
+    try:
+        tensors = load_file(path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"encoder overlay {path}: unreadable safetensors file ({exc})") from None
+    own = model.state_dict()
+    bad = [f"{k} (not in the model)" if k not in own else f"{k} (shape {tuple(v.shape)}, model has "
+           f"{tuple(own[k].shape)})" for k, v in tensors.items() if k not in own or tuple(own[k].shape) != v.shape]
+    if bad:
+        raise CheckpointError(f"encoder overlay {path}: parameters that do not fit the encoder: {', '.join(bad[:5])}")
+    with torch.no_grad():
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()}, strict=False)
 
 
 def _check_text(t: Any) -> str:

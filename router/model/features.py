@@ -22,7 +22,7 @@ from router.model.encoder import EncoderSpec, cache_dir, get_encoder
 
 
 def spec_key(spec: EncoderSpec) -> str:
-    return hashlib.sha256(json.dumps(spec.to_json(), sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(spec.identity(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def text_key(text: str) -> str:
@@ -31,7 +31,7 @@ def text_key(text: str) -> str:
 
 def features_key(spec: EncoderSpec, texts: Sequence[str]) -> str:
     """One key for (encoder spec, the exact text list): what a result for that pair may be filed under."""
-    h = hashlib.sha256(json.dumps(spec.to_json(), sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps(spec.identity(), sort_keys=True).encode())
     for t in texts:
         h.update(t.encode("utf-8") + b"\0")
     return h.hexdigest()[:24]

@@ -6,6 +6,7 @@ directory with router.json (metadata) and weights.safetensors (tensors); loading
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -105,7 +106,11 @@ class Checkpoint:
     encoder_spec: EncoderSpec = field(init=False)
 
     def __post_init__(self):
-        self.encoder_spec = EncoderSpec.from_json(self.meta["encoder"])
+        spec = EncoderSpec.from_json(self.meta["encoder"])
+        if spec.overlay and not Path(spec.overlay).is_absolute():
+            # the overlay travels inside the checkpoint folder: read it from there, wherever that is
+            spec = dataclasses.replace(spec, overlay=str(Path(self.path) / spec.overlay))
+        self.encoder_spec = spec
 
     @property
     def slots(self) -> list[str]:

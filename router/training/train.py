@@ -51,11 +51,14 @@ class TrainConfig:
     cv_folds: int = 5
     calibrate: bool = True  # per-slot Platt/isotonic/none chosen by CV on out-of-fold predictions
     features_cache: str | None = None  # folder for cached features (default: <ROUTER_CACHE>/features)
+    finetune_layers: int = 0  # >0: tune the encoder's top blocks, kept only if they win on held-out rows (finetune.py)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["encoder"] = self.encoder.to_json()
         d["hidden"] = list(self.hidden)
+        if not d["finetune_layers"]:
+            del d["finetune_layers"]  # keeps earlier checkpoints' recorded configs comparable
         return d
 
 
@@ -195,6 +198,11 @@ def train(table: LabelTable, out: str | Path, cfg: TrainConfig | None = None, pr
     t0 = time.time()
     table = training_rows(table)
     X = cached_features(cfg.encoder, table.questions, progress=progress, cache=cfg.features_cache)
+    spec, finetuned = cfg.encoder, None
+    if cfg.finetune_layers:
+        from router.training.finetune import maybe_finetune
+
+        spec, X, finetuned = maybe_finetune(cfg.encoder, table, X, out, cfg.finetune_layers, cfg.seed, progress)
     t_feat = time.time() - t0
     heads = None if cfg.head in ("auto", "", None) else [h.strip() for h in cfg.head.split(",") if h.strip()]
     res = run_search(X, table.Y, table.cost, table.questions, table.tasks, k=cfg.cv_folds, seed=cfg.seed,
@@ -214,7 +222,7 @@ def train(table: LabelTable, out: str | Path, cfg: TrainConfig | None = None, pr
               flush=True)
     meta = {
         "slots": slots,
-        "encoder": cfg.encoder.to_json(),
+        "encoder": _portable(spec, out),
         "output_tokens": {m: token_stats(table.output_tokens[:, j]) for j, m in enumerate(table.models)},
         "default_output_tokens": 256,
         "prior_accuracy": {m: round(float(np.nanmean(table.Y[:, j])), 4) for j, m in enumerate(table.models)},
@@ -233,6 +241,7 @@ def train(table: LabelTable, out: str | Path, cfg: TrainConfig | None = None, pr
                 "winner_setting": {k: (list(v) if isinstance(v, tuple) else v) for k, v in win.setting.items()},
                 "candidates": res["candidates"], "final_fit_seconds": round(res["fit_seconds"], 1),
             },
+            **({"finetune": finetuned} if finetuned else {}),
             "calibration": dict(zip(slots, res["calibration"])),
             "ece_out_of_fold": {s: {"before": _r4(before["ece"][s]), "after": _r4(after["ece"][s])} for s in slots},
         },
@@ -242,6 +251,14 @@ def train(table: LabelTable, out: str | Path, cfg: TrainConfig | None = None, pr
     }
     save_checkpoint(out, head, meta)
     return load_checkpoint(out)
+
+
+def _portable(spec: EncoderSpec, out: str | Path) -> dict[str, Any]:
+    """The spec as router.json keeps it: an overlay inside the checkpoint is named relative to it."""
+    d = spec.to_json()
+    if d.get("overlay") and Path(d["overlay"]).parent == Path(out).resolve():
+        d["overlay"] = Path(d["overlay"]).name
+    return d
 
 
 def _r4(v):
