@@ -76,14 +76,11 @@ def run(name: str, args) -> dict:
     Xt = ft["features"]
     t_test = time.time() - t0
     heads = args.heads.split(",") if args.heads else None
-    P = {}
+    P, winners = {}, {}
     for tag, (A, A_te) in {"frozen": (Xf, Xf_te), "tuned": (Xt, Xt_te)}.items():
         P[f"{tag} knn-40"] = B.knn(A, tr.Y, A_te, 40)
-        win, P[f"{tag} search"] = searched(A, tr, A_te, heads)
-        log(f"  {tag}: search winner {win}")
-        P[f"{tag} search"] = P[f"{tag} search"]
-        P.setdefault("_winners", {})[tag] = win  # type: ignore[index]
-    winners = P.pop("_winners")
+        winners[tag], P[f"{tag} search"] = searched(A, tr, A_te, heads)
+        log(f"  {tag}: search winner {winners[tag]}")
     scores = test_scores(P, te, ec)
     for k, s in scores.items():
         log(f"  {k:<16} AIQ {s['aiq']:.4f}  saved@95 {s['save_95'] if s['save_95'] is None else round(s['save_95'], 4)}"

@@ -241,7 +241,7 @@ class _Receiver(BaseHTTPRequestHandler):
         self.end_headers()
 
     def log_message(self, *args):
-        pass
+        """Silent: the receiver's request log would interleave with pytest's output."""
 
 
 def test_otlp_http_export_reaches_a_real_receiver(registry, stub):

@@ -322,17 +322,23 @@ class Encoder:
         return n
 
     # ---- forward ----------------------------------------------------------------
-    def _forward(self, batch_ids: list[list[int]]) -> np.ndarray:
+    def padded(self, batch_ids: list[list[int]]):
+        """(input ids, attention mask) tensors for a batch, right-padded to its longest row."""
         import torch
 
-        lengths = [len(x) for x in batch_ids]
-        width = max(lengths)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.full((len(batch_ids), width), pad, dtype=torch.long)
+        width = max(len(x) for x in batch_ids)
+        ids = torch.full((len(batch_ids), width), self.tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(batch_ids), width), dtype=torch.long)
         for i, row in enumerate(batch_ids):
             ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
             mask[i, : len(row)] = 1
+        return ids, mask
+
+    def _forward(self, batch_ids: list[list[int]]) -> np.ndarray:
+        import torch
+
+        lengths = [len(x) for x in batch_ids]
+        ids, mask = self.padded(batch_ids)
         ids, mask = ids.to(self.device), mask.to(self.device)
         with torch.inference_mode():
             if self._layer_idx == [self.n_layers]:

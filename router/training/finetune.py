@@ -98,15 +98,9 @@ def frozen_states(enc: Encoder, texts: list[str], layers: int, batch_size: int =
         from tqdm.auto import tqdm
 
         batches = tqdm(batches, desc=f"frozen layers 0..{n - layers}", unit="batch")
-    pad = enc.tokenizer.pad_token_id
 
     def run(batch_ids):
-        width = max(len(x) for x in batch_ids)
-        t = torch.full((len(batch_ids), width), pad, dtype=torch.long)
-        m = torch.zeros((len(batch_ids), width), dtype=torch.long)
-        for i, row in enumerate(batch_ids):
-            t[i, : len(row)] = torch.tensor(row)
-            m[i, : len(row)] = 1
+        t, m = enc.padded(batch_ids)
         with torch.inference_mode():
             hs = enc.model(input_ids=t, attention_mask=m, output_hidden_states=True).hidden_states[n - layers]
         return [hs[i, : len(row)].to(torch.float16).numpy().copy() for i, row in enumerate(batch_ids)]
