@@ -339,3 +339,31 @@ def test_a_dead_otlp_endpoint_costs_requests_nothing_but_lost_spans(registry, st
         t0 = time.perf_counter()
         srv.stop()
     assert time.perf_counter() - t0 < 10  # shutdown's flush is bounded by the export timeout
+
+
+def test_encoder_cache_hits_are_exposed_after_a_resent_query(stub, tmp_path, monkeypatch):
+    """Agents resend the same context: the second identical request is a cache hit, and /metrics says so."""
+    import uuid
+
+    from router.model import embed_cache
+
+    from .proxy_env import make_registry, write_pool
+
+    monkeypatch.setattr(embed_cache, "_CACHES", {})  # the process's caches, fresh and switched on for this test
+    monkeypatch.setenv("ROUTER_EMBED_CACHE", "64")
+    srv = serve_api(make_registry(write_pool(tmp_path, stub.base_url)), api_keys=(), backoff=0.0, tracing=None)
+    try:
+        text = f"Summarize the attached meeting notes in three bullet points. ({uuid.uuid4()})"
+        before = scrape(srv.url)
+        assert total(before, "router_encoder_cache_misses_total") == 0
+        for _ in range(2):
+            r = httpx.post(f"{srv.url}/v1/chat/completions", timeout=60,
+                           json={"model": POLICY, "messages": [{"role": "user", "content": text}]})
+            assert r.status_code == 200, r.text
+        after = wait_for(srv.url, "router_requests_total", 2)
+    finally:
+        srv.stop()
+    assert total(after, "router_encoder_cache_misses_total") == 1
+    assert total(after, "router_encoder_cache_hits_total") == 1
+    assert total(after, "router_encoder_cache_entries") == 1
+    assert total(after, "router_encoder_cache_hit_ratio") == pytest.approx(0.5)

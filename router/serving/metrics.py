@@ -18,6 +18,9 @@ What is counted (all names start with `router_`):
     sensitivity_rule_hits_total{policy,rule,action}     call `sensitivity_hit()` (governance)
     budget_state{policy,scope,state}                    call `budget_state()` (governance): 1 for the
                                                         scope's current state, 0 for the others
+    encoder_cache_{hits,misses,evictions}_total         the encoder-output cache (router/model/embed_cache.py),
+    encoder_cache_entries, encoder_cache_hit_ratio      read at scrape time; the cache is per process, so
+                                                        every app of one process reports the same numbers
 
 Labels are bounded by the pools' slot names and a fixed set of reasons, never by client input.
 """
@@ -28,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 # Milliseconds matter for routing (a forward is ~2-20 ms on CPU); upstream calls take seconds.
 ROUTING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -52,9 +56,28 @@ def failure_reason(status: int | None, error: str | None) -> str:
     return "client_error"
 
 
+class EmbedCacheCollector:
+    """The encoder-output cache's own counters, read when /metrics is scraped (the cache counts
+    hits under its lock; mirroring each one into a prometheus Counter would add a second lock per text)."""
+
+    def collect(self):
+        from router.model import embed_cache
+
+        s = embed_cache.stats()
+        for name, help_ in (("hits", "Routed texts whose features came from the cache"),
+                            ("misses", "Routed texts the encoder had to read"),
+                            ("evictions", "Cache entries dropped to stay within ROUTER_EMBED_CACHE")):
+            yield CounterMetricFamily(f"router_encoder_cache_{name}", help_, value=s[name])
+        yield GaugeMetricFamily("router_encoder_cache_entries", "Entries held, over every encoder's cache",
+                                value=s["entries"])
+        yield GaugeMetricFamily("router_encoder_cache_hit_ratio", "hits / (hits + misses) since start",
+                                value=s["hit_rate"])
+
+
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
+        r.register(EmbedCacheCollector())
         self.requests = Counter("router_requests", "Proxied requests that reached a decision",
                                 ["api", "policy", "chosen", "selected", "status"], registry=r)
         self.http = Counter("router_http_responses", "HTTP answers of /v1/* by route and status code",
