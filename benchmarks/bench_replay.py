@@ -1,7 +1,7 @@
 """Replay and batch score on N audit lines: the local engine against `--engine ray` (local Ray instance).
 
     python -m benchmarks.bench_replay [--lines 20000] [--max-chars 400] [--workers 2] [--batch-size 32]
-        [--skip-local] [--skip-ray]
+        [--skip-local] [--skip-ray] [--checkpoint DIR]
 
 The audit log is synthetic but in the proxy's format: RouterBench questions (assets/data), each cut
 to its last `max-chars` characters (chat-length queries; the encoder reads at most 256 tokens from
@@ -9,6 +9,8 @@ the end anyway) and numbered so that every line is distinct, routed with flat P 
 checkpoint fingerprint (so the replay is a what-if: every line is re-scored, no P check). Prints
 lines/s of `audit replay` (default pool, tolerance 0.3) and of `score` for each engine. The Ray
 numbers include starting the actors (one checkpoint + encoder load each) but not `ray.init`.
+`--checkpoint` routes with another checkpoint than the default pool's (e.g. a fast-path one,
+docs/fastpath.md), which shows the engines' own overhead once the encoder is no longer the cost.
 """
 
 from __future__ import annotations
@@ -50,18 +52,23 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--skip-local", action="store_true")
     ap.add_argument("--skip-ray", action="store_true")
+    ap.add_argument("--checkpoint", default=None, help="score with this checkpoint instead of the default pool's")
     args = ap.parse_args()
 
     from router.audit.replay import replay
+    from router.model.head import load_checkpoint
     from router.routing.parallel import score_texts
+    from router.routing.pool import load_pool
     from router.routing.router import PrefillRouter
 
-    router = PrefillRouter.from_config(ROOT / "configs" / "default.yaml")
+    pool = load_pool(ROOT / "configs" / "default.yaml")
+    router = PrefillRouter(pool, checkpoint=load_checkpoint(args.checkpoint) if args.checkpoint else None)
     texts = questions(args.lines, args.max_chars)
     tmp = Path(tempfile.mkdtemp(prefix="bench-replay-"))
     log = tmp / "audit.jsonl"
     write_log(log, router, texts)
-    print(f"{args.lines} lines, queries <= {args.max_chars} chars, batch {args.batch_size}", flush=True)
+    print(f"{args.lines} lines, queries <= {args.max_chars} chars, batch {args.batch_size}, "
+          f"checkpoint {router.checkpoint.path}", flush=True)
     results = {}
     engines = [e for e in ("local", "ray") if not getattr(args, f"skip_{e}")]
     if "ray" in engines:
