@@ -41,7 +41,8 @@ def artifact(spec) -> Path:
     if spec.runtime == "onnx":
         from router.model.onnx_runtime import artifact_dir
 
-        return artifact_dir(spec) / ("model-int8.onnx" if spec.quantize == "int8" else "model.onnx")
+        name = "model-int8.onnx" if spec.quantize == "int8" else "model.onnx"
+        return artifact_dir(spec) / (name + ".data")  # the weights (the graph file beside it is ~0.1 MB)
     if spec.runtime == "static":
         from router.model.static_embed import artifact_dir
 
