@@ -17,6 +17,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     ROUTER_CACHE=/opt/prefill-router/cache \
+    ROUTER_MODEL_CACHE=/opt/prefill-router/models \
     GRADIO_SERVER_NAME=0.0.0.0 \
     GRADIO_ANALYTICS_ENABLED=False
 
@@ -34,7 +35,8 @@ COPY router/ router/
 COPY configs/ configs/
 COPY assets/ assets/
 
-# Convert the bundled encoder into ROUTER_CACHE now, so the container starts without any network;
+# Convert the bundled encoder and export it to ONNX into ROUTER_MODEL_CACHE now (the build's root and the
+# run's user have different homes, so it is named, not ~/.cache), so the container starts without any network;
 # then forbid hub downloads at run time (a missing model is an error, not a silent fetch).
 RUN python -m router route "Warm the encoder cache at build time." --config configs/default.yaml > /dev/null \
  && chown -R router:router /opt/prefill-router

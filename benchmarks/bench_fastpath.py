@@ -66,8 +66,7 @@ def bare(encoder):
     """Tokenize + forward with the runtime's library alone, same truncation: the floor route() is held to."""
     spec = encoder.spec
     if spec.runtime == "torch":
-        from bench_route import bare_encoder
-
+        from benchmarks.bench_route import bare_encoder
         from router.model import torch_thread
 
         run, _ = torch_thread.call(bare_encoder, spec)

@@ -75,6 +75,13 @@ def test_health_check_polls_readiness_and_the_app_serves_it(dockerfile):
     assert '"/health/ready"' in inspect.getsource(create_api)
     env = " ".join(args for ins, args in dockerfile if ins == "ENV")
     assert "HF_HUB_OFFLINE=1" in env and "ROUTER_CACHE=" in env
+    # Built as root, run as another user: the converted and exported encoder must live at a named path
+    # that the run-time user owns, not in the build's ~/.cache.
+    model_cache = re.search(r"ROUTER_MODEL_CACHE=(\S+)", env)
+    assert model_cache, "ROUTER_MODEL_CACHE is not set: the run-time user would convert the encoder again"
+    chown = next(args for ins, args in dockerfile if ins == "RUN" and "python -m router route" in args)
+    owned = re.search(r"chown -R \S+ (\S+)", chown).group(1)
+    assert model_cache.group(1).startswith(owned)
     # The encoder is converted at build time, before the offline switch.
     runs = [args for ins, args in dockerfile if ins in ("RUN", "ENV")]
     warm = next(i for i, a in enumerate(runs) if "python -m router route" in a)

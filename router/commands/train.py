@@ -12,6 +12,7 @@ encoder and head (the existing slots' P do not change).
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 
 def _is_e5(source: str) -> bool:
@@ -42,9 +43,11 @@ def configure(p):
                    help='text put before every query (default: "query: " for e5 encoders, none otherwise)')
     p.add_argument("--quantize", choices=["int8"], default=None,
                    help="int8 dynamic quantization of the encoder's Linear layers on CPU (faster routing)")
-    p.add_argument("--runtime", choices=["torch", "onnx", "static"], default=d.encoder.runtime,
+    p.add_argument("--runtime", choices=["torch", "onnx", "static"], default=None,
                    help="what computes the features at routing time: torch, ONNX Runtime, or model2vec static "
-                        "embeddings distilled from --encoder (docs/fastpath.md)")
+                        "embeddings distilled from --encoder (docs/fastpath.md). Default: onnx where the ONNX "
+                        "export computes the same features (an encoder, one layer, mean or cls pooling, no "
+                        "--quantize), else torch")
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                    help="L2-normalize each pooled layer (default: on for e5 encoders, which are trained that way)")
     p.add_argument("--truncation-side", choices=["left", "right"], default=d.encoder.truncation_side)
@@ -71,7 +74,9 @@ def config_from_args(args):
                        max_tokens=args.max_tokens, truncation_side=args.truncation_side,
                        prefix=(("query: " if _is_e5(args.encoder) else "") if args.prefix is None else args.prefix),
                        normalize=_is_e5(args.encoder) if args.normalize is None else args.normalize,
-                       quantize=args.quantize, runtime=args.runtime)
+                       quantize=args.quantize, runtime=args.runtime or "torch")
+    if args.runtime is None and spec.exportable:
+        spec = replace(spec, runtime="onnx")
     return TrainConfig(encoder=spec, pca_dim=args.pca_dim, hidden=tuple(int(x) for x in args.hidden.split(",") if x),
                        members=args.members, epochs=args.epochs, patience=args.patience, dropout=args.dropout,
                        weight_decay=args.weight_decay, lr=args.lr, seed=args.seed, head=args.head,

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +129,20 @@ class EncoderSpec:
 
     def identity(self) -> dict[str, Any]:
         """What the features depend on: to_json with the overlay named by its content, not its path
-        (the same checkpoint copied elsewhere shares its feature cache)."""
+        (the same checkpoint copied elsewhere shares its feature cache). The fp32 ONNX export computes
+        the torch encoder's features (max |dX| ~1e-7, tests/test_fastpath.py), so the two runtimes share
+        one cache: a checkpoint trained on either serves the other."""
         d = self.to_json()
         d.pop("overlay", None)
+        if d.get("runtime") == "onnx" and self.quantize is None:
+            del d["runtime"]
         return d
+
+    @property
+    def exportable(self) -> bool:
+        """Whether the fp32 ONNX runtime can compute this spec's features (onnx_runtime.py's limits)."""
+        return (self.kind == "encoder" and len(self.layers) == 1 and self.pooling in ("mean", "cls")
+                and self.quantize is None and not self.overlay)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> EncoderSpec:
@@ -150,6 +160,15 @@ def pick_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def gpu_present() -> bool:
+    """A CUDA GPU is likely here, answered without importing torch (a cold route must not pay for it):
+    ROUTER_DEVICE=cuda|cpu decides when set, else the NVIDIA driver's /proc entry."""
+    forced = os.environ.get("ROUTER_DEVICE", "").strip().lower()
+    if forced:
+        return forced == "cuda"
+    return os.path.exists("/proc/driver/nvidia/version")
 
 
 def cuda_dtype(spec: EncoderSpec):
@@ -432,6 +451,12 @@ _CACHE_LOCK = threading.Lock()
 
 def get_encoder(spec: EncoderSpec, device: str | None = None) -> Encoder:
     """Load once per process; later calls with the same spec reuse the same read-only model."""
+    if spec.runtime == "onnx" and spec.quantize is None and device != "cpu" and (device == "cuda" or gpu_present()):
+        # ONNX Runtime here runs on the CPU; on a GPU the torch encoder computes the same features in fp16.
+        torch_spec = replace(spec, runtime="torch")
+        dev = device or pick_device()
+        if dev == "cuda":
+            return get_encoder(torch_spec, dev)
     # The fast runtimes run on the CPU and must not import torch (cold start): no device probe for them.
     key = (spec, device or ("cpu" if spec.runtime != "torch" else pick_device()))
     with _CACHE_LOCK:

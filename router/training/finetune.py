@@ -285,6 +285,10 @@ def maybe_finetune(spec: EncoderSpec, table, X: np.ndarray, out, layers: int, se
     from router.model.encoder import file_sha256, get_encoder
     from router.training.search import cv_folds
 
+    frozen_spec = spec
+    if spec.runtime == "onnx" and spec.quantize is None:
+        # the same features through torch, which can train; tuned blocks are routed by torch (no ONNX export of them)
+        spec = replace(spec, runtime="torch")
     folds = cv_folds(table.questions, table.tasks, 5, seed)
     va, tr = np.flatnonzero(folds == 0), np.flatnonzero(folds != 0)
     sub = table.subset(tr)
@@ -308,6 +312,6 @@ def maybe_finetune(spec: EncoderSpec, table, X: np.ndarray, out, layers: int, se
               f"{'keeping the tuned blocks' if keep else 'dropping them (the frozen encoder stays)'}", flush=True)
     if not keep:
         path.unlink()
-        return spec, X, record
+        return frozen_spec, X, record
     return tuned, Xt, record
 
