@@ -22,6 +22,15 @@ def _pct(v):
     return "never" if v is None else f"{v:.1%}"
 
 
+def short_head(name: str) -> str:
+    """average(knn[k=80,weighting=similarity]+mlp[...]) -> avg(knn-80 sim + mlp)."""
+    import re
+
+    s = re.sub(r"knn\[k=(\d+),weighting=(\w+)\]", lambda m: f"knn-{m.group(1)} {m.group(2)[:3]}", name or "?")
+    s = re.sub(r"(\w+)\[[^\]]*\]", r"\1", s)
+    return s.replace("average(", "avg(").replace("+", " + ")
+
+
 def quality_table(rows: list[dict]) -> str:
     by = {(r["option"], r["set"]): r for r in rows}
     options = list(dict.fromkeys(r["option"] for r in rows))
@@ -40,7 +49,7 @@ def quality_table(rows: list[dict]) -> str:
                 cells += ["not run"] * 4
                 continue
             d = "" if ref is None or o == "e5-torch" else f" ({r['aiq'] - ref['aiq']:+.3f})"
-            cells += [f"{r['aiq']:.3f}{d}", _pct(r["save_parity"]), _pct(r["save_95"]), f"`{r['head']}`"]
+            cells += [f"{r['aiq']:.3f}{d}", _pct(r["save_parity"]), _pct(r["save_95"]), short_head(r["head"])]
         cl = (by.get((o, "rb")) or by.get((o, sets[0])) or {}).get("crosslingual") or {}
         cells += [f"{cl['mean_abs_dp']:.3f}" if cl else "—", f"{cl['agreement']:.0%}" if cl else "—"]
         out.append("| " + " | ".join(cells) + " |")

@@ -74,6 +74,55 @@ def test_onnx_fp32_gives_the_torch_features_and_decisions():
         assert max(abs(x.p - y.p) for x, y in zip(ra.models, rb.models)) < 1e-4
 
 
+def test_the_shipped_default_is_onnx_and_shares_the_torch_feature_cache():
+    """ONNX fp32 computes the torch features, so the two share one cache key; int8 computes others."""
+    from dataclasses import replace
+
+    from router.model.features import spec_key
+    from router.model.head import load_checkpoint
+    from router.training.train import TrainConfig, default_encoder
+
+    shipped = load_checkpoint(ROOT / "assets" / "checkpoint").encoder_spec
+    assert shipped == default_encoder() == TrainConfig().encoder and shipped.runtime == "onnx"
+    torch_spec = replace(shipped, runtime="torch")
+    assert spec_key(torch_spec) == spec_key(shipped) != spec_key(replace(shipped, quantize="int8"))
+    assert spec_key(replace(torch_spec, quantize="int8")) != spec_key(replace(shipped, quantize="int8"))
+
+
+@pytest.mark.parametrize("args,runtime", [
+    ([], "onnx"),
+    (["--encoder", "all-MiniLM-L6-v2"], "onnx"),
+    (["--runtime", "torch"], "torch"),
+    (["--layers", "4,6"], "torch"),  # several layers concatenated: the export reads one
+    (["--quantize", "int8"], "torch"),  # torch's int8 Linear layers, not ONNX's int8 graph
+    (["--encoder", "SmolLM2-135M-Instruct", "--encoder-kind", "decoder", "--pooling", "last"], "torch"),
+    (["--runtime", "static"], "static"),
+])
+def test_train_cli_picks_onnx_only_where_the_export_computes_the_same_features(args, runtime):
+    import argparse
+
+    from router.commands import train as cmd
+
+    p = argparse.ArgumentParser()
+    cmd.configure(p)
+    cfg = cmd.config_from_args(p.parse_args(["--data", "x.csv", "--out", "ck", *args]))
+    assert cfg.encoder.runtime == runtime
+
+
+@needs_ort
+def test_an_onnx_spec_asked_for_cuda_without_a_gpu_stays_on_onnx_runtime(monkeypatch):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is here: the GPU test covers this machine")
+    from router.model.fast_runtimes import FastEncoder
+
+    monkeypatch.setenv("ROUTER_DEVICE", "cuda")
+    spec = EncoderSpec(source="all-MiniLM-L6-v2", runtime="onnx")
+    enc = get_encoder(spec)
+    assert isinstance(enc, FastEncoder) and enc.spec.runtime == "onnx"
+    assert enc.features(["What is 2 + 2?"]).shape == (1, 384)
+
+
 @needs_ort
 def test_onnx_int8_moves_features_a_little_and_mostly_keeps_decisions():
     spec = json.loads((MINILM_CKPT / "router.json").read_text())["encoder"]
@@ -334,6 +383,9 @@ def test_cuda_fp16_and_cpu_route_alike():
     cpu = get_encoder(ckpt.encoder_spec, device="cpu")
     gpu = get_encoder(ckpt.encoder_spec, device="cuda")
     assert next(gpu.model.parameters()).dtype in (torch.float16, torch.bfloat16)
+    # the shipped spec is ONNX (a CPU runtime): on a GPU machine it runs as the torch encoder on CUDA
+    assert ckpt.encoder_spec.runtime == "onnx" and cpu.spec.runtime == "onnx"
+    assert get_encoder(ckpt.encoder_spec) is gpu and gpu.spec.runtime == "torch"
     a = PrefillRouter(load_pool(RB_POOL), checkpoint=ckpt, encoder=cpu)
     b = PrefillRouter(load_pool(RB_POOL), checkpoint=ckpt, encoder=gpu)
     Xc, Xg = cpu.features(QUESTIONS), gpu.features(QUESTIONS, batch_size=32)

@@ -108,6 +108,8 @@ def _session_options(threads: int | None = None):
     so.intra_op_num_threads = threads or int(os.environ.get("ROUTER_ONNX_THREADS", "0") or 0)
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
+    spin = os.environ.get("ROUTER_ONNX_SPIN", "1").strip()
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0" if spin == "0" else "1")
     return so
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from router.errors import CheckpointError
 from router.model.encoder import EncoderSpec
-from router.model.fast_runtimes import FastEncoder, load_tokenizer, source_folder
+from router.model.fast_runtimes import FastEncoder, source_folder
 
 DISTILL_VERSION = 1
 PCA_DIMS = 256
@@ -53,6 +53,8 @@ def ensure_distilled(spec: EncoderSpec, progress: bool = False) -> Path:
     model = torch_thread.call(lambda: distill(model_name=str(folder), pca_dims=PCA_DIMS, device="cpu"))
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     model.save_pretrained(str(tmp))
+    for f in tmp.iterdir():
+        f.chmod(0o644)  # model2vec writes its weights 0600: a container's run-time user must read them
     (tmp / "source.json").write_text(json.dumps({"source": spec.source, "folder": str(folder),
                                                  "pca_dims": PCA_DIMS, "distill_version": DISTILL_VERSION}))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -114,18 +116,25 @@ class StaticEncoder(FastEncoder):
         mapping = tensors.get("mapping")
         self.mapping = None if mapping is None else mapping.astype(np.int64)
         self._dim = int(self.table.shape[1])
-        unk = load_tokenizer(folder).token_to_id(self._unk_name(folder))
-        self._unk = -1 if unk is None else int(unk)
+        self._unk = self._unk_id(folder, self._tok)
         self.n_layers = 0
         self.load_seconds = time.perf_counter() - t0
 
     @staticmethod
-    def _unk_name(folder: Path) -> str:
+    def _unk_id(folder: Path, tok) -> int:
+        """The id of tokenizer.json's model.unk_token (-1: none), dropped from queries. Read from the
+        head of the "model" object: parsing the whole file (a 250k-token vocabulary) cost e5's table
+        more load time than everything else together. A Unigram model names no unk_token, only an
+        unk_id, which is not used here (in the distilled e5 table id 3 is "."): nothing is dropped
+        there, as before."""
         try:
-            tj = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
-            return (tj.get("model") or {}).get("unk_token") or "[UNK]"
-        except (OSError, ValueError):
-            return "[UNK]"
+            text = (folder / "tokenizer.json").read_text(encoding="utf-8")
+        except OSError:
+            return -1
+        at = text.find('"model"')
+        m = re.search(r'"unk_token"\s*:\s*"((?:[^"\\]|\\.)*)"', text[at: at + 4096] if at >= 0 else "")
+        unk = tok.token_to_id(json.loads(f'"{m.group(1)}"') if m else "[UNK]")
+        return -1 if unk is None else int(unk)
 
     def _forward(self, batch_ids: list[list[int]]) -> np.ndarray:
         out = np.zeros((len(batch_ids), self._dim), dtype=np.float32)
