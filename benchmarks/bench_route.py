@@ -89,10 +89,19 @@ def bench(args, ckpt) -> None:
 
     ck = load_checkpoint(ckpt)
     router = PrefillRouter(load_pool(args.config), checkpoint=ck, encoder=get_encoder(ck.encoder_spec, args.device))
-    # Every torch call of the process runs on the torch thread (router.torch_thread), the bare encoder
-    # too: a second calling thread would get its own OpenMP team and slow both down.
-    bare, tok = torch_thread.call(bare_encoder, router.checkpoint.encoder_spec, args.device)
-    print(f"\n=== checkpoint {ckpt}: encoder {router.checkpoint.encoder_spec.source}, "
+    spec = router.encoder.spec  # an ONNX spec on a CUDA machine runs as the torch encoder there
+    if spec.runtime == "torch":
+        # Every torch call of the process runs on the torch thread (router.torch_thread), the bare encoder
+        # too: a second calling thread would get its own OpenMP team and slow both down.
+        bare, tok = torch_thread.call(bare_encoder, spec, args.device)
+        on_bare = torch_thread.call
+    else:  # ONNX Runtime or the static table: that library alone on the same ids (bench_fastpath.bare)
+        from benchmarks.bench_fastpath import bare as runtime_bare
+
+        bare = runtime_bare(router.encoder)
+        tok = lambda text: {"input_ids": range(router.encoder.tokenize([text])[1][0])}  # the untruncated count
+        on_bare = lambda fn, *a: fn(*a)
+    print(f"\n=== checkpoint {ckpt}: encoder {spec.source} ({spec.runtime}), "
           f"device {router.encoder.device}, torch threads {torch.get_num_threads()}")
     decoder = None
     if not args.no_decoder:
@@ -103,13 +112,13 @@ def bench(args, ckpt) -> None:
     for name, text in (("30-token", short), ("300-token", LONG)):
         n_tok = len(tok(text)["input_ids"])
         for _ in range(5):  # warm-up: first calls pay for allocations and lazy init
-            router.route(text), torch_thread.call(bare, text)
+            router.route(text), on_bare(bare, text)
             if decoder:
                 decoder.features([text])
         r, b, d = [], [], []
         for _ in range(args.repeats):
             r.append(timed(router.route, text))  # from this thread: the hop to the torch thread counts
-            b.append(torch_thread.call(timed, bare, text))  # timed on the torch thread: no hop
+            b.append(on_bare(timed, bare, text))  # torch: timed on the torch thread (no hop)
             if decoder:
                 d.append(timed(decoder.features, [text]))
         mr, mb = statistics.median(r), statistics.median(b)

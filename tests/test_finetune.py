@@ -7,7 +7,7 @@ import pytest
 
 from router.errors import InputError
 from router.model.encoder import Encoder
-from router.training.finetune import FinetuneConfig, check_top, finetune
+from router.training.finetune import FinetuneConfig, check_top, finetune, trainable
 from router.training.train import default_encoder
 
 
@@ -47,6 +47,13 @@ def test_bad_requests_get_clear_errors():
         finetune(default_encoder(), ["a", "b"], np.ones((2, 1)), cfg=FinetuneConfig(layers=12), progress=False)
     with pytest.raises(InputError, match="2 texts but 3 label rows"):
         finetune(default_encoder(), ["a", "b"], np.ones((3, 1)), progress=False)
+    from dataclasses import replace
+
+    # the default (fp32 ONNX) is tuned through torch; a static table or an int8 graph has no torch twin
+    assert default_encoder().runtime == "onnx"
+    for spec in (replace(default_encoder(), runtime="static", prefix=""), replace(default_encoder(), quantize="int8")):
+        with pytest.raises(InputError, match="needs the torch runtime"):
+            finetune(spec, ["a", "b"], np.ones((2, 1)), progress=False)
 
 
 def _tiny(seed=0):
@@ -72,7 +79,7 @@ def test_a_tuned_overlay_travels_inside_the_checkpoint(tmp_path):
     ck_dir = tmp_path / "ck"
     ck_dir.mkdir()
     (ck_dir / "encoder_overlay.safetensors").write_bytes(save(r["state"]))
-    spec = dataclasses.replace(default_encoder(), overlay="encoder_overlay.safetensors",
+    spec = dataclasses.replace(trainable(default_encoder()), overlay="encoder_overlay.safetensors",
                                overlay_sha256=file_sha256(ck_dir / "encoder_overlay.safetensors"))
     head = LogisticHead(np.zeros(384, np.float32), np.ones(384, np.float32), np.zeros((384, 2), np.float32),
                         np.zeros(2, np.float32))

@@ -128,6 +128,14 @@ def check_top(enc: Encoder, layers: int) -> float:
     return float(np.abs(mine - ref).max())
 
 
+def trainable(spec: EncoderSpec) -> EncoderSpec:
+    """The torch spec with the same features as `spec`: an fp32 ONNX spec is tuned through torch, and
+    its tuned blocks are routed by torch (there is no ONNX export of an overlay)."""
+    from dataclasses import replace
+
+    return replace(spec, runtime="torch") if spec.runtime == "onnx" and spec.quantize is None else spec
+
+
 def finetune(spec: EncoderSpec, texts: list[str], Y: np.ndarray, folds_val: np.ndarray | None = None,
              cfg: FinetuneConfig | None = None, progress: bool = True) -> dict[str, Any]:
     """Tune the top blocks on (texts, Y) with Y's NaNs masked out.
@@ -141,6 +149,7 @@ def finetune(spec: EncoderSpec, texts: list[str], Y: np.ndarray, folds_val: np.n
     if len(texts) != len(Y):
         raise InputError(f"fine-tuning: {len(texts)} texts but {len(Y)} label rows")
     t0 = time.time()
+    spec = trainable(spec)
     enc = torch_thread.call(Encoder, spec, "cpu") if spec.runtime == "torch" else None
     if enc is None:
         raise InputError(f"fine-tuning needs the torch runtime; the encoder spec says {spec.runtime!r}")
@@ -285,10 +294,7 @@ def maybe_finetune(spec: EncoderSpec, table, X: np.ndarray, out, layers: int, se
     from router.model.encoder import file_sha256, get_encoder
     from router.training.search import cv_folds
 
-    frozen_spec = spec
-    if spec.runtime == "onnx" and spec.quantize is None:
-        # the same features through torch, which can train; tuned blocks are routed by torch (no ONNX export of them)
-        spec = replace(spec, runtime="torch")
+    frozen_spec, spec = spec, trainable(spec)
     folds = cv_folds(table.questions, table.tasks, 5, seed)
     va, tr = np.flatnonzero(folds == 0), np.flatnonzero(folds != 0)
     sub = table.subset(tr)
