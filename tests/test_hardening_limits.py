@@ -103,11 +103,21 @@ def test_a_long_question_under_the_limit_is_cut_before_tokenizing(server, regist
     assert r.json()["input_tokens"] == pytest.approx(expected, rel=0.05)  # estimated from the kept part
 
 
-def test_the_cut_keeps_exactly_the_tokens_a_full_tokenization_keeps(registry):
-    enc = registry.get(POLICY).encoder
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_the_cut_keeps_exactly_the_tokens_a_full_tokenization_keeps(registry, runtime):
+    from dataclasses import replace
+
+    from router.model.encoder import get_encoder
+
+    shipped = registry.get(POLICY).encoder
+    assert shipped.spec.runtime == "onnx"  # the bundled checkpoint's runtime; torch is what it mirrors
+    enc = shipped if runtime == "onnx" else get_encoder(replace(shipped.spec, runtime="torch"), "cpu")
     text = "".join(f"Line {i}: some words, numbers {i * 7} and punctuation!\n" for i in range(3000))
     ids, counts = enc.tokenize([text])
-    full = enc.tokenizer(enc._render(text), add_special_tokens=False)["input_ids"]
+    if runtime == "torch":
+        full = enc.tokenizer(enc._render(text), add_special_tokens=False)["input_ids"]
+    else:  # the tokenizers library directly, as the fast runtimes use it
+        full = enc._tok.encode(enc.spec.prefix + text, add_special_tokens=False).ids
     budget = enc.spec.max_tokens - len(enc._prefix) - len(enc._suffix)
     assert ids[0] == enc._prefix + full[-budget:] + enc._suffix
     assert counts[0] == pytest.approx(len(full), rel=0.02)

@@ -234,9 +234,16 @@ def test_score_batcher_matches_single_scoring_and_batches_concurrent_calls(route
 
 def test_every_forward_runs_on_the_one_torch_thread_and_a_cancelled_request_is_skipped(router):
     from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import replace
 
     from router.model import torch_thread
+    from router.model.encoder import get_encoder
     from router.serving.batching import ScoreBatcher
+
+    # The torch runtime (the bundled spec routes with ONNX Runtime, which keeps its own thread pool):
+    # every torch forward must run on the one torch thread, whichever thread asks.
+    router = PrefillRouter(router.pool, checkpoint=router.checkpoint,
+                           encoder=get_encoder(replace(router.checkpoint.encoder_spec, runtime="torch"), "cpu"))
 
     seen: list[str] = []
     hook = router.encoder.model.register_forward_hook(lambda *a: seen.append(threading.current_thread().name))

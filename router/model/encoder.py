@@ -282,6 +282,11 @@ class Encoder:
     def dim(self) -> int:
         return int(self.model.config.hidden_size) * len(self._layer_idx)
 
+    @property
+    def loaded(self) -> bool:
+        """Weights in memory, ready to encode (/health/ready asks)."""
+        return getattr(self, "model", None) is not None
+
     # ---- tokenization -------------------------------------------------------------
     def _render(self, text: str) -> str:
         text = self.spec.prefix + text

@@ -91,6 +91,11 @@ class FastEncoder(Encoder):
     def dim(self) -> int:
         return self._dim
 
+    @property
+    def loaded(self) -> bool:
+        # an ONNX Runtime session, or the static table's memory map
+        return getattr(self, "session", None) is not None or getattr(self, "table", None) is not None
+
     def _encode(self, texts: list[str]) -> list[list[int]]:
         rendered = [self.spec.prefix + t for t in texts]
         # encode_batch runs in Rust threads without the GIL; one text goes through encode (less overhead).

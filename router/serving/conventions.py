@@ -45,7 +45,7 @@ def readiness(registry, backend_ready: bool = True) -> tuple[bool, dict[str, Any
     ok = True
     for r in registry:
         enc = getattr(r, "encoder", None)
-        encoder_ok = enc is not None and getattr(enc, "model", None) is not None
+        encoder_ok = enc is not None and bool(getattr(enc, "loaded", False))
         missing = sorted({s.api_key_env or f"<{s.name}: api_key_env not set>" for s in r.pool.models
                           if s.enabled and not s.local and not (s.api_key_env and os.environ.get(s.api_key_env))})
         pool_ok = encoder_ok and not missing
