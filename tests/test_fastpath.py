@@ -97,6 +97,7 @@ def test_the_shipped_default_is_onnx_and_shares_the_torch_feature_cache():
     (["--quantize", "int8"], "torch"),  # torch's int8 Linear layers, not ONNX's int8 graph
     (["--encoder", "SmolLM2-135M-Instruct", "--encoder-kind", "decoder", "--pooling", "last"], "torch"),
     (["--runtime", "static"], "static"),
+    (["--encoder", "BAAI/bge-small-en-v1.5"], "torch"),  # a hub id: torch downloads it, the export reads local folders
 ])
 def test_train_cli_picks_onnx_only_where_the_export_computes_the_same_features(args, runtime):
     import argparse

@@ -140,8 +140,10 @@ class EncoderSpec:
 
     @property
     def exportable(self) -> bool:
-        """Whether the fp32 ONNX runtime can compute this spec's features (onnx_runtime.py's limits)."""
-        return (self.kind == "encoder" and len(self.layers) == 1 and self.pooling in ("mean", "cls")
+        """Whether the fp32 ONNX runtime can compute this spec's features (onnx_runtime.py's limits: it
+        exports from a bundled encoder or a local folder; a hub id is read by torch, which downloads it)."""
+        local = self.source in BUNDLED_SOURCES or (Path(self.source) / "config.json").exists()
+        return (local and self.kind == "encoder" and len(self.layers) == 1 and self.pooling in ("mean", "cls")
                 and self.quantize is None and not self.overlay)
 
     @classmethod
