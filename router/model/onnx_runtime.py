@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import threading
 import time
 from pathlib import Path
@@ -113,7 +114,7 @@ def _session_options(threads: int | None = None):
     return so
 
 
-def ensure_artifacts(spec: EncoderSpec, progress: bool = False) -> Path:
+def ensure_artifacts(spec: EncoderSpec) -> Path:
     """The .onnx file for this spec (fp32 or int8), building it on first use (~1 min for e5)."""
     _check(spec)
     folder = source_folder(spec)
@@ -131,8 +132,9 @@ def ensure_artifacts(spec: EncoderSpec, progress: bool = False) -> Path:
     try:
         from router.model import torch_thread
 
-        if progress:
-            print(f"exporting {spec.source} to ONNX (once) ...", flush=True)
+        # Always said, on stderr (stdout may be JSON): a first start would otherwise sit silent for ~40 s.
+        print(f"exporting {spec.source} to ONNX{' int8' if spec.quantize else ''} once (about a minute; "
+              f"cached in {out}) ...", file=sys.stderr, flush=True)
         raw = tmp / "raw.onnx"
         torch_thread.call(_export, spec, folder, raw)
         if spec.quantize == "int8":
