@@ -31,6 +31,7 @@ OPTIONS = {
     "e5-onnx": dict(E5, runtime="onnx"),
     "e5-onnx-int8": dict(E5, runtime="onnx", quantize="int8"),
     "e5-static": dict(source="multilingual-e5-small", normalize=True, runtime="static"),
+    "e5-onnx-128": dict(E5, runtime="onnx", max_tokens=128),  # a shorter window (the end of the text is kept)
     "e5-onnx-int8-128": dict(E5, runtime="onnx", quantize="int8", max_tokens=128),
     "minilm-static": dict(source="all-MiniLM-L6-v2", normalize=True, runtime="static"),
     "minilm-onnx-int8": dict(source="all-MiniLM-L6-v2", runtime="onnx", quantize="int8"),
