@@ -116,24 +116,17 @@ class StaticEncoder(FastEncoder):
         mapping = tensors.get("mapping")
         self.mapping = None if mapping is None else mapping.astype(np.int64)
         self._dim = int(self.table.shape[1])
-        self._unk = self._unk_id(folder, self._tok)
+        self._unk = self._unk_id(self._tok)
         self.n_layers = 0
         self.load_seconds = time.perf_counter() - t0
 
     @staticmethod
-    def _unk_id(folder: Path, tok) -> int:
-        """The id of tokenizer.json's model.unk_token (-1: none), dropped from queries. Read from the
-        head of the "model" object: parsing the whole file (a 250k-token vocabulary) cost e5's table
-        more load time than everything else together. A Unigram model names no unk_token, only an
-        unk_id, which is not used here (in the distilled e5 table id 3 is "."): nothing is dropped
-        there, as before."""
-        try:
-            text = (folder / "tokenizer.json").read_text(encoding="utf-8")
-        except OSError:
-            return -1
-        at = text.find('"model"')
-        m = re.search(r'"unk_token"\s*:\s*"((?:[^"\\]|\\.)*)"', text[at: at + 4096] if at >= 0 else "")
-        unk = tok.token_to_id(json.loads(f'"{m.group(1)}"') if m else "[UNK]")
+    def _unk_id(tok) -> int:
+        """The id of the tokenizer model's unk_token (-1: none), dropped from queries. Asked of the
+        loaded tokenizer: reading it from tokenizer.json meant parsing a 250k-token vocabulary again. A
+        Unigram model has no unk_token, only an unk_id, which is not used here (in the distilled e5
+        table id 3 is "."): nothing is dropped there, as before."""
+        unk = tok.token_to_id(getattr(tok.model, "unk_token", None) or "[UNK]")
         return -1 if unk is None else int(unk)
 
     def _forward(self, batch_ids: list[list[int]]) -> np.ndarray:
