@@ -132,11 +132,14 @@ class EncoderSpec:
         (the same checkpoint copied elsewhere shares its feature cache). The fp32 ONNX export computes
         the torch encoder's features (max |dX| ~1e-7, tests/test_fastpath.py), so the two runtimes share
         one cache: a checkpoint trained on either serves the other."""
-        d = self.to_json()
+        d = (self.torch_twin() or self).to_json()
         d.pop("overlay", None)
-        if d.get("runtime") == "onnx" and self.quantize is None:
-            del d["runtime"]
         return d
+
+    def torch_twin(self) -> EncoderSpec | None:
+        """The torch spec that computes this fp32 ONNX spec's features (None for other specs): what
+        shares its feature cache, runs it on CUDA and fine-tunes it."""
+        return replace(self, runtime="torch") if self.runtime == "onnx" and self.quantize is None else None
 
     @property
     def exportable(self) -> bool:
@@ -458,12 +461,12 @@ _CACHE_LOCK = threading.Lock()
 
 def get_encoder(spec: EncoderSpec, device: str | None = None) -> Encoder:
     """Load once per process; later calls with the same spec reuse the same read-only model."""
-    if spec.runtime == "onnx" and spec.quantize is None and device != "cpu" and (device == "cuda" or gpu_present()):
+    twin = spec.torch_twin()
+    if twin is not None and device != "cpu" and (device == "cuda" or gpu_present()):
         # ONNX Runtime here runs on the CPU; on a GPU the torch encoder computes the same features in fp16.
-        torch_spec = replace(spec, runtime="torch")
         dev = device or pick_device()
         if dev == "cuda":
-            return get_encoder(torch_spec, dev)
+            return get_encoder(twin, dev)
     # The fast runtimes run on the CPU and must not import torch (cold start): no device probe for them.
     key = (spec, device or ("cpu" if spec.runtime != "torch" else pick_device()))
     with _CACHE_LOCK:

@@ -131,9 +131,7 @@ def check_top(enc: Encoder, layers: int) -> float:
 def trainable(spec: EncoderSpec) -> EncoderSpec:
     """The torch spec with the same features as `spec`: an fp32 ONNX spec is tuned through torch, and
     its tuned blocks are routed by torch (there is no ONNX export of an overlay)."""
-    from dataclasses import replace
-
-    return replace(spec, runtime="torch") if spec.runtime == "onnx" and spec.quantize is None else spec
+    return spec.torch_twin() or spec
 
 
 def finetune(spec: EncoderSpec, texts: list[str], Y: np.ndarray, folds_val: np.ndarray | None = None,
