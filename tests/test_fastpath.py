@@ -35,14 +35,6 @@ QUESTIONS = [
 ]
 
 
-def ort_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
-
-
-needs_ort = pytest.mark.skipif(not ort_available(), reason="onnxruntime/onnx not installed (requirements-fast.txt)")
-
 
 def minilm_router(encoder, tmp_path=None):
     from router.model.head import load_checkpoint
@@ -58,7 +50,6 @@ def choices(router, texts, tolerance=0.10):
 
 # ---- ONNX Runtime ---------------------------------------------------------------------------
 
-@needs_ort
 def test_onnx_fp32_gives_the_torch_features_and_decisions():
     spec = json.loads((MINILM_CKPT / "router.json").read_text())["encoder"]
     ref = get_encoder(EncoderSpec.from_json(spec))
@@ -110,7 +101,6 @@ def test_train_cli_picks_onnx_only_where_the_export_computes_the_same_features(a
     assert cfg.encoder.runtime == runtime
 
 
-@needs_ort
 def test_an_onnx_spec_asked_for_cuda_without_a_gpu_stays_on_onnx_runtime(monkeypatch):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
@@ -124,7 +114,6 @@ def test_an_onnx_spec_asked_for_cuda_without_a_gpu_stays_on_onnx_runtime(monkeyp
     assert enc.features(["What is 2 + 2?"]).shape == (1, 384)
 
 
-@needs_ort
 def test_onnx_int8_moves_features_a_little_and_mostly_keeps_decisions():
     spec = json.loads((MINILM_CKPT / "router.json").read_text())["encoder"]
     ref = get_encoder(EncoderSpec.from_json(spec))
@@ -316,8 +305,6 @@ def test_router_and_batcher_use_the_cache_and_report_it(minilm, monkeypatch):
 @pytest.fixture(scope="module")
 def onnx_pool(tmp_path_factory):
     """The MiniLM checkpoint read through ONNX Runtime (same features), in a pool of its own."""
-    if not ort_available():
-        pytest.skip("onnxruntime not installed (requirements-fast.txt)")
     import yaml
 
     tmp = tmp_path_factory.mktemp("onnx-pool")

@@ -10,8 +10,8 @@ ONNX Runtime then memory-maps them instead of parsing a 450 MB protobuf and copy
 so loading takes a fraction of the time and the 250k-row token table stays on disk except for the
 rows queries touch (peak RSS ~160 MB instead of ~890 MB for e5, measured).
 fp32 gives the torch encoder's features to ~1e-6; int8 moves them a little, so int8 checkpoints
-are trained on int8 features. Needs `onnxruntime` (requirements-fast.txt); exporting also needs
-torch, transformers, onnx and onnxscript, which routing does not import.
+are trained on int8 features. Needs `onnxruntime` (requirements.txt: the bundled checkpoint routes
+with it); exporting also needs torch, transformers, onnx and onnxscript, which routing does not import.
 """
 
 from __future__ import annotations
