@@ -7,7 +7,7 @@ just the tuned blocks, mean pooling and one linear layer per model. On 2 CPU cor
 epoch cost about layers/12 of an encoding pass times three (forward + backward), instead of a full
 pass per epoch.
 
-The tuned blocks are saved as a small safetensors overlay (router/model/encoder_overlay.py), not
+The tuned blocks are saved as a small safetensors overlay (read by encoder.py apply_overlay), not
 as a copy of the whole encoder: the multilingual vocabulary alone is 96 M parameters.
 """
 
@@ -143,6 +143,8 @@ def finetune(spec: EncoderSpec, texts: list[str], Y: np.ndarray, folds_val: np.n
     """
     import torch
 
+    from router.training.train import _masked_bce  # the head's loss: unknown labels weigh nothing
+
     cfg = cfg or FinetuneConfig()
     if len(texts) != len(Y):
         raise InputError(f"fine-tuning: {len(texts)} texts but {len(Y)} label rows")
@@ -186,12 +188,9 @@ def finetune(spec: EncoderSpec, texts: list[str], Y: np.ndarray, folds_val: np.n
             rng.shuffle(chunks)
         return chunks
 
-    def loss_of(idx, train: bool):
+    def loss_of(idx):
         h, m = _pad([states[i] for i in idx])
-        logits = head(top.pooled(h, m))
-        y, w = torch.from_numpy(yt[idx]), torch.from_numpy(mt[idx])
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
-        return (loss * w).sum() / w.sum().clamp(min=1)
+        return _masked_bce(head(top.pooled(h, m)), torch.from_numpy(yt[idx]), torch.from_numpy(mt[idx]))
 
     def val_loss():
         for b in top.blocks:
@@ -199,7 +198,7 @@ def finetune(spec: EncoderSpec, texts: list[str], Y: np.ndarray, folds_val: np.n
         with torch.no_grad():
             tot, cnt = 0.0, 0
             for b in batches(va, False):
-                tot += float(loss_of(b, False)) * len(b)
+                tot += float(loss_of(b)) * len(b)
                 cnt += len(b)
         return tot / max(cnt, 1)
 
@@ -214,7 +213,7 @@ def finetune(spec: EncoderSpec, texts: list[str], Y: np.ndarray, folds_val: np.n
             p.requires_grad_(False)
         for b in batches(tr, True):
             opt.zero_grad()
-            loss_of(b, True).backward()
+            loss_of(b).backward()
             opt.step()
         for p in params:
             p.requires_grad_(True)
@@ -232,7 +231,7 @@ def finetune(spec: EncoderSpec, texts: list[str], Y: np.ndarray, folds_val: np.n
             run = 0.0
             for b in it:
                 opt.zero_grad()
-                loss = loss_of(b, True)
+                loss = loss_of(b)
                 loss.backward()
                 opt.step()
                 run += loss.detach().item()
