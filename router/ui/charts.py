@@ -119,13 +119,13 @@ def name_line(y: str, text: str, hover: str, color: str = "#111111", key: str = 
             "font": {"color": color, "size": 14}, "name": key}
 
 
-def _name_line(result: RoutingResult, m, category: str) -> dict:
+def _name_line(m, category: str, y: str) -> dict:
+    """Model m's name line over its bar, whose category on the y axis is `y`."""
     mark = {"chosen": "  ★ chosen", "best": "  ▲ best", "off": "  (off)"}.get(category, "")
     name = short_label(m.display_name, LABEL_CHARS - len(mark))
     text = (f"<b>{name}</b>" if category == "chosen" else name) + mark
     color = {"chosen": "#00664A", "best": "#004B75", "off": "#595959"}.get(category, "#111111")
-    return name_line(m.display_name + ("  (off)" if not m.allowed else ""), text,
-                     f"{m.display_name} ({m.name}): P {m.p:.3f}", color, f"label:{m.name}")
+    return name_line(y, text, f"{m.display_name} ({m.name}): P {m.p:.3f}", color, f"label:{m.name}")
 
 
 def decision_figure(result: RoutingResult) -> FigureJSON:
@@ -153,7 +153,7 @@ def decision_figure(result: RoutingResult) -> FigureJSON:
               "text": f"threshold {result.threshold:.3f}" + (" (all qualify)" if result.threshold < 0 else ""),
               "font": {"color": "#A63F00", "size": 14}, "name": "threshold",
               "xanchor": "right" if result.threshold > 0.5 else "left"}]
-    notes += [_name_line(result, m, _category(result, m)) for m in result.models]
+    notes += [_name_line(m, _category(result, m), labels[m.name]) for m in result.models]
     # The names sit above the bars, so the figure needs no left margin for them; its height follows the
     # number of models, and the legend lists one category per line under the axis (the same at any width).
     height, margin, legend = legend_below(len(traces), ROW_PX * len(result.models), top=36, axis_px=58)
