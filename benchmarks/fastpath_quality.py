@@ -23,6 +23,7 @@ import shutil
 import time
 from pathlib import Path
 
+from benchmarks.quality_report import SETS as PUBLIC_SETS
 from router.paths import PROJECT_ROOT as ROOT
 
 E5 = dict(source="multilingual-e5-small", prefix="query: ", normalize=True)
@@ -36,29 +37,20 @@ OPTIONS = {
     "minilm-static": dict(source="all-MiniLM-L6-v2", normalize=True, runtime="static"),
     "minilm-onnx-int8": dict(source="all-MiniLM-L6-v2", runtime="onnx", quantize="int8"),
 }
-SHARED = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()), ROOT.parent / "shared")
-SETS = {
-    "rb": ROOT / "assets" / "data" / "routerbench.jsonl.gz",
-    "rl": SHARED / "data" / "routellm" / "routellm_mmlu_gsm8k.jsonl.gz",
-}
-PAIRS = ROOT / "assets" / "multilingual_pairs.jsonl"
+SETS = {"rb": PUBLIC_SETS["routerbench"], "rl": PUBLIC_SETS["routellm"]}  # the quality report's two files
+
+
 def crosslingual(ckpt_dir: Path, data: Path) -> dict:
     import numpy as np
 
-    from router.model.encoder import get_encoder
+    from benchmarks.quality_report import pair_consistency
     from router.model.head import load_checkpoint
-    from router.training import metrics
     from router.training.data import read_labels
     from router.training.train import training_rows
 
-    ck = load_checkpoint(ckpt_dir)
-    pairs = [json.loads(x) for x in PAIRS.read_text(encoding="utf-8").splitlines() if x.strip()]
-    P = ck.head.predict(get_encoder(ck.encoder_spec).features([p["en"] for p in pairs] + [p["ja"] for p in pairs]))
     price = np.nanmean(training_rows(read_labels(data)).cost, axis=0)  # what the router believes a call costs
-    en, ja = P[: len(pairs)], P[len(pairs):]
-    same = metrics.choose(en, price, 0.10) == metrics.choose(ja, price, 0.10)
-    return {"mean_abs_dp": round(float(np.abs(en - ja).mean()), 4), "agreement": round(float(same.mean()), 3),
-            "n_pairs": len(pairs)}
+    r = pair_consistency(load_checkpoint(ckpt_dir), price)
+    return {"mean_abs_dp": round(r["mean_abs_dp"], 4), "agreement": round(r["agreement"], 3), "n_pairs": r["pairs"]}
 
 
 def _with_runtime(src: Path, dst: Path, spec) -> None:

@@ -197,20 +197,25 @@ def extend_experiment(name: str, table: LabelTable, report: dict, full_aiq: floa
             "labels_within_0.01": min(within) if within else None}
 
 
-def crosslingual(checkpoint: Path) -> dict:
+def pair_consistency(ck, price: np.ndarray) -> dict:
+    """A checkpoint on the EN/JA pairs: mean |P_en - P_ja| over pairs and slots, and the share of pairs
+    routed to the same model at tolerance 0.10 with these per-call prices."""
     from router.model.encoder import get_encoder
+
+    pairs = [json.loads(x) for x in PAIRS.read_text(encoding="utf-8").splitlines() if x.strip()]
+    P = ck.head.predict(get_encoder(ck.encoder_spec).features([p["en"] for p in pairs] + [p["ja"] for p in pairs]))
+    en, ja = P[: len(pairs)], P[len(pairs):]
+    same = metrics.choose(en, price, 0.10) == metrics.choose(ja, price, 0.10)
+    return {"pairs": len(pairs), "mean_abs_dp": float(np.abs(en - ja).mean()), "agreement": float(same.mean())}
+
+
+def crosslingual(checkpoint: Path) -> dict:
     from router.model.head import load_checkpoint
 
     ck = load_checkpoint(checkpoint)
-    pairs = [json.loads(x) for x in PAIRS.read_text(encoding="utf-8").splitlines() if x.strip()]
-    P = ck.head.predict(get_encoder(ck.encoder_spec).features([p["en"] for p in pairs] + [p["ja"] for p in pairs]))
     t = read_labels(SETS["routerbench"]).select_models(ck.slots)
     tr = [i for i, s in enumerate(t.splits) if s != "test"]
-    price = np.nanmean(t.cost[tr], axis=0)
-    en, ja = P[: len(pairs)], P[len(pairs):]
-    same = metrics.choose(en, price, 0.10) == metrics.choose(ja, price, 0.10)
-    return {"checkpoint": str(checkpoint.relative_to(ROOT)), "pairs": len(pairs),
-            "mean_abs_dp": float(np.abs(en - ja).mean()), "agreement": float(same.mean())}
+    return {"checkpoint": str(checkpoint.relative_to(ROOT)), **pair_consistency(ck, np.nanmean(t.cost[tr], axis=0))}
 
 
 def _f(v, pct=False):
