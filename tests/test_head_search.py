@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from router.model.head import load_checkpoint, save_checkpoint
-from router.model.heads import CalibratedHead, ExtendedHead, load_head
+from router.model.heads import CalibratedHead, ColumnHead, ExtendedHead, load_head
 from router.training import calibrate, metrics
 from router.training.families import FAMILIES, IRT_GRID, MLP_GRID, fit_logistic_all
 from router.training.search import cv_folds, run_search
@@ -149,13 +149,44 @@ def test_extend_adds_a_column_without_changing_the_others(tmp_path):
     # the new model is right exactly where slot 2 of the data... let's make it "not cluster 2"
     y_new = (lab != 2).astype(float)
     col, info = fit_column(X[:120], y_new[:120], base)
-    assert info["n_labels"] == 120 and info["input"] in ("slots", "irt", "features")
+    assert info["n_labels"] == 120 and info["input"] in ColumnHead.SOURCES and info["criterion"] == "cv_logloss"
     ext = ExtendedHead(base, [col])
     P = ext.predict(X[200:])
     np.testing.assert_array_equal(P[:, :2], base.predict(X[200:]))
     assert P[lab[200:] != 2, 2].mean() > 0.8 and P[lab[200:] == 2, 2].mean() < 0.2
     save_checkpoint(tmp_path / "ck", ext, {"slots": ["a", "b", "new"], "encoder": {"source": "all-MiniLM-L6-v2"}})
     np.testing.assert_allclose(load_checkpoint(tmp_path / "ck").head.predict(X[200:]), P, atol=1e-6)
+
+
+def test_extend_chooses_by_the_pools_aiq_when_the_others_are_labelled_too():
+    # The base knows slot A (right on cluster 0, dear); the new model B is cheap and right exactly on
+    # cluster 1, where A's logit says nothing (clusters 1 and 2 look alike to it). With A's labels on
+    # the same rows the choice is the extended pool's CV AIQ, and the column must route cluster 1 to B.
+    from router.training.data import LabelTable
+    from router.training.extend import fit_column, pool_labels
+    from router.training.search import expected_costs, score
+
+    X, _, lab = clusters(n=360)
+    ya, yb = (lab == 0).astype(float), (lab == 1).astype(float)
+    base = FAMILIES["knn"]().fit(X[:240], ya[:240, None], {"k": 10, "weighting": "uniform"}, 0, {})
+    Y, cost = np.stack([ya, yb], 1), np.tile([1.0, 0.1], (len(ya), 1))
+    col, info = fit_column(X[240:], yb[240:], base, pool=(Y[240:], cost[240:]))
+    assert info["criterion"] == "cv_aiq" and all("aiq" in r and "logloss" in r for r in info["cv"].values())
+    best = max(r["aiq"] for r in info["cv"].values())
+    assert info["cv"][f"{info['input']}/C={info['C']:g}"]["aiq"] >= best - 0.002 and info["input"] != "slots"
+    P = ExtendedHead(base, [col]).predict(X[:240])
+    assert P[lab[:240] == 1, 1].mean() > 0.8 and P[lab[:240] == 2, 1].mean() < 0.2
+    ext_aiq = score(P, Y[:240], cost[:240], expected_costs(cost))["aiq"]
+    oracle = score(Y[:240], Y[:240], cost[:240], expected_costs(cost))["aiq"]
+    assert ext_aiq > oracle - 0.02
+    # labels of the new model alone (the old slots absent from the data): log loss decides
+    one = np.ones((3, 1))
+    t = LabelTable(ids=["1", "2", "3"], questions=["x", "y", "z"], models=["b"], Y=one, cost=one,
+                   output_tokens=one, input_tokens=one)
+    assert pool_labels(t, np.arange(3), ["a"], "b") is None
+    both = LabelTable(ids=t.ids, questions=t.questions, models=["a", "b"], Y=np.ones((3, 2)), cost=np.ones((3, 2)),
+                      output_tokens=np.ones((3, 2)), input_tokens=np.ones((3, 2)))
+    assert pool_labels(both, np.arange(3), ["a"], "b")[0].shape == (3, 2)
 
 
 def test_unknown_head_kind_is_a_clear_error():

@@ -58,6 +58,8 @@ def test_train_searches_records_and_extends(tmp_path, capsys):
     X = cached_features(ck.encoder_spec, read_labels(full).questions[:20], progress=False)
     np.testing.assert_allclose(ck2.head.predict(X)[:, :2], ck.head.predict(X), atol=1e-6)  # BLAS rounding only
     assert ck2.meta["training"]["extensions"][0]["n_labels"] == n
+    # the new labels come with the other two models' labels: the pool's CV AIQ chose the column
+    assert ck2.meta["training"]["extensions"][0]["columns"][0]["criterion"] == "cv_aiq"
 
     # evaluate reads the new checkpoint and reports ECE before/after calibration
     assert main(["evaluate", "--checkpoint", str(tmp_path / "ck"), "--data", str(data),

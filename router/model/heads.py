@@ -259,10 +259,12 @@ class CalibratedHead:
 class ColumnHead:
     """One slot added by `train --extend`: a logistic regression on query features the frozen head
     already computes. on = "slots": logit of the base slots' P; "irt": the IRT head's discrimination
-    a(z) and difficulty b(z); "features": the encoder features themselves."""
+    a(z) and difficulty b(z); "features": the encoder features themselves; "slots+features": both side
+    by side (a P that follows the other slots' yet can still move apart from them where the features
+    say so; "slots" alone can only restate the others' order, so routing between them learns nothing)."""
 
     kind = "column"
-    SOURCES = ("slots", "irt", "features")
+    SOURCES = ("slots", "irt", "features", "slots+features")
 
     def __init__(self, on: str, mean, scale, w, c):
         if on not in self.SOURCES:
@@ -280,6 +282,8 @@ class ColumnHead:
                 raise CheckpointError("column reads the IRT head's query parameters but the head has no IRT part")
             a, b = irt.query_params(X)
             return np.concatenate([a, b[:, None]], axis=1)
+        if on == "slots+features":
+            return np.concatenate([logit(base.predict(X)), np.asarray(X, dtype=np.float32)], axis=1)
         return np.asarray(X, dtype=np.float32)
 
     def predict(self, X, base) -> np.ndarray:
