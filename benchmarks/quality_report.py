@@ -186,11 +186,13 @@ def extend_experiment(name: str, table: LabelTable, report: dict, full_aiq: floa
             continue
         labels = tr.subset(order[:n])
         ext_dir = out_dir / f"extend-{n}"
-        extend(base_dir, labels, ext_dir, features_cache=args.features_cache, progress=False, models=[held])
+        ck = extend(base_dir, labels, ext_dir, features_cache=args.features_cache, progress=False, models=[held])
+        col = ck.meta["training"]["extensions"][-1]["columns"][0]
         r = evaluate_table(ext_dir, table, features_cache=args.features_cache, baselines=False, allow_overlap=True,
                            progress=False)
         aiq = r["results"]["router"]["aiq"]
-        points.append({"n_labels": n, "aiq": aiq, "gap_to_full_retrain": full_aiq - aiq})
+        points.append({"n_labels": n, "aiq": aiq, "gap_to_full_retrain": full_aiq - aiq,
+                       "column": {k: col.get(k) for k in ("input", "C", "criterion")}})
         log(f"  {n:>6} labels of {held}: AIQ {aiq:.4f} (full retrain {full_aiq:.4f})")
     within = [p["n_labels"] for p in points if p["gap_to_full_retrain"] <= 0.01]
     return {"held_out": held, "full_retrain_aiq": full_aiq, "points": points,
@@ -294,10 +296,15 @@ def render(results: dict) -> str:
             L += ["", f"### Adding a model with `train --extend` (held out: {e['held_out']})", "",
                   f"Trained on the other models, then `--extend` with n labels of {e['held_out']} (random training "
                   f"questions, seed 0). Full retrain with all labels: AIQ {_f(e['full_retrain_aiq'])}. Labels needed "
-                  f"to come within 0.01 AIQ: **{e['labels_within_0.01'] or 'not reached'}**.", "",
-                  "| labels | test AIQ | gap to full retrain |", "| --- | --- | --- |"]
+                  f"to come within 0.01 AIQ: **{e['labels_within_0.01'] or 'not reached'}**. The column "
+                  "is a logistic regression on what the frozen head computes; its input and L2 strength are "
+                  "chosen by 5-fold CV on the new labels, by the extended pool's AIQ when the labels come "
+                  "with the other models' (as here), else by log loss.", "",
+                  "| labels | test AIQ | gap to full retrain | column input (C), chosen by |", "| --- | --- | --- | --- |"]
             for p in e["points"]:
-                L.append(f"| {p['n_labels']} | {_f(p['aiq'])} | {p['gap_to_full_retrain']:+.3f} |")
+                c = p.get("column") or {}
+                how = f"{c['input']} (C={c['C']:g}), {c['criterion'].replace('_', ' ')}" if c.get("input") else "—"
+                L.append(f"| {p['n_labels']} | {_f(p['aiq'])} | {p['gap_to_full_retrain']:+.3f} | {how} |")
         L.append("")
     cl = results.get("crosslingual")
     if cl:
