@@ -328,11 +328,13 @@ def render(results: dict) -> str:
                         f"best epoch {r['best_epoch']})") if tag == "tuned" else "—"
                 L.append(f"| {name} ({r['n_train']} train / {r['n_test']} test) | {tag} | {r['winners'][tag]} | {_f(s_['aiq'])} | {_f(s_['save_95'], True)} | "
                          f"{_f(s_['mean_auroc'])} | {_f(k_['aiq'])} | {cost} |")
-        L += ["", "`train --finetune-layers N` runs the same tuning inside `train` and keeps the tuned blocks only "
+        notes = [f"- {name}: {r['note']}." for name, r in ft["sets"].items() if r.get("note")]
+        L += ["", *notes, *([""] if notes else []),
+              "`train --finetune-layers N` runs the same tuning inside `train` and keeps the tuned blocks only "
               "when the head fitted on 80% of the training questions scores a higher AIQ on the other 20% with "
               "them than without (router.json `training.finetune`). It is off by default (0): the tuning costs "
               "minutes to tens of minutes of CPU and, in the runs above, wins only where the heads plateau on "
-              "frozen features. The fine-tune times were taken under a load of 6-9 on 2 cores.", ""]
+              "frozen features.", ""]
     js = results.get("joint")
     if js:
         L += ["## One checkpoint on both sets (`python -m benchmarks.joint_study`)", "",
