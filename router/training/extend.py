@@ -123,7 +123,9 @@ def extend(checkpoint: str | Path, table: LabelTable, out: str | Path, features_
                                                | {short_hash(table.questions[i]) for i in rows})
         facts.append({"slot": m, **info})
         if progress:
-            print(f"  {m}: {info['n_labels']} labels, column on {info['input']} (C={info['C']:g})", flush=True)
+            how = "the pool's CV AIQ" if info["criterion"] == "cv_aiq" else "CV log loss (no labels of the other slots)"
+            print(f"  {m}: {info['n_labels']} labels, column on {info['input']} (C={info['C']:g}), chosen by {how}",
+                  flush=True)
     training = dict(meta.get("training", {}))
     training.setdefault("extensions", []).append({
         "from": str(checkpoint), "slots": new, "n_labels": sum(f["n_labels"] for f in facts), "columns": facts,
