@@ -3,9 +3,10 @@
 A team that adds a model collects a few hundred labels for it, not for the whole pool. Each new
 slot is one logistic regression (router/model/heads.py ColumnHead) on inputs the frozen head
 already computes: the logit of the existing slots' P, the IRT head's query parameters (when the
-head has an IRT part), the encoder features, or the slots' logits and the features together. Which input and which L2 strength: 5-fold CV on the
-new labels, by the extended pool's AIQ when the data also labels the existing slots on those
-questions, else by log loss. The existing slots' weights are untouched, so their P do not change.
+head has an IRT part), the encoder features, or the slots' logits and the features together.
+Which input and which L2 strength: 5-fold CV on the new labels, by the extended pool's AIQ when the
+data also labels the existing slots on those questions, else by log loss. The existing slots'
+weights are untouched, so their P do not change.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def fit_column(X: np.ndarray, y: np.ndarray, base, seed: int = 0, k: int = 5,
     (log loss breaks ties), the measure `train`'s search uses. Log loss alone rates a column by how
     well it predicts its own model, and on RouteLLM it preferred the others' logits, which only
     restate their order: the column then cannot say where the new model differs, and routing
-    between them suffers (AIQ 0.703 against 0.718-0.723 for slots+features at 25-800 labels).
+    between them suffers (AIQ 0.703 against 0.716-0.723 for slots+features at 25-800 labels).
     """
     from router.training.search import AIQ_TIE, expected_costs, score
 
