@@ -55,9 +55,7 @@ def curve(choices: np.ndarray, Y: np.ndarray, cost: np.ndarray) -> tuple[float, 
     from router.training import metrics
 
     j, a_best, c_best = metrics.best_single(Y, cost)
-    rows = np.arange(Y.shape[0])
-    costs = np.array([np.nansum(cost[rows, c]) for c in choices])
-    accs = np.array([metrics._nanmean(Y[rows, c]) for c in choices])
+    costs, accs = metrics.totals(choices, Y, cost)
     return metrics.aiq(costs, accs, c_best), metrics.cost_save_at(costs, accs, 0.95 * a_best, c_best)
 
 

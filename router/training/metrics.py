@@ -43,9 +43,15 @@ def sweep(P: np.ndarray, Y: np.ndarray, cost: np.ndarray, expected_cost: np.ndar
     """
     tol = np.asarray(tolerances, dtype=float)
     choices = np.stack([choose(P, expected_cost, t) for t in tol])
+    costs, accs = totals(choices, Y, cost)
+    return {"tolerance": tol, "cost": costs, "accuracy": accs, "choices": choices}
+
+
+def totals(choices: np.ndarray, Y: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of `choices` ([k, n] slot indices): total cost and accuracy of those picks (sweep's rules)."""
     costs = np.array([np.nansum(_take(cost, c)) for c in choices])
     accs = np.array([_nanmean(_take(Y, c)) for c in choices])
-    return {"tolerance": tol, "cost": costs, "accuracy": accs, "choices": choices}
+    return costs, accs
 
 
 def _nanmean(v: np.ndarray) -> float:
