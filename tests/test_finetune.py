@@ -91,6 +91,14 @@ def test_a_tuned_overlay_travels_inside_the_checkpoint(tmp_path):
     np.testing.assert_allclose(F, r["features"][:5], atol=2e-3)
     frozen = get_encoder(default_encoder()).features(texts[:5])
     assert np.abs(F - frozen).max() > 1e-3  # the overlay really changed the encoder
+    # ONNX Runtime routes the tuned blocks too: its own export of the overlaid weights, same features
+    from router.model.onnx_runtime import artifact_dir
+
+    onnx_spec = dataclasses.replace(ck.encoder_spec, runtime="onnx")
+    assert artifact_dir(onnx_spec) != artifact_dir(default_encoder())
+    np.testing.assert_allclose(get_encoder(onnx_spec).features(texts[:5]), F, atol=1e-4)
+    with pytest.raises(CheckpointError, match="runtime 'static' has none"):
+        dataclasses.replace(ck.encoder_spec, runtime="static")
     # a changed overlay file is refused, not silently read
     data = bytearray((moved / "encoder_overlay.safetensors").read_bytes())
     data[-1] ^= 1
@@ -112,7 +120,10 @@ def test_train_records_whether_the_tuned_blocks_were_kept(tmp_path):
     ck = train(read_labels(data), tmp_path / "ck", cfg, progress=False)
     rec = ck.meta["training"]["finetune"]
     assert rec["layers"] == 1 and set(rec["held_out_aiq"]) == {"frozen", "tuned"}
-    assert rec["kept"] == (rec["held_out_aiq"]["tuned"] > rec["held_out_aiq"]["frozen"])
+    assert rec["keep_margin"] == 0.002  # a tie keeps the frozen encoder (ONNX, no overlay)
+    assert rec["kept"] == (rec["held_out_aiq"]["tuned"] > rec["held_out_aiq"]["frozen"] + rec["keep_margin"])
+    search = ck.meta["training"]["search"]
+    assert ("refit" in search) == rec["kept"] and search.get("selected_on", "frozen features") == "frozen features"
     overlay = ck.meta["encoder"].get("overlay")
     assert (overlay == "encoder_overlay.safetensors") == rec["kept"]
     assert (tmp_path / "ck" / "encoder_overlay.safetensors").exists() == rec["kept"]

@@ -220,3 +220,30 @@ def test_search_tries_a_wider_knn_when_smooth_labels_want_it():
     res = run_search(X, Y, cost, [str(i) for i in range(n)], None, heads=["knn"], progress=False)
     ks = {c["setting"]["k"] for c in res["candidates"]}
     assert max(ks) > max(KNN_KS)
+
+
+def test_refit_winner_keeps_the_choice_and_fits_it_on_the_other_features():
+    # `train --finetune-layers` selects on frozen features and refits the winner on the tuned ones
+    from router.training.search import refit_winner
+
+    X, Y, lab = clusters(n=150)
+    cost = np.tile([1.0, 1.0, 5.0], (len(X), 1))
+    blurred = X + np.random.default_rng(1).normal(size=X.shape).astype(np.float32) * 6  # weaker "frozen" features
+    res = run_search(blurred, Y, cost, [str(i) for i in range(len(X))], None, k=3, seed=0,
+                     heads=["logistic", "knn"], progress=False)
+    out = refit_winner(X, Y, cost, res, seed=0, progress=False)
+    assert out["winner"] is res["winner"] and out["candidates"] == res["candidates"]
+    assert out["P_oof"].shape == Y.shape and out["refit"]["features"] == "tuned"
+    # the refitted head reads the sharper features: it separates the clusters better than the selection's
+    from router.training.search import expected_costs, score
+
+    ec = expected_costs(cost)
+    assert out["refit"]["cv_aiq_optimistic"] is not None
+    assert score(out["P_oof_calibrated"], Y, cost, ec)["mean_auroc"] > res["candidates"][0]["mean_auroc"] + 0.05
+    sharp, blur = out["head"].predict(X), res["head"].predict(X)
+    assert sharp.shape == Y.shape and np.abs(sharp - blur).max() > 0.05  # a new fit, not the selection's head
+    assert P_close_to(out["P_oof_calibrated"][:, 0][lab == 0], 1) and P_close_to(out["P_oof_calibrated"][:, 0][lab != 0], 0)
+
+
+def P_close_to(p, target, tol=0.2):
+    return abs(float(np.mean(p)) - target) < tol

@@ -110,8 +110,8 @@ class EncoderSpec:
             problems.append(f"runtime must be 'torch', 'onnx' or 'static', got {self.runtime!r}")
         if self.overlay and not self.overlay_sha256:
             problems.append("overlay needs overlay_sha256 (the file's sha256, checked on load)")
-        if self.overlay and self.runtime != "torch":
-            problems.append(f"an overlay needs runtime 'torch', got {self.runtime!r}")
+        if self.overlay and self.runtime == "static":
+            problems.append("an overlay replaces transformer weights: runtime 'static' has none (use 'torch' or 'onnx')")
         if problems:
             raise CheckpointError("encoder spec: " + "; ".join(problems))
 
@@ -147,7 +147,7 @@ class EncoderSpec:
         exports from a bundled encoder or a local folder; a hub id is read by torch, which downloads it)."""
         local = self.source in BUNDLED_SOURCES or (Path(self.source) / "config.json").exists()
         return (local and self.kind == "encoder" and len(self.layers) == 1 and self.pooling in ("mean", "cls")
-                and self.quantize is None and not self.overlay)
+                and self.quantize is None)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> EncoderSpec:

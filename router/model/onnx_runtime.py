@@ -2,7 +2,7 @@
 
 The exported graph is the whole feature path: transformer (trimmed to the layer read), masked mean
 or CLS pooling and the optional L2 normalization, so one `session.run` gives the features. Exported
-once per (source, layer, pooling, normalize) from the same weights the torch encoder loads, then
+once per (source, layer, pooling, normalize, overlay) from the same weights the torch encoder loads, then
 optimized by ONNX Runtime (fused attention, GELU and layer norms) and, for `quantize: int8`,
 dynamically quantized (int8 weights, activations quantized per call), all cached under models_dir().
 The weights are stored next to the graph as ONNX external data (`model.onnx` + `model.onnx.data`):
@@ -36,7 +36,9 @@ EXPORT_VERSION = 2  # bump when the exported graph or its file layout changes, s
 def _slug(spec: EncoderSpec) -> str:
     src = re.sub(r"[^A-Za-z0-9._-]+", "_", spec.source.strip("/"))[-60:]
     layer = "-".join(str(i) for i in spec.layers)
-    return f"{src}-L{layer}-{spec.pooling}{'-norm' if spec.normalize else ''}-v{EXPORT_VERSION}"
+    # tuned weights get their own export, named by content: the same overlay copied elsewhere shares it
+    tuned = f"-ov{spec.overlay_sha256[:16]}" if spec.overlay else ""
+    return f"{src}-L{layer}-{spec.pooling}{'-norm' if spec.normalize else ''}{tuned}-v{EXPORT_VERSION}"
 
 
 def artifact_dir(spec: EncoderSpec) -> Path:
@@ -59,11 +61,13 @@ def _export(spec: EncoderSpec, folder: Path, out: Path) -> None:
     import transformers
     from transformers import AutoModel
 
-    from router.model.encoder import Encoder, _find_layer_list
+    from router.model.encoder import Encoder, _find_layer_list, apply_overlay
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     model = AutoModel.from_pretrained(str(folder), attn_implementation="eager").eval()
+    if spec.overlay:  # fine-tuned blocks (train --finetune-layers): checked by sha256 like the torch path
+        apply_overlay(model, spec.overlay, spec.overlay_sha256 or "")
     n_layers = int(model.config.num_hidden_layers)
     deepest = Encoder._abs_layer(spec.layers[0], n_layers)
     found = _find_layer_list(model)
@@ -152,6 +156,7 @@ def ensure_artifacts(spec: EncoderSpec) -> Path:
         os.replace(tmp / "ext" / (name + ".data"), out / (name + ".data"))
         os.replace(tmp / "ext" / name, out / name)
         (out / "source.json").write_text(json.dumps({"source": spec.source, "folder": str(folder),
+                                                     "overlay_sha256": spec.overlay_sha256,
                                                      "export_version": EXPORT_VERSION}, indent=2))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

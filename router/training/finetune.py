@@ -129,8 +129,8 @@ def check_top(enc: Encoder, layers: int) -> float:
 
 
 def trainable(spec: EncoderSpec) -> EncoderSpec:
-    """The torch spec with the same features as `spec`: an fp32 ONNX spec is tuned through torch, and
-    its tuned blocks are routed by torch (there is no ONNX export of an overlay)."""
+    """The torch spec with the same features as `spec`: an fp32 ONNX spec is tuned through torch (its
+    kept overlay is then exported to ONNX with the tuned weights, see maybe_finetune)."""
     return spec.torch_twin() or spec
 
 
@@ -281,7 +281,9 @@ def maybe_finetune(spec: EncoderSpec, table, X: np.ndarray, out, layers: int, se
                    progress: bool = True) -> tuple[EncoderSpec, np.ndarray, dict[str, Any]]:
     """`train --finetune-layers N`: tune on 80% of the training questions, keep the tuned blocks only
     if the head fitted on those rows scores a higher AIQ on the other 20% with tuned features than with
-    frozen ones. Returns the spec and features the head search then uses, and the record for router.json."""
+    frozen ones, by more than the search's tie band (AIQ_TIE): a tie keeps the frozen encoder, which
+    routes through ONNX and needs no overlay. Returns the spec and features to fit the head on, and
+    the record for router.json."""
     from dataclasses import replace
     from pathlib import Path
 
@@ -289,7 +291,7 @@ def maybe_finetune(spec: EncoderSpec, table, X: np.ndarray, out, layers: int, se
 
     from router.files import atomic_write
     from router.model.encoder import file_sha256, get_encoder
-    from router.training.search import cv_folds
+    from router.training.search import AIQ_TIE, cv_folds
 
     frozen_spec, spec = spec, trainable(spec)
     folds = cv_folds(table.questions, table.tasks, 5, seed)
@@ -301,17 +303,20 @@ def maybe_finetune(spec: EncoderSpec, table, X: np.ndarray, out, layers: int, se
     path = out / OVERLAY_FILE
     with atomic_write(path, "wb") as fh:
         fh.write(save({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in ft["state"].items()}))
-    tuned = replace(spec, overlay=str(path.resolve()), overlay_sha256=file_sha256(path))
+    # routed by the frozen spec's runtime: ONNX exports the tuned weights (one more ~1 min export)
+    tuned = replace(frozen_spec, overlay=str(path.resolve()), overlay_sha256=file_sha256(path))
     Xt = np.zeros_like(X)
     Xt[tr] = ft["features"]
     Xt[va] = get_encoder(tuned).features([table.questions[i] for i in va], progress=progress)
     frozen_aiq, tuned_aiq = held_out_aiq(X, table, tr, va), held_out_aiq(Xt, table, tr, va)
-    keep = tuned_aiq > frozen_aiq
+    keep = tuned_aiq > frozen_aiq + AIQ_TIE
     record = {"layers": layers, "epochs": ft["log"], "best_epoch": ft["best_epoch"], "seconds": round(ft["seconds"], 1),
               "decision_rows": int(len(va)), "decision_heads": DECIDE_HEADS,
-              "held_out_aiq": {"frozen": round(frozen_aiq, 5), "tuned": round(tuned_aiq, 5)}, "kept": bool(keep)}
+              "held_out_aiq": {"frozen": round(frozen_aiq, 5), "tuned": round(tuned_aiq, 5)},
+              "keep_margin": AIQ_TIE, "kept": bool(keep)}
     if progress:
-        print(f"fine-tune: held-out AIQ frozen {frozen_aiq:.4f}, tuned {tuned_aiq:.4f} -> "
+        print(f"fine-tune: held-out AIQ frozen {frozen_aiq:.4f}, tuned {tuned_aiq:.4f} (kept only above "
+              f"frozen + {AIQ_TIE}) -> "
               f"{'keeping the tuned blocks' if keep else 'dropping them (the frozen encoder stays)'}", flush=True)
     if not keep:
         path.unlink()

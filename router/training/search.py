@@ -165,3 +165,39 @@ def _r(v):
 
 def _jsonable_setting(s: dict) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()}
+
+
+def refit_winner(X: np.ndarray, Y: np.ndarray, cost: np.ndarray, res: dict[str, Any], seed: int = 0,
+                 calibrate_p: bool = True, progress: bool = True, mlp_base=None,
+                 family_factories: dict[str, Callable] | None = None) -> dict[str, Any]:
+    """The candidate `res` chose, fitted again on other features of the same rows (same folds).
+
+    `train --finetune-layers` selects on the frozen features, whose CV is honest, and uses this to fit
+    the winner on the tuned ones: 80% of those rows were tuned on their own labels, so a search on
+    them would favour whichever family best exploits that. Returns `res` with the head, calibration
+    and out-of-fold P replaced; the candidate table stays the selection's.
+    """
+    factories = family_factories or FAMILIES
+    win, folds = res["winner"], res["folds"]
+    members = win.members or [win]
+    families = {m.family: (factories[m.family](mlp_base) if m.family == "mlp" else factories[m.family]())
+                for m in members}
+    t0 = time.time()
+    refit = []
+    for m in members:
+        P, chosen = families[m.family].oof(X, Y, folds, m.setting, seed)
+        refit.append(Candidate(m.family, m.setting, P, chosen, time.time() - t0))
+    P_oof = np.mean([c.P_oof for c in refit], axis=0)
+    if calibrate_p:
+        methods, params, P_cal, _ = calibrate.choose(P_oof, Y, folds)
+    else:
+        methods, params, P_cal = ["none"] * Y.shape[1], [np.zeros(0, np.float32)] * Y.shape[1], P_oof
+    t1 = time.time()
+    fitted = [families[c.family].fit(X, Y, c.setting, seed, c.chosen) for c in refit]
+    head = AverageHead(fitted) if win.members else fitted[0]
+    sc = score(P_cal, Y, cost, expected_costs(cost))
+    _log(progress, f"refit on the tuned features: {win.name}  CV AIQ {_fmt(sc['aiq'])} "
+                   f"(optimistic: the encoder saw most of these labels)")
+    return {**res, "head": head, "fit_seconds": res["fit_seconds"] + time.time() - t1,
+            "calibration": methods, "calibration_params": params, "P_oof": P_oof, "P_oof_calibrated": P_cal,
+            "refit": {"features": "tuned", "cv_aiq_optimistic": _r(sc["aiq"]), "seconds": round(time.time() - t0, 1)}}

@@ -204,11 +204,16 @@ def train(table: LabelTable, out: str | Path, cfg: TrainConfig | None = None, pr
     if cfg.finetune_layers:
         from router.training.finetune import maybe_finetune
 
-        spec, X, finetuned = maybe_finetune(cfg.encoder, table, X, out, cfg.finetune_layers, cfg.seed, progress)
+        spec, X_fit, finetuned = maybe_finetune(cfg.encoder, table, X, out, cfg.finetune_layers, cfg.seed, progress)
     t_feat = time.time() - t0
     heads = None if cfg.head in ("auto", "", None) else [h.strip() for h in cfg.head.split(",") if h.strip()]
+    # with tuned blocks kept, the search still selects on the frozen features (honest CV); see refit_winner
     res = run_search(X, table.Y, table.cost, table.questions, table.tasks, k=cfg.cv_folds, seed=cfg.seed,
                      heads=heads, calibrate_p=cfg.calibrate, progress=progress, mlp_base=cfg)
+    if finetuned and finetuned["kept"]:
+        from router.training.search import refit_winner
+
+        res = refit_winner(X_fit, table.Y, table.cost, res, cfg.seed, cfg.calibrate, progress, mlp_base=cfg)
     head = res["head"]
     if cfg.calibrate:
         head = CalibratedHead(head, res["calibration"], res["calibration_params"])
@@ -217,7 +222,8 @@ def train(table: LabelTable, out: str | Path, cfg: TrainConfig | None = None, pr
     before = metrics.calibration(res["P_oof"], table.Y, slots)
     after = metrics.calibration(res["P_oof_calibrated"], table.Y, slots)
     val_metrics = {**slot_metrics(res["P_oof_calibrated"], table.Y, slots),
-                   "rows": "out-of-fold predictions of the chosen head (calibrated), all training questions"}
+                   "rows": "out-of-fold predictions of the chosen head (calibrated), all training questions"
+                           + ("; on tuned features the encoder saw, so optimistic" if "refit" in res else "")}
     win = res["winner"]
     if progress:
         print(f"train: features {t_feat:.1f}s, search + final fit {t_search:.1f}s, total {time.time() - t0:.1f}s",
@@ -242,6 +248,7 @@ def train(table: LabelTable, out: str | Path, cfg: TrainConfig | None = None, pr
                 "winner_families": sorted({m.family for m in win.members}) if win.members else [win.family],
                 "winner_setting": {k: (list(v) if isinstance(v, tuple) else v) for k, v in win.setting.items()},
                 "candidates": res["candidates"], "final_fit_seconds": round(res["fit_seconds"], 1),
+                **({"selected_on": "frozen features", "refit": res["refit"]} if "refit" in res else {}),
             },
             **({"finetune": finetuned} if finetuned else {}),
             "calibration": dict(zip(slots, res["calibration"])),
