@@ -69,7 +69,7 @@ def test_round_trip_gives_identical_outputs(tmp_path):
     assert saved["format"] == "prefill-router-checkpoint" and saved["head"]["members"] == 2
 
 
-@pytest.mark.parametrize("name", ["checkpoint", "checkpoint-minilm"])
+@pytest.mark.parametrize("name", ["checkpoint", "checkpoint-minilm", "checkpoint-fast"])
 def test_bundled_checkpoints_load(name):
     from router.routing.pool import PROJECT_ROOT
 

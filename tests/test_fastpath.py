@@ -380,3 +380,30 @@ def test_cuda_fp16_and_cpu_route_alike():
     assert np.abs(Xc - Xg).max() < 2e-2
     same = np.mean([x == y for x, y in zip(choices(a, QUESTIONS), choices(b, QUESTIONS))])
     assert same >= 0.9, same
+
+
+@pytest.mark.slow
+def test_the_bundled_fast_checkpoint_is_a_distilled_e5_that_routes():
+    """assets/checkpoint-fast: e5's embeddings + 4 distilled blocks, int8 ONNX (docs/fastpath.md)."""
+    from router.model.head import load_checkpoint
+    from router.routing.pool import load_pool
+    from router.routing.router import PrefillRouter
+    from router.training.train import default_encoder
+
+    ck = load_checkpoint(ROOT / "assets" / "checkpoint-fast")
+    spec = ck.encoder_spec
+    assert spec.layers == (4,) and spec.quantize == "int8" and spec.runtime == "onnx" and Path(spec.overlay).is_file()
+    student = get_encoder(spec).features(QUESTIONS)
+    teacher = get_encoder(default_encoder()).features(QUESTIONS)
+    plain = get_encoder(EncoderSpec(**{**default_encoder().to_json(), "layers": (4,), "runtime": "torch"}))
+    undistilled = plain.features(QUESTIONS)
+
+    def cos(F):
+        return float(((F * teacher).sum(1) / np.linalg.norm(F, axis=1) / np.linalg.norm(teacher, axis=1)).mean())
+
+    # the distilled blocks reproduce the full encoder (0.91 measured); e5's own first 4 blocks do not (0.17)
+    assert cos(student) > 0.88 and cos(undistilled) < 0.5, (cos(student), cos(undistilled))
+    r = PrefillRouter(load_pool(RB_POOL), checkpoint=ck, encoder=get_encoder(spec))
+    res = r.route("Prove that sqrt(2) is irrational.", tolerance=0.0)
+    assert res.chosen == res.best and len(res.models) == 11
+    assert ck.meta["metrics"]["test"]["aiq"] > ck.meta["metrics"]["test"]["baselines_aiq"]["logistic"]

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "route": "router.commands.route",
     "score": "router.commands.score",
     "train": "router.commands.train",
+    "distill": "router.commands.distill",
     "evaluate": "router.commands.evaluate",
     "import-routerbench": "router.commands.import_routerbench",
     "serve-local": "router.commands.serve_local",

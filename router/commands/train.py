@@ -35,6 +35,9 @@ def configure(p):
                    help="add the models of --data that CHECKPOINT lacks as new slots (frozen encoder and head)")
     p.add_argument("--models", default=None, help="comma-separated label columns to keep (default: all)")
     p.add_argument("--encoder", default=d.encoder.source, help="bundled name, HF id or local folder")
+    p.add_argument("--encoder-spec", default=None, metavar="JSON_FILE",
+                   help="the whole encoder spec from a file (a router.json's \"encoder\", or the student.json "
+                        "`distill` writes); replaces --encoder and the other encoder flags")
     p.add_argument("--encoder-kind", choices=["encoder", "decoder"], default=d.encoder.kind)
     p.add_argument("--layers", default="-1", help="comma-separated hidden-state indices (e.g. -1 or 4,6)")
     p.add_argument("--pooling", choices=["mean", "last", "cls"], default=d.encoder.pooling)
@@ -65,6 +68,35 @@ def configure(p):
                         "they beat the frozen encoder on held-out training questions (router.json training.finetune)")
 
 
+def spec_from_file(path: str):
+    """An encoder spec from JSON: {"student": spec} (distill), {"encoder": spec} (router.json) or the spec.
+    A relative overlay path is read next to the file."""
+    import json
+    from pathlib import Path
+
+    from router.errors import CheckpointError, InputError
+    from router.model.encoder import EncoderSpec
+
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"--encoder-spec {path}: file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"--encoder-spec {path}: not a JSON file ({exc})") from None
+    if isinstance(d, dict):
+        d = d.get("student") or d.get("encoder") or d
+    if not isinstance(d, dict) or "source" not in d:
+        raise InputError(f"--encoder-spec {path}: expected an encoder spec object with a \"source\" "
+                         "(or one under \"student\" or \"encoder\")")
+    if d.get("overlay") and not Path(d["overlay"]).is_absolute():
+        d = {**d, "overlay": str((p.parent / d["overlay"]).resolve())}
+    try:
+        return EncoderSpec.from_json(d)
+    except CheckpointError as exc:
+        raise InputError(f"--encoder-spec {path}: {exc}") from None
+
+
 def config_from_args(args):
     from router.model.encoder import EncoderSpec
     from router.training.train import TrainConfig
@@ -77,6 +109,8 @@ def config_from_args(args):
                        quantize=args.quantize, runtime=args.runtime or "torch")
     if args.runtime is None and spec.exportable:
         spec = replace(spec, runtime="onnx")
+    if getattr(args, "encoder_spec", None):
+        spec = spec_from_file(args.encoder_spec)
     return TrainConfig(encoder=spec, pca_dim=args.pca_dim, hidden=tuple(int(x) for x in args.hidden.split(",") if x),
                        members=args.members, epochs=args.epochs, patience=args.patience, dropout=args.dropout,
                        weight_decay=args.weight_decay, lr=args.lr, seed=args.seed, head=args.head,

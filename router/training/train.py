@@ -263,10 +263,19 @@ def train(table: LabelTable, out: str | Path, cfg: TrainConfig | None = None, pr
 
 
 def _portable(spec: EncoderSpec, out: str | Path) -> dict[str, Any]:
-    """The spec as router.json keeps it: an overlay inside the checkpoint is named relative to it."""
+    """The spec as router.json keeps it: an overlay inside the checkpoint is named relative to it, and
+    one from elsewhere (a distilled student's blocks) is copied in first, so the checkpoint travels whole."""
+    import shutil
+
     d = spec.to_json()
-    if d.get("overlay") and Path(d["overlay"]).parent == Path(out).resolve():
-        d["overlay"] = Path(d["overlay"]).name
+    if d.get("overlay"):
+        src, out = Path(d["overlay"]), Path(out).resolve()
+        if src.resolve().parent != out:
+            target = out / "encoder_overlay.safetensors"
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, target)
+            src = target
+        d["overlay"] = src.name
     return d
 
 
