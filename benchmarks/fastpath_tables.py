@@ -19,7 +19,7 @@ SET_NAMES = {"rb": "RouterBench", "rl": "RouteLLM"}
 
 
 def _pct(v):
-    return "never" if v is None else f"{v:.1%}"
+    return "never" if v is None else f"{0.0 if abs(v) < 5e-5 else v:.1%}"
 
 
 def short_head(name: str) -> str:

@@ -96,3 +96,20 @@ def test_a_bad_encoder_spec_file_is_a_clear_error(tmp_path, capsys):
         assert main(["train", "--data", str(data), "--encoder-spec", str(bad), "--out", str(tmp_path / "ck")]) == 1
         err = capsys.readouterr().err
         assert str(bad) in err and msg in err, err
+
+
+def test_encoder_spec_file_takes_quantize_and_runtime_from_the_flags(tmp_path):
+    import argparse
+
+    from router.commands import train as train_cmd
+
+    spec_file = tmp_path / "student.json"
+    spec_file.write_text(json.dumps({"student": {"source": "multilingual-e5-small", "layers": [4], "prefix": "query: ",
+                                                 "normalize": True, "runtime": "onnx"}}))
+    p = argparse.ArgumentParser()
+    train_cmd.configure(p)
+    base = ["--data", "x", "--out", "y", "--encoder-spec", str(spec_file)]
+    cfg = train_cmd.config_from_args(p.parse_args(base))
+    assert cfg.encoder.layers == (4,) and cfg.encoder.quantize is None and cfg.encoder.runtime == "onnx"
+    cfg = train_cmd.config_from_args(p.parse_args(base + ["--quantize", "int8"]))
+    assert cfg.encoder.quantize == "int8" and cfg.encoder.layers == (4,) and cfg.encoder.prefix == "query: "

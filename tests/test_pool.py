@@ -42,6 +42,17 @@ def test_bundled_configs_load_and_are_scorable():
         check_scorable(pool, load_checkpoint(pool.checkpoint_path).slots)
 
 
+def test_optional_configs_load_and_are_not_served_by_default():
+    from router.model.head import load_checkpoint
+
+    options = sorted((ROOT / "configs" / "options").glob("*.yaml"))
+    assert [p.name for p in options] == ["routerbench-11-fast.yaml"]
+    assert not set(options) & set(list_configs())  # a second encoder loads only when asked for
+    pool = load_pool(options[0])
+    assert pool.policy == "routerbench-11-fast" and Path(pool.checkpoint_path).name == "checkpoint-fast"
+    check_scorable(pool, load_checkpoint(pool.checkpoint_path).slots)
+
+
 def test_default_pool_matches_the_reference_system():
     pool = load_pool(ROOT / "configs" / "default.yaml")
     assert pool.policy == "default" and pool.default_tolerance == 0.2

@@ -37,7 +37,7 @@ def configure(p):
     p.add_argument("--encoder", default=d.encoder.source, help="bundled name, HF id or local folder")
     p.add_argument("--encoder-spec", default=None, metavar="JSON_FILE",
                    help="the whole encoder spec from a file (a router.json's \"encoder\", or the student.json "
-                        "`distill` writes); replaces --encoder and the other encoder flags")
+                        "`distill` writes); replaces --encoder and the other encoder flags but --quantize and --runtime")
     p.add_argument("--encoder-kind", choices=["encoder", "decoder"], default=d.encoder.kind)
     p.add_argument("--layers", default="-1", help="comma-separated hidden-state indices (e.g. -1 or 4,6)")
     p.add_argument("--pooling", choices=["mean", "last", "cls"], default=d.encoder.pooling)
@@ -111,6 +111,8 @@ def config_from_args(args):
         spec = replace(spec, runtime="onnx")
     if getattr(args, "encoder_spec", None):
         spec = spec_from_file(args.encoder_spec)
+        if args.quantize or args.runtime:
+            spec = replace(spec, quantize=args.quantize or spec.quantize, runtime=args.runtime or spec.runtime)
     return TrainConfig(encoder=spec, pca_dim=args.pca_dim, hidden=tuple(int(x) for x in args.hidden.split(",") if x),
                        members=args.members, epochs=args.epochs, patience=args.patience, dropout=args.dropout,
                        weight_decay=args.weight_decay, lr=args.lr, seed=args.seed, head=args.head,
