@@ -79,10 +79,7 @@ def main() -> None:
     for set_name in a.sets.split(","):
         row = fq.run_one(option, set_name, out)
         row["distillation"] = {k: rec.get(k) for k in ("init_blocks", "n_texts", "epochs", "best_epoch", "seconds")}
-        print(json.dumps(row), flush=True)
-        rows = json.loads(res_path.read_text()) if res_path.exists() else []
-        rows = [x for x in rows if (x["option"], x["set"]) != (option, set_name)] + [row]
-        res_path.write_text(json.dumps(rows, indent=1) + "\n")
+        fq.merge_row(res_path, row)
 
 
 if __name__ == "__main__":

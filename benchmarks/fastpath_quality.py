@@ -106,6 +106,14 @@ def run_one(option: str, set_name: str, out: Path, reuse: bool = False) -> dict:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
+def merge_row(res_path: Path, row: dict) -> None:
+    """Print the row and put it into the results file, replacing the same (option, set)."""
+    print(json.dumps(row), flush=True)
+    rows = json.loads(res_path.read_text()) if res_path.exists() else []
+    rows = [x for x in rows if (x["option"], x["set"]) != (row["option"], row["set"])] + [row]
+    res_path.write_text(json.dumps(rows, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--options", default="e5-torch,e5-onnx,e5-onnx-int8,e5-static")
@@ -117,11 +125,7 @@ def main() -> None:
     res_path = Path(a.results)
     for set_name in a.sets.split(","):
         for option in a.options.split(","):
-            row = run_one(option, set_name, Path(a.out), a.reuse)
-            print(json.dumps(row), flush=True)
-            rows = json.loads(res_path.read_text()) if res_path.exists() else []
-            rows = [x for x in rows if (x["option"], x["set"]) != (option, set_name)] + [row]
-            res_path.write_text(json.dumps(rows, indent=1) + "\n")
+            merge_row(res_path, run_one(option, set_name, Path(a.out), a.reuse))
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def distill(teacher: EncoderSpec, texts: list[str], targets: np.ndarray, cfg: Di
     """
     import torch
 
-    from router.training.finetune import _blocks, _Top, trainable
+    from router.training.finetune import _Top, _blocks, run_epochs, trainable
 
     cfg = cfg or DistillConfig()
     if len(texts) != len(targets):
@@ -119,31 +119,9 @@ def distill(teacher: EncoderSpec, texts: list[str], targets: np.ndarray, cfg: Di
                 for n, v in b.state_dict().items()}
 
     def train_loop():
-        best, best_state, best_epoch = val_loss(), snapshot(), 0
-        log = [{"epoch": 0, "val_loss": best}]
-        for epoch in range(1, cfg.epochs + 1):
-            for b in blocks:
-                b.train()
-            chunks = batches(tr, True)
-            it = chunks
-            if progress:
-                from tqdm.auto import tqdm
-
-                it = tqdm(chunks, desc=f"distil epoch {epoch}/{cfg.epochs}", unit="batch")
-            run = 0.0
-            for b in it:
-                opt.zero_grad()
-                loss = loss_of(b)
-                loss.backward()
-                opt.step()
-                run += loss.detach().item()
-            v = val_loss()
-            log.append({"epoch": epoch, "train_loss": run / max(len(chunks), 1), "val_loss": v})
-            if progress:
-                print(f"  epoch {epoch}: train loss (1 - cos) {run / max(len(chunks), 1):.4f}  "
-                      f"validation {v:.4f}", flush=True)
-            if v < best - 1e-6:
-                best, best_state, best_epoch = v, snapshot(), epoch
+        log: list = []  # losses are 1 - cos to the teacher's features
+        best_state, best_epoch = run_epochs(log, cfg.epochs, blocks, lambda: batches(tr, True), loss_of, opt,
+                                            val_loss, snapshot, "distil", progress, min_gain=1e-6)
         return log, best_state, best_epoch
 
     log, state, best_epoch = torch_thread.call(train_loop)

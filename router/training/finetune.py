@@ -70,6 +70,42 @@ class _Top:
         return torch.nn.functional.normalize(v, dim=-1) if self.spec.normalize else v
 
 
+def run_epochs(log: list, epochs: int, blocks, chunks_fn, loss_of, opt, val_loss, snapshot, name: str,
+               progress: bool, min_gain: float) -> tuple[dict, int]:
+    """Epochs of train_epoch, each logged with its validation loss; the best epoch's snapshot (epoch 0 =
+    before training) and its number. Appends to `log`."""
+    best, best_state, best_epoch = val_loss(), snapshot(), 0
+    log.append({"epoch": 0, "val_loss": best})
+    for epoch in range(1, epochs + 1):
+        run = train_epoch(blocks, chunks_fn(), loss_of, opt, f"{name} epoch {epoch}/{epochs}", progress)
+        v = val_loss()
+        log.append({"epoch": epoch, "train_loss": run, "val_loss": v})
+        if progress:
+            print(f"  epoch {epoch}: train loss {run:.4f}  validation loss {v:.4f}", flush=True)
+        if v < best - min_gain:
+            best, best_state, best_epoch = v, snapshot(), epoch
+    return best_state, best_epoch
+
+
+def train_epoch(blocks, chunks, loss_of, opt, desc: str, progress: bool) -> float:
+    """One pass of optimizer steps over `chunks` (lists of row indices); the mean loss."""
+    for b in blocks:
+        b.train()
+    it = chunks
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(chunks, desc=desc, unit="batch")
+    run = 0.0
+    for b in it:
+        opt.zero_grad()
+        loss = loss_of(b)
+        loss.backward()
+        opt.step()
+        run += loss.detach().item()
+    return run / max(len(chunks), 1)
+
+
 def _pad(rows: list[np.ndarray]):
     import torch
 
@@ -217,30 +253,8 @@ def finetune(spec: EncoderSpec, texts: list[str], Y: np.ndarray, folds_val: np.n
             opt.step()
         for p in params:
             p.requires_grad_(True)
-        best, best_state, best_epoch = val_loss(), snapshot(), 0
-        log.append({"epoch": 0, "val_loss": best})
-        for epoch in range(1, cfg.epochs + 1):
-            for b in top.blocks:
-                b.train()
-            chunks = batches(tr, True)
-            it = chunks
-            if progress:
-                from tqdm.auto import tqdm
-
-                it = tqdm(chunks, desc=f"fine-tune epoch {epoch}/{cfg.epochs}", unit="batch")
-            run = 0.0
-            for b in it:
-                opt.zero_grad()
-                loss = loss_of(b)
-                loss.backward()
-                opt.step()
-                run += loss.detach().item()
-            v = val_loss()
-            log.append({"epoch": epoch, "train_loss": run / max(len(chunks), 1), "val_loss": v})
-            if progress:
-                print(f"  epoch {epoch}: train loss {run / max(len(chunks), 1):.4f}  validation loss {v:.4f}", flush=True)
-            if v < best - 1e-5:
-                best, best_state, best_epoch = v, snapshot(), epoch
+        best_state, best_epoch = run_epochs(log, cfg.epochs, top.blocks, lambda: batches(tr, True), loss_of, opt,
+                                            val_loss, snapshot, "fine-tune", progress, min_gain=1e-5)
         # restore the best epoch's blocks
         for k, b in enumerate(top.blocks):
             pre = f"encoder.layer.{first + k}."
