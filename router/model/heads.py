@@ -99,7 +99,10 @@ class KNNHead:
 
     def predict(self, X):
         Q = unit(_check_dim(X, self.in_dim))
-        S = Q @ self.X.T
+        # One matrix-vector product per query, never one matrix product for the batch: BLAS rounds the
+        # two differently (~1e-7), enough to swap the k-th and (k+1)-th neighbour at a near-tie and move
+        # P by 0.006. Row by row, a question gets the same P alone, in a proxy micro-batch or in a replay.
+        S = np.stack([self.X @ q for q in Q]) if len(Q) else np.zeros((0, len(self.X)), np.float32)
         k = max(1, min(self.k, self.X.shape[0]))
         nn = np.argpartition(-S, k - 1, axis=1)[:, :k]
         s = np.take_along_axis(S, nn, axis=1)  # [n, k]
