@@ -297,8 +297,11 @@ def _short(v):
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def fit_average(families, cands: list[Candidate], X, Y, seed):
-    return AverageHead([families[c.family].fit(X, Y, c.setting, seed, c.chosen) for c in cands])
+def fit_candidate(families, c: Candidate, X, Y, seed):
+    """Candidate `c` fitted on all rows; an average is the AverageHead of its members' fits."""
+    if c.members:
+        return AverageHead([fit_candidate(families, m, X, Y, seed) for m in c.members])
+    return families[c.family].fit(X, Y, c.setting, seed, c.chosen)
 
 
 FAMILIES: dict[str, Callable[..., Any]] = {

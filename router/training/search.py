@@ -17,7 +17,7 @@ import numpy as np
 
 from router.errors import InputError
 from router.training import calibrate, metrics
-from router.training.families import FAMILIES, AverageHead, Candidate, KNNFamily, average_combos
+from router.training.families import FAMILIES, Candidate, KNNFamily, average_combos, fit_candidate
 
 AIQ_TIE = 0.002  # AIQ within this of the best counts as a tie; mean AUROC decides then
 
@@ -72,11 +72,23 @@ def _fmt(x, pct=False):
     return f"{x:.1%}" if pct else f"{x:.4f}"
 
 
+def _family(factories: dict[str, Callable], name: str, mlp_base):
+    return factories[name](mlp_base) if name == "mlp" else factories[name]()
+
+
+def _calibrated(P_oof: np.ndarray, Y: np.ndarray, folds: np.ndarray, calibrate_p: bool):
+    """Each slot's map chosen by cross-fitting, its parameters, and the calibrated P (identity when off)."""
+    if calibrate_p:
+        methods, params, P_cal, _ = calibrate.choose(P_oof, Y, folds)
+        return methods, params, P_cal
+    return ["none"] * Y.shape[1], [np.zeros(0, np.float32)] * Y.shape[1], P_oof
+
+
 def run_search(X: np.ndarray, Y: np.ndarray, cost: np.ndarray, questions: list[str], tasks: list[str] | None,
                k: int = 5, seed: int = 0, heads: list[str] | None = None, calibrate_p: bool = True,
                progress: bool = True, family_factories: dict[str, Callable] | None = None,
-               mlp_base=None, averages: bool = True) -> dict[str, Any]:
-    """Score every candidate by CV, pick the winner, fit it on all rows.
+               mlp_base=None, averages: bool = True, fit: bool = True) -> dict[str, Any]:
+    """Score every candidate by CV, pick the winner, fit it on all rows (with `fit`; else "head" is None).
 
     Returns {"head", "winner", "candidates" (table rows), "calibration", "folds", ...}.
     """
@@ -88,17 +100,14 @@ def run_search(X: np.ndarray, Y: np.ndarray, cost: np.ndarray, questions: list[s
     unknown = [h for h in names if h not in factories]
     if unknown:
         raise InputError(f"unknown head family {unknown}; choose from {sorted(factories)}")
-    families = {nm: (factories[nm](mlp_base) if nm == "mlp" else factories[nm]()) for nm in names}
+    families = {nm: _family(factories, nm, mlp_base) for nm in names}
     folds = cv_folds(questions, tasks, k, seed)
     ec = expected_costs(cost)
     cands: list[Candidate] = []
     skipped: list[dict] = []
 
     def finish(c: Candidate) -> None:
-        if calibrate_p:
-            methods, params, P_cal, _ = calibrate.choose(c.P_oof, Y, folds)
-        else:
-            methods, params, P_cal = ["none"] * Y.shape[1], [np.zeros(0, np.float32)] * Y.shape[1], c.P_oof
+        methods, params, P_cal = _calibrated(c.P_oof, Y, folds, calibrate_p)
         c.chosen = {**c.chosen, "calibration": methods, "calibration_params": params}
         c.P_cal = P_cal
         raw = score(c.P_oof, Y, cost, ec)
@@ -145,10 +154,7 @@ def run_search(X: np.ndarray, Y: np.ndarray, cost: np.ndarray, questions: list[s
     win = ranked[0]
     _log(progress, f"winner: {win.name}  CV AIQ {_fmt(win.score['aiq'])}  AUROC {_fmt(win.score['mean_auroc'])}")
     t0 = time.time()
-    if win.members:
-        head = AverageHead([families[m.family].fit(X, Y, m.setting, seed, m.chosen) for m in win.members])
-    else:
-        head = families[win.family].fit(X, Y, win.setting, seed, win.chosen)
+    head = fit_candidate(families, win, X, Y, seed) if fit else None
     fit_seconds = time.time() - t0
     table = [{"name": c.name, "family": c.family, "setting": _jsonable_setting(c.setting),
               "chosen": {k2: v for k2, v in c.chosen.items() if k2 != "calibration_params"},
@@ -180,21 +186,17 @@ def refit_winner(X: np.ndarray, Y: np.ndarray, cost: np.ndarray, res: dict[str, 
     factories = family_factories or FAMILIES
     win, folds = res["winner"], res["folds"]
     members = win.members or [win]
-    families = {m.family: (factories[m.family](mlp_base) if m.family == "mlp" else factories[m.family]())
-                for m in members}
+    families = {m.family: _family(factories, m.family, mlp_base) for m in members}
     t0 = time.time()
     refit = []
     for m in members:
         P, chosen = families[m.family].oof(X, Y, folds, m.setting, seed)
         refit.append(Candidate(m.family, m.setting, P, chosen, time.time() - t0))
     P_oof = np.mean([c.P_oof for c in refit], axis=0)
-    if calibrate_p:
-        methods, params, P_cal, _ = calibrate.choose(P_oof, Y, folds)
-    else:
-        methods, params, P_cal = ["none"] * Y.shape[1], [np.zeros(0, np.float32)] * Y.shape[1], P_oof
+    methods, params, P_cal = _calibrated(P_oof, Y, folds, calibrate_p)
     t1 = time.time()
-    fitted = [families[c.family].fit(X, Y, c.setting, seed, c.chosen) for c in refit]
-    head = AverageHead(fitted) if win.members else fitted[0]
+    again = Candidate("average", {}, P_oof, {}, 0.0, members=refit) if win.members else refit[0]
+    head = fit_candidate(families, again, X, Y, seed)
     sc = score(P_cal, Y, cost, expected_costs(cost))
     _log(progress, f"refit on the tuned features: {win.name}  CV AIQ {_fmt(sc['aiq'])} "
                    f"(optimistic: the encoder saw most of these labels)")

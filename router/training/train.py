@@ -208,9 +208,10 @@ def train(table: LabelTable, out: str | Path, cfg: TrainConfig | None = None, pr
     t_feat = time.time() - t0
     heads = None if cfg.head in ("auto", "", None) else [h.strip() for h in cfg.head.split(",") if h.strip()]
     # with tuned blocks kept, the search still selects on the frozen features (honest CV); see refit_winner
+    kept = bool(finetuned and finetuned["kept"])
     res = run_search(X, table.Y, table.cost, table.questions, table.tasks, k=cfg.cv_folds, seed=cfg.seed,
-                     heads=heads, calibrate_p=cfg.calibrate, progress=progress, mlp_base=cfg)
-    if finetuned and finetuned["kept"]:
+                     heads=heads, calibrate_p=cfg.calibrate, progress=progress, mlp_base=cfg, fit=not kept)
+    if kept:
         from router.training.search import refit_winner
 
         res = refit_winner(X_fit, table.Y, table.cost, res, cfg.seed, cfg.calibrate, progress, mlp_base=cfg)
