@@ -29,10 +29,9 @@ from router.paths import PROJECT_ROOT as ROOT
 
 def distil_texts(n: int, seed: int = 0) -> list[str]:
     from router.training.data import read_labels
+    from router.training.train import training_rows
 
-    rb, rl = (read_labels(fq.SETS[k]) for k in ("rb", "rl"))
-    train_q = lambda t: list(dict.fromkeys(q for q, s in zip(t.questions, t.splits) if s != "test"))  # noqa: E731
-    a, b = train_q(rb), train_q(rl)
+    a, b = (list(dict.fromkeys(training_rows(read_labels(fq.SETS[k])).questions)) for k in ("rb", "rl"))
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(b), size=max(0, min(len(b), n - len(a))), replace=False)
     return a + [b[i] for i in sorted(pick)]
@@ -73,11 +72,10 @@ def main() -> None:
         from dataclasses import replace
 
         spec = replace(spec, quantize=a.quantize)
-    fq.OPTIONS[option] = {**spec.to_json(), "layers": tuple(spec.layers)}
     res_path = Path(a.results)
     rec = json.loads((folder / "student.json").read_text())
     for set_name in a.sets.split(","):
-        row = fq.run_one(option, set_name, out)
+        row = fq.run_one(option, set_name, out, spec=spec)
         row["distillation"] = {k: rec.get(k) for k in ("init_blocks", "n_texts", "epochs", "best_epoch", "seconds")}
         fq.merge_row(res_path, row)
 

@@ -61,7 +61,8 @@ def _with_runtime(src: Path, dst: Path, spec) -> None:
     (dst / "router.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def run_one(option: str, set_name: str, out: Path, reuse: bool = False) -> dict:
+def run_one(option: str, set_name: str, out: Path, reuse: bool = False, spec=None) -> dict:
+    """One row; `spec` names an encoder that is not in OPTIONS (a distilled student)."""
     import numpy as np
 
     from router.model.encoder import EncoderSpec, get_encoder
@@ -69,7 +70,7 @@ def run_one(option: str, set_name: str, out: Path, reuse: bool = False) -> dict:
     from router.training.evaluate import evaluate
     from router.training.train import TrainConfig, train
 
-    spec = EncoderSpec(**OPTIONS[option])
+    spec = spec or EncoderSpec(**OPTIONS[option])
     data = SETS[set_name]
     table = read_labels(data)
     ckpt = out / f"{option}-{set_name}"

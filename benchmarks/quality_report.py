@@ -333,9 +333,9 @@ def render(results: dict) -> str:
               "`train --finetune-layers N` runs the same tuning inside `train` and keeps the tuned blocks only "
               "when the head fitted on 80% of the training questions scores an AIQ on the other 20% more than "
               "0.002 (the search's tie band) above the frozen encoder's (router.json `training.finetune`); the "
-              "head search then still selects on the frozen features and refits the winner on the tuned ones. It is off by default (0): the tuning costs "
-              "minutes to tens of minutes of CPU and, in the runs above, wins only where the heads plateau on "
-              "frozen features.", ""]
+              "head search then still selects on the frozen features and refits the winner on the tuned ones. "
+              "It is off by default (0): the tuning costs minutes to tens of minutes of CPU and, in the runs "
+              "above, wins only where the heads plateau on frozen features.", ""]
     js = results.get("joint")
     if js:
         L += ["## One checkpoint on both sets (`python -m benchmarks.joint_study`)", "",

@@ -268,11 +268,13 @@ def _portable(spec: EncoderSpec, out: str | Path) -> dict[str, Any]:
     one from elsewhere (a distilled student's blocks) is copied in first, so the checkpoint travels whole."""
     import shutil
 
+    from router.training.finetune import OVERLAY_FILE
+
     d = spec.to_json()
     if d.get("overlay"):
         src, out = Path(d["overlay"]), Path(out).resolve()
         if src.resolve().parent != out:
-            target = out / "encoder_overlay.safetensors"
+            target = out / OVERLAY_FILE
             out.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, target)
             src = target
