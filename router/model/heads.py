@@ -98,15 +98,24 @@ class KNNHead:
     n_slots = property(lambda self: int(self.Y.shape[1]))
 
     def predict(self, X):
+        return self.vote(self.similarities(X))
+
+    def similarities(self, X) -> np.ndarray:
+        """Cosine similarity [n, stored rows] of each query to the stored questions."""
         Q = unit(_check_dim(X, self.in_dim))
         # One matrix-vector product per query, never one matrix product for the batch: BLAS rounds the
         # two differently (~1e-7), enough to swap the k-th and (k+1)-th neighbour at a near-tie and move
         # P by 0.006. Row by row, a question gets the same P alone, in a proxy micro-batch or in a replay.
-        S = np.stack([self.X @ q for q in Q]) if len(Q) else np.zeros((0, len(self.X)), np.float32)
-        k = max(1, min(self.k, self.X.shape[0]))
+        return np.stack([self.X @ q for q in Q]) if len(Q) else np.zeros((0, len(self.X)), np.float32)
+
+    def vote(self, S: np.ndarray, k: int | None = None, weighting: str | None = None) -> np.ndarray:
+        """P from similarities S: the k nearest stored questions' labels (this head's k and weighting
+        unless given, so a search can score many settings on one similarity matrix)."""
+        k = max(1, min(self.k if k is None else int(k), self.X.shape[0]))
+        weighting = self.weighting if weighting is None else weighting
         nn = np.argpartition(-S, k - 1, axis=1)[:, :k]
         s = np.take_along_axis(S, nn, axis=1)  # [n, k]
-        if self.weighting == "similarity":
+        if weighting == "similarity":
             # softmax over cosine similarity: closer neighbours count more (temperature 0.05)
             w = np.exp((s - s.max(axis=1, keepdims=True)) / 0.05)
         else:

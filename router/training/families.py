@@ -129,9 +129,10 @@ class KNNFamily:
         out = {i: np.zeros(Y.shape) for i in range(len(settings))}
         for f in np.unique(folds):
             tr, te = folds != f, folds == f
+            head = KNNHead(X[tr], Y[tr], settings[0]["k"], settings[0]["weighting"], KNN_SHRINK, slot_prior(Y[tr]))
+            S = head.similarities(X[te])
             for i, s in enumerate(settings):
-                head = KNNHead(X[tr], Y[tr], s["k"], s["weighting"], KNN_SHRINK, slot_prior(Y[tr]))
-                out[i][te] = head.predict(X[te])
+                out[i][te] = head.vote(S, s["k"], s["weighting"])
         return out
 
     @staticmethod
