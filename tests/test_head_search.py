@@ -243,6 +243,11 @@ def test_refit_winner_keeps_the_choice_and_fits_it_on_the_other_features():
     sharp, blur = out["head"].predict(X), res["head"].predict(X)
     assert sharp.shape == Y.shape and np.abs(sharp - blur).max() > 0.05  # a new fit, not the selection's head
     assert P_close_to(out["P_oof_calibrated"][:, 0][lab == 0], 1) and P_close_to(out["P_oof_calibrated"][:, 0][lab != 0], 0)
+    # train selects with fit=False (its head would be thrown away); the refit is the same without it
+    unfitted = run_search(blurred, Y, cost, [str(i) for i in range(len(X))], None, k=3, seed=0,
+                          heads=["logistic", "knn"], progress=False, fit=False)
+    assert unfitted["head"] is None and unfitted["winner"].name == res["winner"].name
+    np.testing.assert_allclose(refit_winner(X, Y, cost, unfitted, seed=0, progress=False)["head"].predict(X), sharp)
 
 
 def P_close_to(p, target, tol=0.2):
