@@ -91,6 +91,26 @@ def test_calibration_fixes_an_overconfident_slot():
     assert abs(out[hi, 1].mean() - 0.7) < 0.04  # a calibrated slot stays where it was
 
 
+def test_calibrated_head_maps_each_slot_with_its_own_method_and_leaves_identity_slots_alone():
+    from router.model.heads import apply_calibration
+
+    rng = np.random.default_rng(3)
+    P = rng.uniform(0.01, 0.99, size=(50, 3)).astype(np.float32)
+    before = P.copy()
+    methods = ["platt", "none", "isotonic"]
+    params = [np.array([2.0, -0.5], np.float32), np.zeros(0, np.float32),
+              np.array([[0.0, 0.5, 1.0], [0.1, 0.2, 0.9]], np.float32)]
+    out = CalibratedHead(_Fixed(P), methods, params).predict(np.zeros((50, 1)))
+    ref = np.stack([apply_calibration(P[:, j], m, q) for j, (m, q) in enumerate(zip(methods, params))], axis=1)
+    assert out.dtype == ref.dtype and np.array_equal(out, ref)
+    assert np.array_equal(out[:, 1], P[:, 1]) and not np.allclose(out[:, 0], P[:, 0])
+    assert np.array_equal(P, before)  # the base head's own P is not written into
+    same = CalibratedHead(_Fixed(P), ["none"] * 3, [np.zeros(0, np.float32)] * 3).predict(np.zeros((50, 1)))
+    assert np.array_equal(same, P)
+    with pytest.raises(Exception, match="unknown calibration method"):
+        CalibratedHead(_Fixed(P), ["platt", "none", "bogus"], params).predict(np.zeros((50, 1)))
+
+
 class _Fixed:
     """A stand-in head that returns a fixed P (for calibration maps only)."""
 

@@ -89,6 +89,7 @@ class KNNHead:
         Y = np.asarray(Y, dtype=np.float32)
         self.known = _f32(~np.isnan(Y))
         self.Y = _f32(np.nan_to_num(Y, nan=0.0))
+        self._YK = self.Y * self.known  # labels where known, once: vote gathers it per query
         self.k, self.weighting, self.shrink = int(k), str(weighting), float(shrink)
         if prior is None:
             prior = self.Y.sum(0) / np.maximum(self.known.sum(0), 1)
@@ -120,9 +121,8 @@ class KNNHead:
             w = np.exp((s - s.max(axis=1, keepdims=True)) / 0.05)
         else:
             w = np.ones_like(s)
-        Yn, Kn = self.Y[nn], self.known[nn]  # [n, k, m]
-        num = np.einsum("nk,nkm->nm", w, Yn * Kn)
-        den = np.einsum("nk,nkm->nm", w, Kn)
+        num = np.einsum("nk,nkm->nm", w, self._YK[nn])  # [n, k, m] gathered
+        den = np.einsum("nk,nkm->nm", w, self.known[nn])
         # shrink = pseudo-count (in units of one neighbour's weight) pulling toward the slot prior
         a = self.shrink * w.mean(axis=1, keepdims=True)
         return (num + a * self.prior) / np.maximum(den + a, 1e-12) * (den + a > 0) + self.prior * (den + a <= 0)
@@ -240,16 +240,22 @@ class CalibratedHead:
         self.base, self.methods, self.params = base, list(methods), [_f32(p) for p in params]
         if len(self.methods) != base.n_slots:
             raise CheckpointError(f"calibration lists {len(self.methods)} slots but the head scores {base.n_slots}")
+        self._mapped = [j for j, m in enumerate(self.methods) if m != "none"]
 
     in_dim = property(lambda self: self.base.in_dim)
     n_slots = property(lambda self: self.base.n_slots)
 
     def predict(self, X, calibrated: bool = True):
         P = self.base.predict(X)
-        if not calibrated:
+        if not calibrated or not self._mapped:
             return P
-        return np.stack([apply_calibration(P[:, j], m, p) for j, (m, p) in enumerate(zip(self.methods, self.params))],
-                        axis=1)
+        # Only the mapped slots are touched: on the routing path a per-slot loop over identity maps
+        # cost more than the kNN vote itself. Same values and dtype as stacking every slot's map.
+        cols = {j: apply_calibration(P[:, j], self.methods[j], self.params[j]) for j in self._mapped}
+        out = P.astype(np.result_type(P, *cols.values()), copy=True)
+        for j, c in cols.items():
+            out[:, j] = c
+        return out
 
     def predict_raw(self, X):
         return self.predict(X, calibrated=False)
