@@ -97,6 +97,20 @@ def test_encoder_runs_on_cuda_when_present():
     assert X.dtype == np.float32 and np.isfinite(X).all()
 
 
+def test_int8_encoder_gives_a_query_the_same_features_alone_and_in_any_batch():
+    from router.model import torch_thread
+
+    enc = get_encoder(EncoderSpec(max_tokens=64, quantize="int8"))
+    texts = ["What is 2 + 2?", "Prove that the square root of two is irrational, step by step, and say where "
+             "the proof uses that every integer factors into primes in exactly one way.", "Hi"]
+    alone = np.concatenate([enc.features([t]) for t in texts])
+    assert np.array_equal(enc.features(texts), alone)
+    assert np.array_equal(enc.features(texts[::-1])[::-1], alone)
+    # what it guards against: one padded int8 batch shares one activation scale across its rows
+    ids, _ = enc.tokenize(texts)
+    assert not np.allclose(torch_thread.call(enc._forward, ids), alone, atol=1e-5)
+
+
 def test_int8_quantized_encoder_stays_close_to_fp32():
     texts = ["What is the capital of France?", "Prove that the square root of two is irrational."]
     fp32 = get_encoder(EncoderSpec(max_tokens=64)).features(texts)

@@ -204,6 +204,17 @@ def _find_layer_list(model) -> tuple[Any, str] | None:
     return None
 
 
+def rows_alone(spec: EncoderSpec, device: str) -> bool:
+    """Whether each query must go through the encoder alone, never in a padded batch.
+
+    Dynamic int8 quantizes activations with one scale per tensor, taken from the whole batch (its
+    padding included), so a query's features moved by up to 0.012 with its batch-mates (P by 0.005 on
+    assets/checkpoint-fast): a decision would depend on the proxy micro-batch it landed in, and an
+    audit replay (P within 1e-4) would not reproduce it. Alone, a query's features are a function of
+    its text. fp32 and CUDA's fp16 batch within float rounding and keep their batches."""
+    return spec.quantize == "int8" and device == "cpu"
+
+
 class Encoder:
     """Loaded tokenizer + model for one EncoderSpec. Thread-safe: forwards run one at a time on the
     process's torch thread (see torch_thread)."""
@@ -392,6 +403,8 @@ class Encoder:
             return torch.cat(parts, dim=-1).cpu().numpy()
 
     def encode_ids(self, batch_ids: list[list[int]]) -> np.ndarray:
+        if rows_alone(self.spec, self.device):
+            return torch_thread.call(lambda: np.concatenate([self._forward([r]) for r in batch_ids]))
         return torch_thread.call(self._forward, batch_ids)
 
     def features(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:

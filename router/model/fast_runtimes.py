@@ -19,7 +19,7 @@ import numpy as np
 
 from router.errors import CheckpointError
 from router.model import window
-from router.model.encoder import BUNDLED_SOURCES, Encoder, EncoderSpec
+from router.model.encoder import BUNDLED_SOURCES, Encoder, EncoderSpec, rows_alone
 
 
 def source_folder(spec: EncoderSpec) -> Path:
@@ -138,6 +138,8 @@ class FastEncoder(Encoder):
         return ids, mask
 
     def encode_ids(self, batch_ids: list[list[int]]) -> np.ndarray:
+        if rows_alone(self.spec, self.device) and len(batch_ids) > 1:
+            return np.concatenate([self._forward([r]) for r in batch_ids])
         return self._forward(batch_ids)
 
 

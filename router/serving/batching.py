@@ -5,7 +5,8 @@ queue. Here a request puts its text in the pool's queue and, when no drain job i
 queues one on the torch thread; the drain scores what is waiting (up to `max_batch`) as one padded
 batch and, if more arrived meanwhile, queues itself again behind other pools' jobs. A lone request
 is scored at once (no timer, no added latency), with one thread hop and no other. Mean pooling is
-masked, so a query's features do not depend on what it was batched with (up to float rounding).
+masked, so a query's features do not depend on what it was batched with (up to float rounding);
+an int8 encoder runs each query of the batch alone for that (encoder.rows_alone).
 """
 
 from __future__ import annotations
