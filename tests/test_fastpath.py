@@ -50,6 +50,14 @@ def choices(router, texts, tolerance=0.10):
 
 # ---- ONNX Runtime ---------------------------------------------------------------------------
 
+def graph_ops(spec) -> set[str]:
+    import onnx
+
+    from router.model.onnx_runtime import ensure_artifacts
+
+    return {n.op_type for n in onnx.load(str(ensure_artifacts(spec)), load_external_data=False).graph.node}
+
+
 def test_onnx_fp32_gives_the_torch_features_and_decisions():
     spec = json.loads((MINILM_CKPT / "router.json").read_text())["encoder"]
     ref = get_encoder(EncoderSpec.from_json(spec))
@@ -58,6 +66,7 @@ def test_onnx_fp32_gives_the_torch_features_and_decisions():
     assert fast.tokenize(texts) == ref.tokenize(texts)  # same ids, same (estimated beyond the cut) counts
     assert fast.count_tokens(texts[-2]) == ref.count_tokens(texts[-2])  # the exact whole-text count
     np.testing.assert_allclose(fast.features(texts), ref.features(texts), atol=1e-4)
+    assert "Attention" in graph_ops(fast.spec)  # the transformer fusions ran, and kept the features
     a, b = minilm_router(ref), minilm_router(fast)
     for t in QUESTIONS[:8]:
         ra, rb = a.route(t, tolerance=0.1), b.route(t, tolerance=0.1)
@@ -121,6 +130,7 @@ def test_onnx_int8_moves_features_a_little_and_mostly_keeps_decisions():
     X, Y = ref.features(QUESTIONS), q8.features(QUESTIONS)
     cos = (X * Y).sum(1) / np.linalg.norm(X, axis=1) / np.linalg.norm(Y, axis=1)
     assert cos.min() > 0.9 and not np.allclose(X, Y, atol=1e-3)  # quantized, but the same encoder
+    assert "QAttention" in graph_ops(q8.spec)  # fused first, then quantized
     # This checkpoint was trained on fp32 torch features; an int8 checkpoint is trained on int8 ones.
     same = np.mean([a == b for a, b in zip(choices(minilm_router(ref), QUESTIONS), choices(minilm_router(q8), QUESTIONS))])
     print(f"int8 vs fp32 torch: same choice for {same:.0%} of {len(QUESTIONS)} questions; min cosine {cos.min():.4f}")
