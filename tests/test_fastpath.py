@@ -87,6 +87,11 @@ def test_the_shipped_default_is_onnx_and_shares_the_torch_feature_cache():
     torch_spec = replace(shipped, runtime="torch")
     assert spec_key(torch_spec) == spec_key(shipped) != spec_key(replace(shipped, quantize="int8"))
     assert spec_key(replace(torch_spec, quantize="int8")) != spec_key(replace(shipped, quantize="int8"))
+    # int8 features are filed under how they are computed (each query alone, the fused graph)
+    from router.model.encoder import INT8_FEATURES
+
+    assert replace(shipped, quantize="int8").identity()["int8_features"] == INT8_FEATURES
+    assert "int8_features" not in shipped.identity() and "int8_features" not in replace(shipped, quantize="int8").to_json()
 
 
 @pytest.mark.parametrize("args,runtime", [

@@ -73,6 +73,11 @@ BUNDLED_SOURCES: dict[str, Callable[[], tuple[str, str | None]]] = {
 }
 
 
+# How int8 features are computed; part of their cache key. 2 (session 8): each query alone
+# (rows_alone) and, on ONNX, the fused graph (onnx_runtime.EXPORT_VERSION 3).
+INT8_FEATURES = 2
+
+
 @dataclass(frozen=True)
 class EncoderSpec:
     source: str = DEFAULT_SOURCE  # bundled short name, HF id, or local folder
@@ -131,9 +136,12 @@ class EncoderSpec:
         """What the features depend on: to_json with the overlay named by its content, not its path
         (the same checkpoint copied elsewhere shares its feature cache). The fp32 ONNX export computes
         the torch encoder's features (max |dX| ~1e-7, tests/test_fastpath.py), so the two runtimes share
-        one cache: a checkpoint trained on either serves the other."""
+        one cache: a checkpoint trained on either serves the other. int8 features carry the version of
+        how they are computed, so that a change there never mixes old cached features with new ones."""
         d = (self.torch_twin() or self).to_json()
         d.pop("overlay", None)
+        if self.quantize:
+            d["int8_features"] = INT8_FEATURES
         return d
 
     def torch_twin(self) -> EncoderSpec | None:
