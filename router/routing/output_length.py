@@ -130,7 +130,9 @@ def _cache_file(path: str, mtime: float, size: int) -> Path:
 @lru_cache(maxsize=4)
 def _cached(path: str, mtime: float, size: int) -> LengthModel:
     """Fit once, then reuse the fit from the cache folder (safetensors + JSON metadata, no pickle)."""
-    from safetensors.numpy import load_file, save_file
+    from safetensors.numpy import load_file
+
+    from router.files import save_tensors
 
     f = _cache_file(path, mtime, size)
     if f.exists():
@@ -146,7 +148,7 @@ def _cached(path: str, mtime: float, size: int) -> LengthModel:
     labels = sorted(model.coef)
     try:
         f.parent.mkdir(parents=True, exist_ok=True)
-        save_file({f"c{i}": model.coef[lab].astype(np.float32) for i, lab in enumerate(labels)}, str(f) + ".tmp")
+        save_tensors({f"c{i}": model.coef[lab].astype(np.float32) for i, lab in enumerate(labels)}, str(f) + ".tmp")
         f.with_suffix(".json").write_text(json.dumps({"labels": labels, "source": path,
                                                       "intercept": [model.intercept[x] for x in labels],
                                                       "smear": [model.smear[x] for x in labels]}), encoding="utf-8")
