@@ -232,6 +232,33 @@ def test_score_batcher_matches_single_scoring_and_batches_concurrent_calls(route
     assert batcher.score(texts[0]).p.shape == (len(router.pool.models),)
 
 
+@pytest.mark.slow
+def test_an_int8_router_gives_a_batched_request_exactly_its_own_p(tmp_path):
+    """int8 quantizes activations per tensor: in one padded batch a question's P moved by up to 0.005
+    with its batch-mates. Encoded alone, the micro-batched P is the single-route P, so an audit
+    replay (P within 1e-4) reproduces every decision the proxy made."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from router.model.embed_cache import cache_for
+    from router.model.head import load_checkpoint
+    from router.paths import PROJECT_ROOT
+    from router.serving.batching import ScoreBatcher
+
+    pool = load_pool(PROJECT_ROOT / "configs" / "options" / "routerbench-11-fast.yaml")
+    r = PrefillRouter(pool, checkpoint=load_checkpoint(PROJECT_ROOT / "assets" / "checkpoint-fast"))
+    assert r.checkpoint.encoder_spec.quantize == "int8"
+    texts = [f"Question {i}: " + "prove that the sum of two even numbers is even. " * (1 + i % 6) for i in range(12)]
+    cache = cache_for(r.encoder.spec)  # off between the three passes: each must run the encoder
+    batcher = ScoreBatcher(r, max_batch=12)
+    with ThreadPoolExecutor(12) as ex:
+        got = np.stack([s.p for s in ex.map(batcher.score, texts)])
+    cache.clear()
+    alone = np.stack([r.score(t).p for t in texts])
+    cache.clear()
+    one_batch = np.stack([s.p for s in r.score_texts(texts)])
+    assert np.array_equal(got, alone) and np.array_equal(one_batch, alone)
+
+
 def test_every_forward_runs_on_the_one_torch_thread_and_a_cancelled_request_is_skipped(router):
     from concurrent.futures import ThreadPoolExecutor
     from dataclasses import replace
