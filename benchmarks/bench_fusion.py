@@ -8,6 +8,8 @@ same export: "plain" (ONNX Runtime's own graph optimizer only, as before export 
 interleaved run (blocks of 10 calls): the features' max difference between the two, session.run p50 for a ~21-token and
 a 256-token query, and, for int8, the throughput of 512 short questions in padded batches of 32 against
 each question alone (what encoder.rows_alone does), with how far a batch moves a query's features.
+--static-int8 adds static int8 (activation scales calibrated once): its features against fp32's, its
+speed, and its batched throughput (it is batch-invariant, so it could keep batches).
 """
 
 from __future__ import annotations
@@ -54,11 +56,81 @@ def build(spec, folder: Path, fused: bool) -> Path:
     return out
 
 
+def static_int8(spec, enc, folder: Path, texts: list[str]) -> Path:
+    """Static int8 (QOperator, activation scales calibrated once on `texts`): batch-invariant by
+    construction, so it could batch where dynamic int8 must encode each query alone."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            ids, _ = enc.tokenize(texts)
+            self.rows = iter([dict(zip(("input_ids", "attention_mask"), enc._batch_arrays([x]))) for x in ids])
+
+        def get_next(self):
+            return next(self.rows, None)
+
+    out = folder / "static-int8.onnx"
+    quantize_static(str(folder / "raw.onnx"), str(out), Reader(), quant_format=QuantFormat.QOperator,
+                    per_channel=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QUInt8,
+                    calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=["MatMul"],
+                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return out
+
+
+def compare_static(spec, enc, folder: Path, dynamic, run, short, long, many) -> dict:
+    from dataclasses import replace
+
+    import onnxruntime as ort
+
+    from router.model.encoder import get_encoder
+    from router.model.onnx_runtime import _session_options
+    from router.training.data import read_labels
+    from router.training.train import training_rows
+    from benchmarks.fastpath_quality import SETS
+
+    qs = list(dict.fromkeys(training_rows(read_labels(SETS["rb"])).questions))
+    pick = np.random.default_rng(0).permutation(len(qs))
+    calib, probe = [qs[i] for i in pick[:300]], [qs[i] for i in pick[300:500]]
+    sess = ort.InferenceSession(str(static_int8(spec, enc, folder, calib)), _session_options(),
+                                providers=["CPUExecutionProvider"])
+    fp32 = get_encoder(replace(spec, quantize=None))
+    ids, _ = enc.tokenize(probe)
+    F = np.concatenate([run(fp32.session, [x]) for x in ids])
+
+    def cos(G):
+        return (F * G).sum(1) / np.linalg.norm(F, axis=1) / np.linalg.norm(G, axis=1)
+
+    cs, cd = cos(np.concatenate([run(sess, [x]) for x in ids])), cos(np.concatenate([run(dynamic, [x]) for x in ids]))
+
+    def p50(s, x):
+        for _ in range(5):
+            run(s, [x])
+        ts = []
+        for _ in range(40):
+            t0 = time.perf_counter()
+            run(s, [x])
+            ts.append((time.perf_counter() - t0) * 1e3)
+        return statistics.median(ts)
+
+    alone = np.concatenate([run(sess, [x]) for x in many[:64]])
+    t0 = time.perf_counter()
+    batched = np.concatenate([run(sess, many[i: i + 32]) for i in range(0, 512, 32)])
+    qps = 512 / (time.perf_counter() - t0)
+    return {"calibration_texts": 300, "probe_texts": 200, "cos_mean": float(cs.mean()), "cos_min": float(cs.min()),
+            "dynamic_cos_mean": float(cd.mean()), "dynamic_cos_min": float(cd.min()),
+            "short_p50_ms": p50(sess, short), "long_p50_ms": p50(sess, long),
+            "dynamic_short_p50_ms": p50(dynamic, short), "dynamic_long_p50_ms": p50(dynamic, long),
+            "batched_32_qps": qps, "max_abs_dx_batched_vs_alone": float(np.abs(batched[:64] - alone).max())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", action="append", default=None,
                     help="checkpoint DIR (repeatable; default: assets/checkpoint and assets/checkpoint-fast)")
     ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--static-int8", action="store_true",
+                    help="for int8 specs, also static int8 calibrated on 300 RouterBench training questions")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     import onnxruntime as ort
@@ -112,12 +184,20 @@ def main() -> None:
                 t2 = time.perf_counter()
                 row["int8_rows"] = {"batched_32_qps": 512 / (t1 - t0), "alone_qps": 512 / (t2 - t1),
                                     "max_abs_dx_batched_vs_alone": float(np.abs(batched - alone).max())}
+                if a.static_int8:
+                    row["static_int8"] = compare_static(spec, enc, Path(tmp), s, run, short, long, many)
         results[ck_dir] = row
         print(f"{ck_dir}: fused vs plain max |dX| {row['max_abs_dx_fused_vs_plain']:.2e}")
         for label in ("short", "long"):
             r = row[label]
             print(f"  {label:5s} {r['tokens']:4d} tok: plain {r['plain_p50_ms']:.2f} ms, fused {r['fused_p50_ms']:.2f} ms "
                   f"({r['fused_p50_ms'] / r['plain_p50_ms']:.2f}x)")
+        if "static_int8" in row:
+            r = row["static_int8"]
+            print(f"  static int8: cos to fp32 mean {r['cos_mean']:.4f} min {r['cos_min']:.4f} (dynamic: "
+                  f"{r['dynamic_cos_mean']:.4f} / {r['dynamic_cos_min']:.4f}); {r['short_p50_ms']:.2f} / "
+                  f"{r['long_p50_ms']:.2f} ms (dynamic {r['dynamic_short_p50_ms']:.2f} / {r['dynamic_long_p50_ms']:.2f}); "
+                  f"batches of 32 {r['batched_32_qps']:.0f} q/s; batched vs alone {r['max_abs_dx_batched_vs_alone']:.1e}")
         if "int8_rows" in row:
             r = row["int8_rows"]
             print(f"  int8, 512 short questions: batches of 32 {r['batched_32_qps']:.0f} q/s, each alone "
