@@ -424,3 +424,20 @@ def test_the_bundled_fast_checkpoint_is_a_distilled_e5_that_routes():
     res = r.route("Prove that sqrt(2) is irrational.", tolerance=0.0)
     assert res.chosen == res.best and len(res.models) == 11
     assert ck.meta["metrics"]["test"]["aiq"] > ck.meta["metrics"]["test"]["baselines_aiq"]["logistic"]
+
+
+def test_building_an_export_removes_the_same_graph_from_older_export_versions(tmp_path, monkeypatch):
+    from router.model import onnx_runtime as ox
+
+    monkeypatch.setenv("ROUTER_MODEL_CACHE", str(tmp_path))
+    spec = EncoderSpec(source="all-MiniLM-L6-v2", runtime="onnx")
+    here = ox.artifact_dir(spec)
+    stem = here.name[: -len(f"-v{ox.EXPORT_VERSION}")]
+    old = [here.parent / f"{stem}-v{v}" for v in range(1, ox.EXPORT_VERSION)]
+    other = here.parent / f"{stem}-norm-v1"  # another graph (normalized) keeps its files
+    newer = here.parent / f"{stem}-v{ox.EXPORT_VERSION + 1}"
+    for d in [*old, other, newer, here]:
+        d.mkdir(parents=True)
+        (d / "model.onnx").write_bytes(b"x")
+    assert sorted(ox.prune_older_exports(spec)) == sorted(old)
+    assert all(not d.exists() for d in old) and other.exists() and newer.exists() and here.exists()

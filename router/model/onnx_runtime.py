@@ -16,9 +16,11 @@ with it); exporting also needs torch, transformers, onnx and onnxscript, which r
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
+import shutil
 import sys
 import threading
 import time
@@ -46,6 +48,20 @@ def artifact_dir(spec: EncoderSpec) -> Path:
     from router.model.e5_convert import models_dir
 
     return models_dir() / "onnx" / _slug(spec)
+
+
+def prune_older_exports(spec: EncoderSpec) -> list[Path]:
+    """Remove this graph's exports from older EXPORT_VERSIONs (~450 MB each for e5): nothing reads
+    them once the current version is built. Other graphs and newer versions are left alone."""
+    here = artifact_dir(spec)
+    stem = here.name[: -len(f"-v{EXPORT_VERSION}")]
+    gone = []
+    for d in here.parent.glob(f"{glob.escape(stem)}-v*"):
+        v = d.name[len(stem) + 2:]
+        if d.is_dir() and v.isdigit() and int(v) < EXPORT_VERSION:
+            shutil.rmtree(d, ignore_errors=True)
+            gone.append(d)
+    return gone
 
 
 def _check(spec: EncoderSpec) -> None:
@@ -162,8 +178,6 @@ def ensure_artifacts(spec: EncoderSpec) -> Path:
     name = "model-int8.onnx" if spec.quantize == "int8" else "model.onnx"
     if (out / name).exists():
         return out / name
-    import shutil
-
     import onnxruntime as ort
 
     out.mkdir(parents=True, exist_ok=True)
@@ -198,6 +212,7 @@ def ensure_artifacts(spec: EncoderSpec) -> Path:
         (out / "source.json").write_text(json.dumps({"source": spec.source, "folder": str(folder),
                                                      "overlay_sha256": spec.overlay_sha256,
                                                      "export_version": EXPORT_VERSION}, indent=2))
+        prune_older_exports(spec)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out / name
