@@ -28,12 +28,10 @@ from router.paths import PROJECT_ROOT as ROOT
 
 
 def build(spec, folder: Path, fused: bool) -> Path:
-    import onnx
     import onnxruntime as ort
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from router.model import torch_thread
-    from router.model.onnx_runtime import _export, _fuse, _session_options, source_folder
+    from router.model.onnx_runtime import _export, _fuse, _session_options, quantize_int8, source_folder
 
     src = source_folder(spec)
     raw = folder / "raw.onnx"
@@ -46,8 +44,7 @@ def build(spec, folder: Path, fused: bool) -> Path:
         path = folder / "fused.onnx"
     if spec.quantize == "int8":
         q = folder / f"{path.stem}-int8.onnx"
-        quantize_dynamic(str(path), str(q), weight_type=QuantType.QInt8,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        quantize_int8(path, q)
         path = q
     out = folder / f"{'fused' if fused else 'plain'}-opt.onnx"
     so = _session_options()

@@ -125,8 +125,8 @@ def _export(spec: EncoderSpec, folder: Path, out: Path) -> None:
 def _fuse(raw: Path, out: Path, folder: Path) -> bool:
     """ONNX Runtime's transformer fusions on the plain export: one Attention op per block, the
     embeddings with their layer norm, residual + layer norm as one op. Its own graph optimizer leaves
-    attention as ~15 small ops per block, and at 20 tokens their per-op cost is what a query pays
-    (per-row int8 on the 4-block student: 3.3 instead of 3.9 ms). The fusions match graph patterns,
+    attention as ~15 small ops per block, whose per-op cost a short query pays (benchmarks/bench_fusion:
+    e5 fp32 0.82x at 24 tokens, 0.88x at 256; the int8 4-block student 0.95x). The fusions match graph patterns,
     so the result is kept only if it computes the plain graph's features; otherwise the plain one."""
     import onnxruntime as ort
 
@@ -155,6 +155,16 @@ def _fuse(raw: Path, out: Path, folder: Path) -> bool:
               file=sys.stderr, flush=True)
         return False
     return True
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8: int8 weights, activations quantized per call (one scale per tensor)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # The fused ops (Attention -> QAttention) have no ONNX type inference: their outputs are float.
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def _session_options(threads: int | None = None):
@@ -194,12 +204,7 @@ def ensure_artifacts(spec: EncoderSpec) -> Path:
         if _fuse(raw, tmp / "fused.onnx", folder):
             raw = tmp / "fused.onnx"
         if spec.quantize == "int8":
-            import onnx
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            # The fused ops (Attention -> QAttention) have no ONNX type inference: their outputs are float.
-            quantize_dynamic(str(raw), str(tmp / "int8.onnx"), weight_type=QuantType.QInt8,
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+            quantize_int8(raw, tmp / "int8.onnx")
             raw = tmp / "int8.onnx"
         # Optimize once, offline: loading the saved graph then skips the fusion passes.
         so = _session_options()

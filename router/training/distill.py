@@ -134,18 +134,15 @@ def save_student(teacher: EncoderSpec, result: dict[str, Any], out: str | Path) 
     """Write the student's blocks as `out`/student_overlay.safetensors (float16, + a JSON record); its spec."""
     import json
 
-    from safetensors.numpy import save
-
-    from router.files import atomic_write
+    from router.files import atomic_write, save_tensors
     from router.model.encoder import file_sha256
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "student_overlay.safetensors"
-    with atomic_write(path, "wb") as fh:
-        # float16 halves what a checkpoint carries (14 MB for 4 blocks); the features are computed from
-        # this file, so training and routing see the same rounded weights
-        fh.write(save({k: np.ascontiguousarray(v, dtype=np.float16) for k, v in result["state"].items()}))
+    # float16 halves what a checkpoint carries (14 MB for 4 blocks); the features are computed from
+    # this file, so training and routing see the same rounded weights
+    save_tensors({k: np.ascontiguousarray(v, dtype=np.float16) for k, v in result["state"].items()}, path)
     spec = student_spec(teacher, path.resolve(), file_sha256(path), result["layers"])
     # named relative to this file, so the folder can move (train --encoder-spec resolves it)
     rec = {"teacher": teacher.to_json(), "student": {**spec.to_json(), "overlay": path.name},

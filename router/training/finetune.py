@@ -301,9 +301,7 @@ def maybe_finetune(spec: EncoderSpec, table, X: np.ndarray, out, layers: int, se
     from dataclasses import replace
     from pathlib import Path
 
-    from safetensors.numpy import save
-
-    from router.files import atomic_write
+    from router.files import save_tensors
     from router.model.encoder import file_sha256, get_encoder
     from router.training.search import AIQ_TIE, cv_folds
 
@@ -315,8 +313,7 @@ def maybe_finetune(spec: EncoderSpec, table, X: np.ndarray, out, layers: int, se
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / OVERLAY_FILE
-    with atomic_write(path, "wb") as fh:
-        fh.write(save({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in ft["state"].items()}))
+    save_tensors({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in ft["state"].items()}, path)
     # routed by the frozen spec's runtime: ONNX exports the tuned weights (one more ~1 min export)
     tuned = replace(frozen_spec, overlay=str(path.resolve()), overlay_sha256=file_sha256(path))
     Xt = np.zeros_like(X)
