@@ -41,34 +41,14 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
-def _file_mode() -> int:
-    """What open() would give a new file under this process's umask (read without changing it)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o644
-
-
 def save_tensors(tensors: dict, path: str | Path) -> None:
-    """safetensors.numpy.save_file, whole or not at all, with an ordinary file's permissions:
-    save_file creates files 0600 whatever the umask, so a checkpoint trained by one user could not be
-    read by the container user that serves it."""
-    from safetensors.numpy import save_file
+    """A safetensors file written through atomic_write: whole or not at all, and with the umask's
+    permissions. safetensors' own save_file creates files 0600 whatever the umask, so a checkpoint
+    trained by one user could not be read by the container user that serves it."""
+    from safetensors.numpy import save
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_beside(path)
-    try:
-        save_file(tensors, str(tmp))
-        os.chmod(tmp, _file_mode())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as fh:
+        fh.write(save(tensors))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
