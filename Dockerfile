@@ -35,10 +35,12 @@ COPY router/ router/
 COPY configs/ configs/
 COPY assets/ assets/
 
-# Convert the bundled encoder and export it to ONNX into ROUTER_MODEL_CACHE now (the build's root and the
-# run's user have different homes, so it is named, not ~/.cache), so the container starts without any network;
-# then forbid hub downloads at run time (a missing model is an error, not a silent fetch).
+# Convert the bundled encoder and export it to ONNX into ROUTER_MODEL_CACHE now, and checkpoint-fast's int8
+# student graph too, so that choosing its pool line builds nothing at run time (the build's root and the run's
+# user have different homes, so the cache is named, not ~/.cache); the container then starts without any
+# network. Hub downloads are forbidden at run time (a missing model is an error, not a silent fetch).
 RUN python -m router route "Warm the encoder cache at build time." --config configs/default.yaml > /dev/null \
+ && python -m router route "Warm the fast path too." --config configs/options/routerbench-11-fast.yaml > /dev/null \
  && chown -R router:router /opt/prefill-router
 ENV HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1

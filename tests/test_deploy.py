@@ -87,6 +87,12 @@ def test_health_check_polls_readiness_and_the_app_serves_it(dockerfile):
     warm = next(i for i, a in enumerate(runs) if "python -m router route" in a)
     offline = next(i for i, a in enumerate(runs) if "HF_HUB_OFFLINE=1" in a)
     assert warm < offline
+    # Each warmed config exists (a typo would fail the build only on a machine with docker) and the fast
+    # path's graph is among them: choosing its pool line must not build at run time, offline.
+    warmed = re.findall(r"python -m router route .*? --config (\S+)", chown)
+    assert "configs/default.yaml" in warmed and "configs/options/routerbench-11-fast.yaml" in warmed
+    for cfg in warmed:
+        assert (ROOT / cfg).is_file(), f"Dockerfile warms {cfg}, which is not in the repository"
 
 
 def test_python_version_agrees_between_dockerfile_and_spaces_card(dockerfile):
