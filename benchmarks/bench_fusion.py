@@ -10,6 +10,9 @@ a 256-token query, and, for int8, the throughput of 512 short questions in padde
 each question alone (what encoder.rows_alone does), with how far a batch moves a query's features.
 --static-int8 adds static int8 (activation scales calibrated once): its features against fp32's, its
 speed, and its batched throughput (it is batch-invariant, so it could keep batches).
+--per-sequence-int8 adds the shipped int8 graph rewritten to one activation scale per sequence
+(benchmarks/int8_per_sequence.py): how far it is from the shipped graph alone and in batches, its speed
+alone, and its batched throughput against the shipped graph's.
 """
 
 from __future__ import annotations
@@ -121,6 +124,44 @@ def compare_static(spec, enc, folder: Path, dynamic, run, short, long, many) -> 
             "batched_32_qps": qps, "max_abs_dx_batched_vs_alone": float(np.abs(batched[:64] - alone).max())}
 
 
+def compare_per_sequence(folder: Path, dynamic_path: Path, dynamic, run, short, long, many) -> dict:
+    import onnxruntime as ort
+
+    from benchmarks.int8_per_sequence import rewrite
+    from router.model.onnx_runtime import _session_options
+
+    sess = ort.InferenceSession(str(rewrite(dynamic_path, folder / "per-sequence-int8.onnx")), _session_options(),
+                                providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    mixed = [(long * 4)[: int(rng.integers(8, 257))] for _ in range(128)]  # lengths 8..256: batches pad
+    alone = {k: np.concatenate([run(s, [x]) for x in mixed]) for k, s in (("dynamic", dynamic), ("perseq", sess))}
+    batched = np.concatenate([run(sess, mixed[i: i + 32]) for i in range(0, len(mixed), 32)])
+    dyn_batched = np.concatenate([run(dynamic, mixed[i: i + 32]) for i in range(0, len(mixed), 32)])
+    t = {"dynamic": [], "perseq": []}
+    out = {"alone_vs_shipped_max_abs_dx": float(np.abs(alone["dynamic"] - alone["perseq"]).max()),
+           "alone_rows_bitwise_equal_to_shipped": float((alone["dynamic"] == alone["perseq"]).all(1).mean()),
+           "batched_vs_alone_max_abs_dx": float(np.abs(batched - alone["perseq"]).max()),
+           "shipped_batched_vs_alone_max_abs_dx": float(np.abs(dyn_batched - alone["dynamic"]).max())}
+    for label, ids in (("short", short), ("long", long)):
+        t = {"dynamic": [], "perseq": []}
+        for i in range(20):  # blocks of 10, in turn, as in main()
+            for k, s in ((("dynamic", dynamic), ("perseq", sess)) if i % 2 == 0 else (("perseq", sess), ("dynamic", dynamic))):
+                run(s, [ids])
+                for _ in range(10):
+                    t0 = time.perf_counter()
+                    run(s, [ids])
+                    t[k].append((time.perf_counter() - t0) * 1e3)
+        out[label] = {"tokens": len(ids), **{f"{k}_p50_ms": statistics.median(v) for k, v in t.items()}}
+    for k, s, size in (("dynamic_alone", dynamic, 1), ("dynamic_batched_32", dynamic, 32), ("perseq_alone", sess, 1),
+                       ("perseq_batched_32", sess, 32)):
+        run(s, many[:size])
+        t0 = time.perf_counter()
+        for i in range(0, 512, size):
+            run(s, many[i: i + size])
+        out[f"{k}_qps"] = 512 / (time.perf_counter() - t0)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", action="append", default=None,
@@ -128,6 +169,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--static-int8", action="store_true",
                     help="for int8 specs, also static int8 calibrated on 300 RouterBench training questions")
+    ap.add_argument("--per-sequence-int8", action="store_true",
+                    help="for int8 specs, also the shipped graph rewritten to one activation scale per sequence")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     import onnxruntime as ort
@@ -183,6 +226,9 @@ def main() -> None:
                                     "max_abs_dx_batched_vs_alone": float(np.abs(batched - alone).max())}
                 if a.static_int8:
                     row["static_int8"] = compare_static(spec, enc, Path(tmp), s, run, short, long, many)
+                if a.per_sequence_int8:
+                    row["per_sequence_int8"] = compare_per_sequence(Path(tmp), Path(tmp) / "fused-opt.onnx", s, run,
+                                                                    short, long, many)
         results[ck_dir] = row
         print(f"{ck_dir}: fused vs plain max |dX| {row['max_abs_dx_fused_vs_plain']:.2e}")
         for label in ("short", "long"):
@@ -199,6 +245,15 @@ def main() -> None:
             r = row["int8_rows"]
             print(f"  int8, 512 short questions: batches of 32 {r['batched_32_qps']:.0f} q/s, each alone "
                   f"{r['alone_qps']:.0f} q/s; a batch moved features by up to {r['max_abs_dx_batched_vs_alone']:.4f}")
+        if "per_sequence_int8" in row:
+            r = row["per_sequence_int8"]
+            print(f"  per-sequence int8: alone vs shipped max |dX| {r['alone_vs_shipped_max_abs_dx']:.1e} "
+                  f"({r['alone_rows_bitwise_equal_to_shipped']:.0%} of rows bitwise equal); padded batches vs alone "
+                  f"{r['batched_vs_alone_max_abs_dx']:.1e} (shipped graph: {r['shipped_batched_vs_alone_max_abs_dx']:.1e}); "
+                  f"alone {r['short']['perseq_p50_ms']:.2f} / {r['long']['perseq_p50_ms']:.2f} ms (shipped "
+                  f"{r['short']['dynamic_p50_ms']:.2f} / {r['long']['dynamic_p50_ms']:.2f}); 512 short questions: "
+                  f"batches of 32 {r['perseq_batched_32_qps']:.0f} q/s (shipped: each alone {r['dynamic_alone_qps']:.0f}, "
+                  f"batched {r['dynamic_batched_32_qps']:.0f})")
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=2) + "\n")
 
