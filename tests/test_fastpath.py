@@ -426,6 +426,32 @@ def test_the_bundled_fast_checkpoint_is_a_distilled_e5_that_routes():
     assert ck.meta["metrics"]["test"]["aiq"] > ck.meta["metrics"]["test"]["baselines_aiq"]["logistic"]
 
 
+@pytest.mark.slow
+def test_the_per_sequence_int8_rewrite_is_the_shipped_graph_alone_and_batch_invariant(tmp_path):
+    """benchmarks/int8_per_sequence.py (measured in docs/fastpath.md, not shipped): what the doc claims."""
+    import onnxruntime as ort
+
+    from benchmarks.int8_per_sequence import rewrite
+    from router.model.head import load_checkpoint
+    from router.model.onnx_runtime import _session_options, ensure_artifacts
+
+    spec = load_checkpoint(ROOT / "assets" / "checkpoint-fast").encoder_spec
+    enc = get_encoder(spec)
+    shipped = ort.InferenceSession(str(ensure_artifacts(spec)), _session_options(), providers=["CPUExecutionProvider"])
+    per_seq = ort.InferenceSession(str(rewrite(ensure_artifacts(spec), tmp_path / "p.onnx")), _session_options(),
+                                   providers=["CPUExecutionProvider"])
+
+    def run(s, rows):
+        ids, mask = enc._batch_arrays(rows)
+        return s.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+
+    ids, _ = enc.tokenize([q * (1 + i) for i, q in enumerate(QUESTIONS * 2)])  # unequal lengths: batches pad
+    alone = np.concatenate([run(shipped, [x]) for x in ids])
+    assert np.array_equal(np.concatenate([run(per_seq, [x]) for x in ids]), alone)
+    assert np.abs(run(per_seq, ids) - alone).max() < 1e-6
+    assert np.abs(run(shipped, ids) - alone).max() > 1e-4  # the shipped graph's scale spans the batch
+
+
 def test_building_an_export_removes_the_same_graph_from_older_export_versions(tmp_path, monkeypatch):
     from router.model import onnx_runtime as ox
 
