@@ -79,3 +79,33 @@ def test_import_train_score_round_trip(tmp_path):
     assert set(preds[0]["p"]) == {"big", "small"} and all(0 <= v <= 1 for v in preds[0]["p"].values())
     bad = cli("score", "--checkpoint", str(tmp_path / "nope"), "--input", str(qs), "--output", "x", check=False)
     assert bad.returncode == 1 and "router.json is missing" in bad.stderr
+
+
+@pytest.mark.slow
+def test_score_reads_a_long_format_label_file_as_it_is_and_encodes_each_question_once(tmp_path, capsys):
+    import csv
+
+    from router.commands.cli import main
+
+    qs = ["What is 2 + 2?", "Prove that sqrt(2) is irrational.", "Translate 'good morning' into Spanish."]
+    labels = tmp_path / "test_half.csv"
+    with open(labels, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, ["question", "model", "correct"])
+        w.writeheader()
+        for m in ("a", "b", "c"):  # model-major: a question's rows are not adjacent
+            for q in qs:
+                w.writerow({"question": q, "model": m, "correct": 1})
+    distinct = tmp_path / "q.txt"
+    distinct.write_text("\n".join(qs) + "\n", encoding="utf-8")
+    assert main(["score", "--checkpoint", str(ROOT / "assets" / "checkpoint"), "--input", str(labels),
+                 "--output", str(tmp_path / "long.jsonl"), "--batch-size", "2"]) == 0
+    assert "wrote 9 rows (3 distinct questions" in capsys.readouterr().out
+    assert main(["score", "--checkpoint", str(ROOT / "assets" / "checkpoint"), "--input", str(distinct),
+                 "--output", str(tmp_path / "q.jsonl")]) == 0
+    long = [json.loads(x) for x in (tmp_path / "long.jsonl").read_text().splitlines()]
+    once = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
+    assert len(long) == 9 and [r["id"] for r in long] == [r["id"] for r in once] * 3
+    for i, r in enumerate(long):  # the same question, in batches of 2 here and of 3 there: float rounding apart
+        assert r["p"].keys() == once[i % 3]["p"].keys()
+        assert max(abs(v - once[i % 3]["p"][k]) for k, v in r["p"].items()) <= 1e-5
+        assert r["p"] == long[i % 3]["p"]  # a repeated row is the one encoding of its question

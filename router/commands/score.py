@@ -3,6 +3,8 @@
     python -m router score --checkpoint assets/checkpoint --input questions.jsonl --output preds.jsonl
 
 Input rows are {"id": ..., "question": ...}; output rows are {"id": ..., "p": {slot: probability}}.
+Each distinct question is encoded once: a long-format label file (one row per question x model) can be
+scored as it is, one output row per input row.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def read_questions(path: Path) -> tuple[list[str], list[str]]:
 
 
 def run(args) -> int:
+    import numpy as np
     from tqdm.auto import tqdm
 
     from router.files import atomic_write
@@ -38,32 +41,28 @@ def run(args) -> int:
 
     ckpt = load_checkpoint(args.checkpoint)
     ids, qs = read_questions(Path(args.input))
+    distinct = list(dict.fromkeys(qs))
     if getattr(args, "engine", "local") == "ray":
-        return _run_ray(args, ckpt, ids, qs)
-    enc = get_encoder(ckpt.encoder_spec)
+        from router.routing.parallel import score_texts
+
+        P, _ = score_texts(args.checkpoint, distinct, engine="ray", batch_size=args.batch_size,
+                           ray_address=args.ray_address, workers=args.workers)
+        how = f"ray, {args.workers} workers"
+    else:
+        enc = get_encoder(ckpt.encoder_spec)
+        parts = []
+        with tqdm(total=len(distinct), desc="scoring", unit="q") as bar:
+            for s in range(0, len(distinct), args.batch_size):
+                batch = distinct[s: s + args.batch_size]
+                parts.append(ckpt.head.predict(enc.features(batch, batch_size=args.batch_size)))
+                bar.update(len(batch))
+        P = np.concatenate(parts)
+        how = "local"
+    row_of = {q: i for i, q in enumerate(distinct)}
     out = Path(args.output)
-    with atomic_write(out) as fh, tqdm(total=len(qs), desc="scoring", unit="q") as bar:
-        for s in range(0, len(qs), args.batch_size):
-            P = ckpt.head.predict(enc.features(qs[s: s + args.batch_size], batch_size=args.batch_size))
-            for qid, row in zip(ids[s: s + args.batch_size], P):
-                fh.write(json.dumps({"id": qid, "p": {m: round(float(v), 6) for m, v in zip(ckpt.slots, row)}}) + "\n")
-            bar.update(len(P))
-    print(f"wrote {len(qs)} rows to {out}")
-    return 0
-
-
-def _run_ray(args, ckpt, ids: list[str], qs: list[str]) -> int:
-    """The same rows as the local path, scored on Ray Data (router/routing/parallel.py)."""
-    from router.routing.parallel import score_texts
-
-    P, _ = score_texts(args.checkpoint, qs, engine="ray", batch_size=args.batch_size,
-                       ray_address=args.ray_address, workers=args.workers)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for qid, row in zip(ids, P):
-            fh.write(json.dumps({"id": qid, "p": {m: round(float(v), 6) for m, v in zip(ckpt.slots, row)}}) + "\n")
-    tmp.replace(out)
-    print(f"wrote {len(qs)} rows to {out} (ray, {args.workers} workers)")
+    with atomic_write(out) as fh:
+        for qid, q in zip(ids, qs):
+            fh.write(json.dumps({"id": qid, "p": {m: round(float(v), 6) for m, v in zip(ckpt.slots, P[row_of[q]])}})
+                     + "\n")
+    print(f"wrote {len(qs)} rows ({len(distinct)} distinct questions, {how}) to {out}")
     return 0
