@@ -130,6 +130,7 @@ def test_held_out_file_without_split_gets_label_free_baselines(checkpoint, tmp_p
     report = json.loads(out.read_text())
     assert report["n_questions"] == 10 and report["n_train_for_baselines"] == 0
     assert set(report["results"]) == {"router", "oracle", "random"}
+    assert "no trained baselines: the file has no other rows" in capsys.readouterr().out  # said, not just missing
 
 
 def test_missing_model_and_bad_split_are_clear_errors(labeled, checkpoint, tmp_path, capsys):

@@ -164,8 +164,12 @@ def _fmt(v: Any, pct: bool = False) -> str:
 def format_table(report: dict[str, Any]) -> str:
     """The terminal table: one line per router, then the best single model."""
     b = report["best_single"]
+    n_tr = report["n_train_for_baselines"]
+    fit_on = (f"baselines fit on {n_tr} training questions" if n_tr else
+              "no trained baselines: the file has no other rows to fit kNN, logistic and the prior on (give the "
+              "whole labeled file, its test rows marked split=test)")
     lines = [f"{report['n_questions']} questions ({'split=' + report['split'] if report['split'] else 'all rows'}), "
-             f"{len(report['slots'])} models; baselines fit on {report['n_train_for_baselines']} training questions",
+             f"{len(report['slots'])} models; {fit_on}",
              f"best single model: {b['slot']}  accuracy {b['accuracy']:.3f}  cost ${b['cost']:.4f}"]
     if report.get("overlap_with_training"):
         lines.append(f"WARNING: {report['overlap_with_training']} evaluated questions were in the training set")
