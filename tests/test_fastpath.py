@@ -437,8 +437,9 @@ def test_the_per_sequence_int8_rewrite_is_the_shipped_graph_alone_and_batch_inva
 
     spec = load_checkpoint(ROOT / "assets" / "checkpoint-fast").encoder_spec
     enc = get_encoder(spec)
-    shipped = ort.InferenceSession(str(ensure_artifacts(spec)), _session_options(), providers=["CPUExecutionProvider"])
-    per_seq = ort.InferenceSession(str(rewrite(ensure_artifacts(spec), tmp_path / "p.onnx")), _session_options(),
+    graph = ensure_artifacts(spec)
+    shipped = ort.InferenceSession(str(graph), _session_options(), providers=["CPUExecutionProvider"])
+    per_seq = ort.InferenceSession(str(rewrite(graph, tmp_path / "p.onnx")), _session_options(),
                                    providers=["CPUExecutionProvider"])
 
     def run(s, rows):
