@@ -36,8 +36,10 @@ def test_id_defaults_to_question_hash(tmp_path):
     ('{"question": "q", "model": "a", "correct": 2}', r"line 1: field 'correct' must be in \[0, 1\]"),
     ('{"question": "q", "model": "a", "correct": "yes"}', "field 'correct' must be a number"),
     ('{"question": "", "model": "a", "correct": 1}', "field 'question' must be a non-empty string"),
-    ('{"question": "q", "correct": 1}', "field 'model'"),
-    ('{"question": "q", "model": "a"}', "missing field 'correct'"),
+    ('{"question": "q", "correct": 1}', r"missing field\(s\) 'model' \(found: question, correct"),
+    ('{"question": "q", "model": "a"}', r"missing field\(s\) 'correct'"),
+    ('{"question": "q", "model": "a", "correct": Infinity}', "field 'correct' must be"),
+    ('{"question": "q", "model": "a", "correct": 1, "cost_usd": Infinity}', "'cost_usd' must be a finite number"),
     ("not json", "line 1: not valid JSON"),
 ])
 def test_bad_rows_name_file_line_and_field(tmp_path, line, match):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import gzip
 import hashlib
 import json
 import math
@@ -24,6 +23,7 @@ import numpy as np
 from router.errors import InputError
 from router.files import atomic_write
 from router.jsonl import iter_objects
+from router.textfile import open_text
 
 LONG_FIELDS = ["id", "question", "model", "correct", "cost_usd", "input_tokens", "output_tokens", "task", "split"]
 REQUIRED = ("question", "model", "correct")  # `correct` is kept even when null (= unknown)
@@ -41,22 +41,20 @@ def short_hash(question: str) -> str:
     return hashlib.sha256(question.strip().encode("utf-8")).hexdigest()[:12]
 
 
-def open_text(path: Path, mode: str = "rt"):
-    if path.name.endswith(".gz"):
-        return gzip.open(path, mode, encoding="utf-8", newline="" if "t" in mode else None)
-    return open(path, mode.replace("t", ""), encoding="utf-8", newline="")
-
-
 def _num(value: Any, path: Path, where: str, field_name: str, lo: float | None = None,
          hi: float | None = None) -> float | None:
     if value is None or (isinstance(value, str) and value.strip() == ""):
         return None
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        value = value.strip().lower() == "true"  # as JSON true/false read; a CSV cannot say it otherwise
     try:
         x = float(value)
     except (TypeError, ValueError):
         raise InputError(f"{path}: {where}: field {field_name!r} must be a number, got {value!r}") from None
     if math.isnan(x):
         return None
+    if math.isinf(x):
+        raise InputError(f"{path}: {where}: field {field_name!r} must be a finite number, got {value!r}")
     if (lo is not None and x < lo) or (hi is not None and x > hi):
         rng = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
         raise InputError(f"{path}: {where}: field {field_name!r} must be in {rng}, got {value!r}")
@@ -73,10 +71,29 @@ def iter_rows(path: Path) -> Iterator[tuple[str, dict]]:
     elif name.endswith((".csv", ".csv.gz")):
         with open_text(path) as fh:
             reader = csv.DictReader(fh)
+            _check_header(path, reader.fieldnames)
             for n, row in enumerate(reader, 2):
                 yield f"line {n}", row
     else:
         raise InputError(f"{path}: unsupported data file; expected one of {', '.join(DATA_SUFFIXES)}")
+
+
+def _check_header(path: Path, fields: list[str] | None) -> None:
+    """A CSV lacking a required column is one mistake in its header, not one on every row."""
+    if not fields:
+        return  # an empty file: read_labels says "no labeled rows"
+    missing = [f for f in REQUIRED if f not in fields]
+    if not missing:
+        return
+    import difflib
+
+    hints = []
+    for f in missing:
+        close = difflib.get_close_matches(f, fields, n=1, cutoff=0.6) or [c for c in fields if c.strip().lower() == f]
+        if close:
+            hints.append(f"{close[0]!r} for {f!r}?")
+    raise InputError(f"{path}: line 1: the header lacks column(s) {', '.join(map(repr, missing))} "
+                     f"(found: {', '.join(fields)}){'; did you mean ' + ' '.join(hints) if hints else ''}")
 
 
 def data_files(path: str | Path) -> list[Path]:
@@ -143,17 +160,21 @@ def read_labels(path: str | Path) -> LabelTable:
     tasks: list[str] = []
     splits: list[str] = []
     models: dict[str, int] = {}
-    cells: list[tuple[int, int, float | None, float | None, float | None, float | None]] = []
+    cells: list[list] = []
+    seen: dict[tuple[int, int], tuple[int, str]] = {}  # (question, model) -> (index in cells, where)
     for f in data_files(path):
         for where, row in iter_rows(f):
+            absent = [k for k in REQUIRED if k not in row]
+            if absent:
+                raise InputError(f"{f}: {where}: missing field(s) {', '.join(map(repr, absent))} "
+                                 f"(found: {', '.join(map(str, row)) or 'none'}; expected question, model, "
+                                 "correct (0..1, or empty for unknown))")
             q = row.get("question")
             if not isinstance(q, str) or not q.strip():
                 raise InputError(f"{f}: {where}: field 'question' must be a non-empty string")
             m = row.get("model")
             if not isinstance(m, str) or not m.strip():
                 raise InputError(f"{f}: {where}: field 'model' must be a non-empty string")
-            if "correct" not in row:
-                raise InputError(f"{f}: {where}: missing field 'correct' (0..1, or empty for unknown)")
             qid = str(row.get("id") or "") or question_id(q)
             if qid not in ids:
                 ids[qid] = len(questions)
@@ -173,13 +194,19 @@ def read_labels(path: str | Path) -> LabelTable:
                                      f"{qid!r} says {store[qi]!r}")
             if m not in models:
                 models[m] = len(models)
-            cells.append((
+            cell = [
                 ids[qid], models[m],
                 _num(row.get("correct"), f, where, "correct", 0, 1),
                 _num(row.get("cost_usd"), f, where, "cost_usd", 0),
                 _num(row.get("output_tokens"), f, where, "output_tokens", 0),
                 _num(row.get("input_tokens"), f, where, "input_tokens", 0),
-            ))
+            ]
+            key = (ids[qid], models[m])
+            if key in seen:
+                _merge_repeat(cells[seen[key][0]], cell, f"{f}: {where}", seen[key][1], qid, m)
+            else:
+                seen[key] = (len(cells), f"{f}: {where}")
+                cells.append(cell)
     if not questions:
         raise InputError(f"{path}: no labeled rows found")
     shape = (len(questions), len(models))
@@ -187,6 +214,19 @@ def read_labels(path: str | Path) -> LabelTable:
     for qi, mi, y, c, o, i in cells:
         Y[qi, mi], C[qi, mi], O[qi, mi], I[qi, mi] = (np.nan if v is None else v for v in (y, c, o, i))
     return LabelTable(list(ids), questions, list(models), Y, C, O, I, tasks, splits)
+
+
+def _merge_repeat(first: list, again: list, where: str, first_where: str, qid: str, model: str) -> None:
+    """A (question, model) pair given twice: the same label again is harmless (a re-import, two
+    overlapping files); a different one is refused, since keeping either would be a silent guess.
+    An unknown label or value in one of the rows is filled from the other, never erased by it."""
+    y0, y1 = first[2], again[2]
+    if y0 is not None and y1 is not None and abs(y0 - y1) > 1e-9:
+        raise InputError(f"{where}: question {qid!r} x model {model!r} is labeled correct={y1:g} here but "
+                         f"correct={y0:g} at {first_where}; keep one row per question and model")
+    for i in range(2, len(first)):
+        if first[i] is None:
+            first[i] = again[i]
 
 
 def write_labels(rows: Iterable[dict], path: str | Path) -> int:
@@ -227,7 +267,7 @@ def _literal_list_text(value: str) -> str:
 
 
 def import_routerbench_file(path: Path, split: str | None = None) -> Iterator[dict]:
-    with open(path, encoding="utf-8", newline="") as fh:
+    with open_text(path) as fh:
         reader = csv.DictReader(fh)
         cols = reader.fieldnames or []
         for need in ("prompt",):
@@ -258,9 +298,31 @@ def import_routerbench_file(path: Path, split: str | None = None) -> Iterator[di
 
 
 def import_routerbench(src: str | Path) -> Iterator[dict]:
+    """Long rows of every wide CSV in `src`. A (question, model) pair repeated by another file (or
+    variant) is written once; the same pair with another label is refused, as read_labels would."""
     src = Path(src)
+    if not src.exists():
+        raise InputError(f"{src}: file or folder not found")
     files = sorted(src.glob("*.csv")) if src.is_dir() else [src]
     if not files:
         raise InputError(f"{src}: no .csv files to import")
+    seen: dict[tuple[str, str], tuple[float | None, str]] = {}
+    repeats = 0
     for f in files:
-        yield from import_routerbench_file(f)
+        for row in import_routerbench_file(f):
+            key = (row["id"], row["model"])
+            if key in seen:
+                y0, where = seen[key]
+                if y0 is not None and row["correct"] is not None and abs(y0 - row["correct"]) > 1e-9:
+                    raise InputError(f"{f}: question {row['id']!r} x model {row['model']!r} is labeled "
+                                     f"{row['correct']:g} here but {y0:g} in {where}")
+                if y0 is not None or row["correct"] is None:
+                    repeats += 1
+                    continue
+                # a label where the first row had none: written too; read_labels fills the gap with it
+            seen[key] = (row["correct"], str(f))
+            yield row
+    if not seen:
+        raise InputError(f"{src}: no question rows to import (only a header?)")
+    if repeats:
+        print(f"import-routerbench: {repeats} repeated (question, model) rows written once", file=sys.stderr)

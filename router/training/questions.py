@@ -68,7 +68,7 @@ def _question(obj: Any, where: str) -> Question:
 
 
 def iter_questions(path: str | Path) -> Iterator[Question]:
-    from router.training.data import open_text
+    from router.textfile import open_text
 
     path = Path(path)
     kind = _kind(path)
