@@ -159,13 +159,30 @@ class EncoderSpec:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> EncoderSpec:
+        if not isinstance(d, dict):
+            raise CheckpointError(f"encoder spec must be a JSON object, got {type(d).__name__}")
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
             raise CheckpointError(f"encoder spec: unknown fields {sorted(unknown)}; known: {sorted(known)}")
         d = dict(d)
-        if "layers" in d:
-            d["layers"] = tuple(int(x) for x in d["layers"])
+        problems = []
+        layers = d.get("layers", [-1])
+        if not isinstance(layers, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in layers):
+            problems.append(f"layers must be a list of integers, got {layers!r}")
+        else:
+            d["layers"] = tuple(layers)
+        mt = d.get("max_tokens", 256)
+        if not isinstance(mt, int) or isinstance(mt, bool):
+            problems.append(f"max_tokens must be an integer, got {mt!r}")
+        for name in ("source", "kind", "pooling", "truncation_side", "prefix", "runtime"):
+            if name in d and not isinstance(d[name], str):
+                problems.append(f"{name} must be a string, got {d[name]!r}")
+        for name in ("chat_template", "normalize"):
+            if name in d and not isinstance(d[name], bool):
+                problems.append(f"{name} must be true or false, got {d[name]!r}")
+        if problems:
+            raise CheckpointError("encoder spec: " + "; ".join(problems))
         return cls(**d)
 
 

@@ -170,11 +170,24 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     for key in ("encoder", "slots"):
         if key not in meta:
             raise CheckpointError(f"{meta_path}: missing field {key!r}")
+    slots = meta["slots"]
+    if not isinstance(slots, list) or not slots or not all(isinstance(s, str) and s.strip() for s in slots):
+        raise CheckpointError(f"{meta_path}: field 'slots' must be a non-empty list of model names, got {slots!r:.80}")
+    if len(set(slots)) != len(slots):
+        raise CheckpointError(f"{meta_path}: field 'slots' names a model twice")
+    try:
+        EncoderSpec.from_json(meta["encoder"])
+    except CheckpointError as exc:
+        raise CheckpointError(f"{meta_path}: field 'encoder': {exc}") from None
     try:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights_path}: unreadable safetensors file ({exc})") from None
-    spec = (meta.get("head") or {}).get("spec") if meta["format_version"] >= 2 else None
+    head_meta = meta.get("head")
+    if meta["format_version"] >= 2 and not (isinstance(head_meta, dict) and isinstance(head_meta.get("spec"), dict)):
+        raise CheckpointError(f"{meta_path}: format_version 2 needs field 'head' with a 'spec' object (the head "
+                              f"family tree), got {head_meta!r:.80}")
+    spec = head_meta["spec"] if meta["format_version"] >= 2 else None
     if spec is None:
         head = Head.from_tensors(tensors, str(weights_path))
     else:
@@ -183,7 +196,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         try:
             head = load_head(spec, tensors)
         except CheckpointError as exc:
-            raise CheckpointError(f"{weights_path}: {exc}") from None
+            # the spec (router.json) and the tensors (weights.safetensors) are read together: name both
+            raise CheckpointError(f"{path}: the head in {META_FILE} ('head.spec') and {WEIGHTS_FILE} do not "
+                                  f"load together: {exc}") from None
     if head.n_slots != len(meta["slots"]):
         raise CheckpointError(f"{meta_path}: lists {len(meta['slots'])} slots but the weights score {head.n_slots}")
     return Checkpoint(str(path), meta, head)
