@@ -73,3 +73,36 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         tmp.replace(path)
+
+
+def check_output_file(path: str | Path, flag: str = "--out") -> Path:
+    """Refuse, before any work is done, an output file path that cannot be written: a folder, or one
+    under a parent that is a file. (Long jobs used to fail at the very end, on the rename.)"""
+    from router.errors import InputError
+
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{flag} {p}: is a folder; give a file name")
+    _check_parents(p, flag)
+    return p
+
+
+def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
+    """Refuse an output folder path that is an existing file (or lies under one)."""
+    from router.errors import InputError
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise InputError(f"{flag} {p}: is an existing file; give a folder name")
+    _check_parents(p, flag)
+    return p
+
+
+def _check_parents(p: Path, flag: str) -> None:
+    from router.errors import InputError
+
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"{flag} {p}: {parent} is a file, not a folder")
+            return

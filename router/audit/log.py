@@ -101,6 +101,8 @@ def walk(path: str | Path, on_bad: Callable[[int, str], None],
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: audit log not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; expected an audit log file (JSONL)")
     started: dict[str, tuple[int, dict[str, Any]]] = {}
     with open(path, encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, 1):
@@ -128,7 +130,10 @@ def walk(path: str | Path, on_bad: Callable[[int, str], None],
 def _has_ts(rec: dict[str, Any], where: str) -> None:
     if "ts" not in rec:
         raise InputError(f"{where}: not an audit record (no 'ts' field)")
-    float(rec["ts"])
+    try:
+        float(rec["ts"])
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: field 'ts' must be epoch seconds, got {rec['ts']!r:.40}") from None
 
 
 def read_records(path: str | Path, since: float | None = None,

@@ -109,6 +109,10 @@ def _replay(args) -> int:
     from router.routing.pool import load_pool
     from router.routing.router import PrefillRouter
 
+    if args.out:
+        from router.files import check_output_file
+
+        check_output_file(args.out)
     pool = load_pool(args.config)
     router = PrefillRouter(pool, checkpoint=load_checkpoint(args.checkpoint) if args.checkpoint else None)
     report = replay(args.file, router, tolerance=args.tolerance, p_tolerance=args.p_tolerance, out=args.out,

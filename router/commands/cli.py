@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     except RouterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except (IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError) as exc:
+        # the last net under the early checks (router/files.py check_output_*): a path the OS refused
+        print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

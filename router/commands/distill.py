@@ -29,11 +29,13 @@ def configure(p):
 def run(args) -> int:
     import numpy as np
 
+    from router.files import check_output_dir
     from router.model.features import cached_features
     from router.training.data import read_labels
     from router.training.distill import DistillConfig, distill, save_student
     from router.training.train import default_encoder, training_rows
 
+    check_output_dir(args.out)
     table = training_rows(read_labels(args.data))
     texts = list(dict.fromkeys(table.questions))
     if args.max_texts and len(texts) > args.max_texts:

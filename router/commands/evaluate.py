@@ -26,9 +26,14 @@ def configure(p):
 
 
 def run(args) -> int:
+    from router.files import check_output_file
     from router.routing.router import check_tolerance
     from router.training.evaluate import evaluate, format_table, write_json, write_plot
 
+    # both outputs checked before any is written: a bad --plot must not leave a fresh --json behind
+    for flag, path in (("--json", args.json_out), ("--plot", args.plot)):
+        if path:
+            check_output_file(path, flag)
     report = evaluate(args.checkpoint, args.data, split=args.split, allow_overlap=args.allow_overlap,
                       default_tolerance=check_tolerance(args.tolerance), baselines=not args.no_baselines)
     print(format_table(report))

@@ -15,8 +15,13 @@ def configure(p):
 
 
 def run(args) -> int:
-    from router.training.data import import_routerbench, write_labels
+    from router.errors import InputError
+    from router.files import check_output_file
+    from router.training.data import DATA_SUFFIXES, import_routerbench, write_labels
 
+    check_output_file(args.out)
+    if not args.out.endswith(DATA_SUFFIXES):
+        raise InputError(f"--out {args.out}: expected a file name ending in {', '.join(DATA_SUFFIXES)}")
     n = write_labels(import_routerbench(args.source), args.out)
     print(f"wrote {n} rows to {args.out}")
     return 0

@@ -62,6 +62,11 @@ def run(args) -> int:
     from router.routing.pool import load_pool
     from router.routing.router import PrefillRouter
 
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models is not None else None
+    if models is not None and not models:
+        from router.errors import InputError
+
+        raise InputError(f"--models {args.models!r}: name at least one slot (or leave --models out for all enabled slots)")
     t1 = time.perf_counter()
     pool = load_pool(args.config)
     ckpt = load_checkpoint(pool.checkpoint_path)
@@ -69,7 +74,6 @@ def run(args) -> int:
     encoder = get_encoder(ckpt.encoder_spec)  # includes importing its runtime (torch / onnxruntime / tokenizers)
     t3 = time.perf_counter()
     router = PrefillRouter(pool, checkpoint=ckpt, encoder=encoder)
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     result = router.route(args.question, tolerance=args.tolerance, models=models)
     t4 = time.perf_counter()
     print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else format_result(result))

@@ -35,10 +35,11 @@ def run(args) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
-    from router.files import atomic_write
+    from router.files import atomic_write, check_output_file
     from router.model.encoder import get_encoder
     from router.model.head import load_checkpoint
 
+    check_output_file(args.output, "--output")
     ckpt = load_checkpoint(args.checkpoint)
     ids, qs = read_questions(Path(args.input))
     distinct = list(dict.fromkeys(qs))

@@ -120,10 +120,43 @@ def config_from_args(args):
                        finetune_layers=args.finetune_layers)
 
 
+def check_options(args) -> None:
+    """Refuse unusable numbers before reading data or loading an encoder (they used to fail deep inside
+    the search, after minutes of work, or were silently accepted: --cv-folds -2, --members 0)."""
+    from router.errors import InputError
+
+    def need(flag, value, ok, what):
+        if not ok:
+            raise InputError(f"{flag} {value!r}: expected {what}")
+
+    need("--cv-folds", args.cv_folds, args.cv_folds >= 2, "an integer >= 2 (folds of the head search)")
+    for flag in ("members", "epochs", "patience", "pca_dim"):
+        v = getattr(args, flag)
+        need(f"--{flag.replace('_', '-')}", v, v >= 1, "an integer >= 1")
+    need("--lr", args.lr, args.lr > 0 and args.lr == args.lr, "a number > 0")
+    need("--weight-decay", args.weight_decay, args.weight_decay >= 0, "a number >= 0")
+    need("--dropout", args.dropout, 0 <= args.dropout < 1, "a number in [0, 1)")
+    need("--finetune-layers", args.finetune_layers, args.finetune_layers >= 0, "an integer >= 0")
+    for flag, text in (("--layers", args.layers), ("--hidden", args.hidden)):
+        parts = [x.strip() for x in text.split(",") if x.strip()]
+        try:
+            values = [int(x) for x in parts]
+        except ValueError:
+            values = None
+        if flag == "--layers":
+            need(flag, text, bool(values), "comma-separated hidden-state indices, e.g. -1 or 4,6")
+        else:
+            need(flag, text, values is not None and all(v >= 1 for v in values),
+                 "comma-separated hidden widths >= 1, e.g. 256 or 256,128")
+
+
 def run(args) -> int:
+    from router.files import check_output_dir
     from router.training.data import read_labels
     from router.training.train import train
 
+    check_options(args)
+    check_output_dir(args.out)
     table = read_labels(args.data)
     if args.models:
         table = table.select_models([m.strip() for m in args.models.split(",") if m.strip()])
@@ -132,8 +165,8 @@ def run(args) -> int:
 
         ckpt = extend(args.extend, table, args.out, features_cache=args.features_cache, seed=args.seed)
         e = ckpt.meta["training"]["extensions"][-1]
-        print(f"added {', '.join(e['slots'])} to {args.extend} ({e['n_labels']} labels)")
-        print(f"checkpoint written to {args.out}")
+        print(f"added {', '.join(e['slots'])} to the head of {args.extend} ({e['n_labels']} labels); "
+              f"checkpoint written to {args.out} ({args.extend} is unchanged)")
         return 0
     ckpt = train(table, args.out, config_from_args(args))
     v = ckpt.meta["metrics"]["validation"]

@@ -184,10 +184,14 @@ def load_pool(path: str | Path | None = None) -> Pool:
     path = Path(path) if path else DEFAULT_CONFIG
     if not path.exists():
         raise ConfigError(str(path), ["file not found"])
+    if path.is_dir():
+        raise ConfigError(str(path), ["is a folder; expected a pool YAML file"])
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), ["not UTF-8 text"]) from None
     return parse_pool(raw, path)
 
 

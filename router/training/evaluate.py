@@ -39,6 +39,13 @@ def eval_rows(table: LabelTable, split: str | None) -> LabelTable:
     return rows
 
 
+def check_labels(rows: LabelTable, where: str, split: str | None) -> None:
+    if not (~np.isnan(rows.Y)).any():
+        scope = f"the split={split!r} rows" if split and any(rows.splits) else "the rows"
+        raise InputError(f"{where}: {scope} of the checkpoint's models have no known labels "
+                         "(every 'correct' is empty): nothing to evaluate against")
+
+
 def check_overlap(questions: list[str], train_hashes: set[str], allow: bool, where: str) -> int:
     """How many evaluated questions the checkpoint trained on; an error unless `allow`."""
     n = sum(short_hash(q) in train_hashes for q in questions)
@@ -73,7 +80,7 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, np.ndarray):
         return _jsonable(x.tolist())
     if isinstance(x, (np.floating, float)):
-        return None if np.isnan(x) else round(float(x), 6)
+        return None if not np.isfinite(x) else round(float(x), 6)  # JSON has neither NaN nor Infinity
     if isinstance(x, np.integer):
         return int(x)
     return x
@@ -119,6 +126,7 @@ def evaluate_table(checkpoint: str | Path, table: LabelTable, data: str = "", sp
     ckpt = load_checkpoint(checkpoint)
     table = _align(table, ckpt.slots, str(data))
     rows = eval_rows(table, split)
+    check_labels(rows, str(data), split)
     overlap = check_overlap(rows.questions, ckpt.train_hashes, allow_overlap, str(data))
     train_rows = baseline_rows(table, rows)
     price_rows = train_rows if train_rows is not None else rows
@@ -171,6 +179,9 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [f"{report['n_questions']} questions ({'split=' + report['split'] if report['split'] else 'all rows'}), "
              f"{len(report['slots'])} models; {fit_on}",
              f"best single model: {b['slot']}  accuracy {b['accuracy']:.3f}  cost ${b['cost']:.4f}"]
+    if not b["cost"]:
+        lines.append("WARNING: the evaluated rows carry no cost_usd: AIQ and the savings columns need costs "
+                     "and show — (accuracy and calibration are still measured)")
     if report.get("overlap_with_training"):
         lines.append(f"WARNING: {report['overlap_with_training']} evaluated questions were in the training set")
     t = report["default_tolerance"]

@@ -112,6 +112,9 @@ def extend(checkpoint: str | Path, table: LabelTable, out: str | Path, features_
         rows = np.flatnonzero(~np.isnan(table.Y[:, j]))
         if not len(rows):
             raise InputError(f"no labels for model {m!r} outside split=test")
+        if len(rows) < MIN_LABELS:
+            raise InputError(f"model {m!r} has {len(rows)} known labels outside split=test; a new slot needs "
+                             f"at least {MIN_LABELS}")
         X = cached_features(ckpt.encoder_spec, [table.questions[i] for i in rows], progress=progress,
                             cache=features_cache)
         col, info = fit_column(X, table.Y[rows, j], base, seed=seed,

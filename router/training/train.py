@@ -154,6 +154,27 @@ def training_rows(table: LabelTable) -> LabelTable:
     return table.subset(keep)
 
 
+def check_trainable(table: LabelTable, progress: bool = True) -> None:
+    """Refuse a model with no known label outside split=test (it would become a slot with a made-up
+    P and write NaN into router.json); warn where the data cannot teach a router much."""
+    known = ~np.isnan(table.Y)
+    empty = [m for j, m in enumerate(table.models) if not known[:, j].any()]
+    if empty:
+        raise InputError(f"model(s) {', '.join(map(repr, empty))} have no known labels outside split=test; "
+                         "label some of their rows, or leave them out with --models "
+                         + ",".join(m for m in table.models if m not in empty))
+    if not progress:
+        return
+    if len(table.models) < 2:
+        print(f"warning: only one model ({table.models[0]!r}): a router needs two or more to choose between",
+              flush=True)
+    for j, m in enumerate(table.models):
+        values = np.unique(table.Y[known[:, j], j])
+        if len(values) == 1:
+            print(f"warning: every known label of {m!r} is {values[0]:g}: its P will not vary by question",
+                  flush=True)
+
+
 def train_head(X: np.ndarray, Y: np.ndarray, cfg: TrainConfig, progress: bool = True) -> tuple[Head, dict]:
     """Fit scaler, PCA and the ensemble on (X, Y); returns the head and training facts."""
     rng = np.random.default_rng(cfg.seed)
@@ -199,6 +220,7 @@ def train(table: LabelTable, out: str | Path, cfg: TrainConfig | None = None, pr
     cfg = cfg or TrainConfig()
     t0 = time.time()
     table = training_rows(table)
+    check_trainable(table, progress)
     X = cached_features(cfg.encoder, table.questions, progress=progress, cache=cfg.features_cache)
     spec, finetuned = cfg.encoder, None
     if cfg.finetune_layers:
