@@ -9,7 +9,7 @@
 Behaviours per destination model id: answer text (default: an echo of the last user turn),
 delay (seconds before answering), fail_status + fail_times (-1 = forever), drop_after
 (chunks sent before the stream is cut), junk (200 with a body that is not a completion),
-usage (override the token counts), chunk_delay (seconds between stream chunks), set_cookie (a
+usage (override the token counts), no_usage (send none), chunk_delay (seconds between stream chunks), set_cookie (a
 Set-Cookie header on the answer), tool_calls (answer with these OpenAI tool calls, finish_reason
 tool_calls), finish_reasons (one per choice when the request asks for n > 1).
 POST /v1/responses answers in the Responses format (for slots that declare `upstream_api: responses`).
@@ -45,6 +45,7 @@ class Behaviour:
     drop_after: int | None = None
     junk: bool = False
     usage: dict[str, int] | None = None
+    no_usage: bool = False  # answer without usage (plain: no field; stream: no usage chunk), as some servers do
     chunk_words: int = 1
     chunk_delay: float = 0.0
     set_cookie: str | None = None
@@ -170,7 +171,7 @@ class UpstreamStub:
                 choices.append({"index": i, "message": {**message, **(b.message_extra or {})},
                                 "finish_reason": self._finish(b, i)})
             return JSONResponse({"id": f"chatcmpl-stub-{created}", "object": "chat.completion", "created": created,
-                                 "model": model, "choices": choices, "usage": usage},
+                                 "model": model, "choices": choices, **({} if b.no_usage else {"usage": usage})},
                                 headers={"set-cookie": b.set_cookie} if b.set_cookie else None)
 
         @app.post("/v1/responses")
@@ -282,8 +283,9 @@ class UpstreamStub:
                 yield f"data: {json.dumps(b.inject_chunk)}\n\n"
             await asyncio.sleep(b.chunk_delay)
         yield chunk({}, "stop")
-        yield ("data: " + json.dumps({"id": f"chatcmpl-stub-{created}", "object": "chat.completion.chunk",
-                                      "created": created, "model": model, "choices": [], "usage": usage}) + "\n\n")
+        if not b.no_usage:
+            yield ("data: " + json.dumps({"id": f"chatcmpl-stub-{created}", "object": "chat.completion.chunk",
+                                          "created": created, "model": model, "choices": [], "usage": usage}) + "\n\n")
         yield "data: [DONE]\n\n"
 
 

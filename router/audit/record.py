@@ -162,7 +162,8 @@ class DecisionRecord:
     # ---- views -------------------------------------------------------------------------------
     @property
     def cost_basis(self) -> str:
-        return "actual" if self.actual_cost_usd is not None else "estimate"
+        # estimated usage (the upstream sent none) prices the call, but it is not a real bill
+        return "actual" if self.actual_cost_usd is not None and not self.usage_estimated else "estimate"
 
     @property
     def failover(self) -> bool:

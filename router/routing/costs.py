@@ -101,7 +101,7 @@ class SessionStats:
 def record_cost(record: Mapping[str, Any]) -> tuple[float, str]:
     """(routed cost, basis) of one decision record."""
     if record.get("actual_cost_usd") is not None:
-        return float(record["actual_cost_usd"]), "actual"
+        return float(record["actual_cost_usd"]), "estimate" if record.get("usage_estimated") else "actual"
     return float(record["expected_cost_usd"]), "estimate"
 
 

@@ -21,6 +21,7 @@ from router.serving.pipeline import (
     complete,
     decide,
     outgoing,
+    prompt_tokens,
     router_headers,
     router_info,
     untranslatable,
@@ -84,7 +85,7 @@ async def _answer(state: ProxyState, d: Decision, req, upstream_msgs: list[dict]
     msg_id = "msg_" + d.request_id.removeprefix("req_")
     if req.stream:
         st = await open_stream(state, d, "anthropic", upstream_msgs, request, **params)
-        tr = StreamTranslator(msg_id, st.slot.model, d.result.input_tokens if d.result else 0, req.stop_sequences)
+        tr = StreamTranslator(msg_id, st.slot.model, prompt_tokens(d), req.stop_sequences)
         return stream_response(state, d, "anthropic", st, AnthropicEvents(tr), _headers(d, st.slot))
     slot, res, attempts, audit = await complete(state, d, upstream_msgs, "anthropic", request=request, **params)
     try:

@@ -138,6 +138,9 @@ def install(app) -> None:
             message = f"no such endpoint: {request.method} {request.url.path}"
         elif exc.status_code == 405:
             message = f"method {request.method} is not allowed on {request.url.path}"
+        elif exc.status_code == 400 and message == "There was an error parsing the body":
+            # FastAPI's words for a body json.loads could not even decode (bytes that are not UTF-8)
+            message = "request body could not be read as JSON: send UTF-8 encoded JSON"
         return respond(request, exc.status_code, message, "invalid_request_error", None, None, None,
                        getattr(exc, "headers", None))
 

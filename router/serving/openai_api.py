@@ -68,6 +68,7 @@ class ChatChunks(Translator):
         self.model, self.include_usage = model, include_usage
         self.full_usage: dict | None = None  # as the upstream sent it (cost, *_tokens_details): what the client gets
         self.held: list[dict] = []  # finish chunks, one per choice when n > 1; the last carries usage and `router`
+        self.so_far = None  # the relay's count, for a stream whose upstream never sends usage
         self.meta = {"id": f"chatcmpl-{d.request_id}", "created": int(time.time())}
 
     def feed(self, chunk: dict) -> list[str]:
@@ -83,15 +84,24 @@ class ChatChunks(Translator):
             return []
         return [sse(out)]
 
+    def meter(self, so_far, chunk: dict) -> None:
+        self.so_far = so_far
+        super().meter(so_far, chunk)
+
     def finish(self, info: dict) -> list[str]:
+        usage = self.full_usage
+        if usage is None and self.so_far is not None:
+            # the upstream sent no usage chunk: the client gets the estimate the audit line records
+            usage, extra = self.so_far.final()
+            info = {**info, **extra}
         base = {"id": self.meta["id"], "object": "chat.completion.chunk", "created": self.meta["created"],
                 "model": self.model}
         held = self.held or [{**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
         out = [sse(h) for h in held[:-1]]
         if self.include_usage:
-            out += [sse(held[-1]), sse({**base, "choices": [], "usage": _usage_out(self.full_usage), "router": info})]
+            out += [sse(held[-1]), sse({**base, "choices": [], "usage": _usage_out(usage), "router": info})]
         else:
-            out.append(sse({**held[-1], "usage": _usage_out(self.full_usage), "router": info}))
+            out.append(sse({**held[-1], "usage": _usage_out(usage), "router": info}))
         return out + [sse(DONE)]
 
     def broken(self, message: str, info: dict) -> list[str]:

@@ -100,7 +100,24 @@ def routing_text(router: PrefillRouter, messages: Any) -> str:
                 return router.query_text(msgs)
             except InputError:
                 continue
+        placeholder = parts_placeholder(messages)
+        if placeholder:
+            return placeholder
         raise exc
+
+
+def parts_placeholder(messages: Any) -> str | None:
+    """What an image-only (or file-only) request with no text anywhere is routed on: one word per
+    part, e.g. "[image]". Both APIs accept such a request; the encoder cannot see the image, so the
+    decision is the router's for that kind of content, and the audit line shows what it read."""
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"] if isinstance(messages, list) else []
+    content = users[-1].get("content") if users else None
+    if not isinstance(content, list):
+        return None
+    kinds = [str(p.get("type") or "part") for p in content if isinstance(p, dict) and p.get("type") not in ("text", None)]
+    words = ["[image]" if "image" in k else "[file]" if k in ("file", "input_file", "document") else f"[{k}]"
+             for k in kinds]
+    return " ".join(words) or None
 
 
 async def decide(state: ProxyState, model: str | None, messages: Any, *, tolerance: Any = None,
@@ -165,6 +182,24 @@ def record_of(d: Decision, *, api: str | None = None, selected: Slot | None = No
         session=d.session_key[2] if d.session_key else None, sticky=d.sticky, stream=d.stream,
         routing_wall_ms=d.routing_wall_ms, governance=(gate.info() or None) if gate is not None else None,
         client_name=named, **provenance(d.router), **(extra or {}))
+
+
+def prompt_tokens(d: Decision) -> int:
+    """The prompt's tokens as the proxy knows them, for usage the upstream did not report: the
+    encoder's count of the routed text, or ~4 characters per token for a pinned request (which
+    never went through the encoder; tokenizing here would wait on its lock on the event loop)."""
+    from router.training.data import approx_tokens
+
+    if d.result is not None:
+        return int(d.result.input_tokens)
+    return approx_tokens(d.text) if d.text else 0
+
+
+def estimated_usage(d: Decision, text: str) -> dict[str, int]:
+    """Usage for an answer whose upstream sent none (a server without `usage`): estimated, never $0."""
+    from router.training.data import approx_tokens
+
+    return {"prompt_tokens": prompt_tokens(d), "completion_tokens": approx_tokens(text) if text else 0}
 
 
 def router_info(d: Decision, selected: Slot | None, attempts: Sequence[Attempt]) -> dict[str, Any]:
@@ -273,5 +308,10 @@ async def complete(state: ProxyState, d: Decision, messages: list[dict], api: st
     except UpstreamError as exc:
         raise fail(state, d, exc, api) from None
     remember(state, d, slot)
-    audit = audit_after_response(state, d, api=api, selected=slot, attempts=attempts, usage=res.usage)
+    extra = None
+    if not res.usage_reported:
+        # the client's body carries the same estimate (Anthropic's usage is required; OpenAI SDKs read it)
+        res.usage, extra = estimated_usage(d, res.text), {"usage_estimated": True}
+        res.raw = {**res.raw, "usage": {**res.usage, "total_tokens": sum(res.usage.values())}}
+    audit = audit_after_response(state, d, api=api, selected=slot, attempts=attempts, usage=res.usage, extra=extra)
     return slot, res, attempts, audit

@@ -19,7 +19,7 @@ import anyio
 
 from router.errors import UpstreamError
 from router.serving.guard import UsageSoFar, unless_disconnected
-from router.serving.pipeline import Decision, ProxyState, fail, remember, router_info, write_audit
+from router.serving.pipeline import Decision, ProxyState, fail, prompt_tokens, remember, router_info, write_audit
 from router.upstream.failover import OpenStream, open_stream_with_failover
 
 log = logging.getLogger("router.serving")
@@ -79,7 +79,7 @@ def stream_response(state: ProxyState, d: Decision, api: str, st: OpenStream, tr
 
 async def relay(state: ProxyState, d: Decision, api: str, st: OpenStream, tr: Translator) -> AsyncIterator[str]:
     status, error = "client_closed", None  # what stays when the client goes away (the relay is cancelled)
-    so_far = UsageSoFar(d.result.input_tokens if d.result else None)
+    so_far = UsageSoFar(prompt_tokens(d))
     try:
         try:
             for ev in tr.start():

@@ -30,7 +30,9 @@ MODEL_DOC = "A policy name (route) or a slot name (pin: no routing). Default: th
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
-    role: str = Field(description="system, developer, user, assistant or tool")
+    # the roles OpenAI's and Anthropic's APIs accept; any other would be dropped from what is routed
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"] = Field(
+        description="system, developer, user, assistant, tool or function")
     content: str | list[dict[str, Any]] | None = None
 
 

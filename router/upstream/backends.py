@@ -59,6 +59,7 @@ class ChatResult:
     finish_reason: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     attempts: list[Attempt] = field(default_factory=list)
+    usage_reported: bool = True  # False: the upstream's body had no usage (usage is zeros until estimated)
 
 
 def resolve_key(slot: Slot) -> str | None:
@@ -181,12 +182,12 @@ class Backend:
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             attempts.append(Attempt(slot.name, slot.model, 200, latency_ms, f"invalid response body: {exc}"[:300]))
             return None
-        usage = data.get("usage") or {}
+        usage = normalize_usage(data.get("usage") or {})
         attempts.append(Attempt(slot.name, slot.model, 200, latency_ms))
         return ChatResult(
-            text=text, usage=normalize_usage(usage) or {"prompt_tokens": 0, "completion_tokens": 0},
+            text=text, usage=usage or {"prompt_tokens": 0, "completion_tokens": 0},
             latency_ms=latency_ms, status=200, model=str(data.get("model") or slot.model),
-            finish_reason=choice.get("finish_reason"), raw=data, attempts=attempts)
+            finish_reason=choice.get("finish_reason"), raw=data, attempts=attempts, usage_reported=usage is not None)
 
     # ---- streaming ---------------------------------------------------------------
     async def stream(self, slot: Slot, messages: list[dict], *, max_tokens: int | None = None,
