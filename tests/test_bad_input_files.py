@@ -238,3 +238,16 @@ def test_evaluate_json_has_no_nan_or_infinity():
     out = json.dumps(_jsonable({"a": float("inf"), "b": np.float64("nan"), "c": [1.5, np.float32(-np.inf)]}),
                      allow_nan=False)
     assert json.loads(out) == {"a": None, "b": None, "c": [1.5, None]}
+
+
+def test_csv_rows_with_the_wrong_number_of_fields_and_multiline_line_numbers(tmp_path):
+    p = tmp_path / "r.csv"
+    p.write_text('question,model,correct\n"two\nlines",a,1\nq,a,1,surplus\n')
+    with pytest.raises(InputError, match=r"r\.csv: line 4: 4 fields but the header has 3"):
+        read_labels(p)
+    p.write_text('question,model,correct\n"two\nlines",a,1\nq,a\n')
+    with pytest.raises(InputError, match=r"r\.csv: line 4: 2 fields but the header has 3"):
+        read_labels(p)
+    p.write_text('question,model,correct\n"two\nlines",a,1\nq,a,maybe\n')
+    with pytest.raises(InputError, match=r"r\.csv: line 4: field 'correct' must be a number"):
+        read_labels(p)

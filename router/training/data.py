@@ -72,8 +72,15 @@ def iter_rows(path: Path) -> Iterator[tuple[str, dict]]:
         with open_text(path) as fh:
             reader = csv.DictReader(fh)
             _check_header(path, reader.fieldnames)
-            for n, row in enumerate(reader, 2):
-                yield f"line {n}", row
+            width = len(reader.fieldnames or [])
+            for row in reader:
+                # line_num is where the record ends: a quoted field may span lines
+                where = f"line {reader.line_num}"
+                if None in row or any(v is None for v in row.values()):
+                    n = width + len(row.get(None) or []) if None in row else sum(v is not None for v in row.values())
+                    raise InputError(f"{path}: {where}: {n} fields but the header has {width} (a comma or quote "
+                                     "out of place?)")
+                yield where, row
     else:
         raise InputError(f"{path}: unsupported data file; expected one of {', '.join(DATA_SUFFIXES)}")
 
@@ -280,7 +287,8 @@ def import_routerbench_file(path: Path, split: str | None = None) -> Iterator[di
         if split is None:
             stem = path.stem.lower()
             split = "test" if stem.endswith("test") else "train" if stem.endswith("train") else ""
-        for n, row in enumerate(reader, 2):
+        for row in reader:
+            n = reader.line_num  # where the record ends: RouterBench prompts span lines
             question = _literal_list_text(row["prompt"])
             # sample_id repeats within RouterBench files (other few-shot variants of one item):
             # split + sample_id + text hash keeps every prompt its own row.

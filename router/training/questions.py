@@ -82,7 +82,8 @@ def iter_questions(path: str | Path) -> Iterator[Question]:
             if "question" not in (reader.fieldnames or []):
                 raise InputError(f"{path.name}: a CSV of questions needs a 'question' column "
                                  f"(found: {', '.join(reader.fieldnames or []) or 'no header'})")
-            for n, row in enumerate(reader, 2):
+            for row in reader:
+                n = reader.line_num  # where the record ends: a quoted question may span lines
                 yield _question(row, f"{path.name}:{n}")
             return
         for n, line in enumerate(fh, 1):
