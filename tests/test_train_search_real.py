@@ -60,7 +60,9 @@ def test_train_searches_records_and_extends(tmp_path, capsys):
     assert ck2.meta["training"]["extensions"][0]["n_labels"] == n
     # the new labels come with the other two models' labels: the pool's CV AIQ chose the column
     assert ck2.meta["training"]["extensions"][0]["columns"][0]["criterion"] == "cv_aiq"
-    assert "chosen by the pool's CV AIQ" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "chosen by the pool's CV AIQ" in printed
+    assert f"checkpoint written to {tmp_path / 'ck2'} ({tmp_path / 'ck'} is unchanged)" in printed
 
     # evaluate reads the new checkpoint and reports ECE before/after calibration
     assert main(["evaluate", "--checkpoint", str(tmp_path / "ck"), "--data", str(data),

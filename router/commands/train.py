@@ -165,8 +165,11 @@ def run(args) -> int:
 
         ckpt = extend(args.extend, table, args.out, features_cache=args.features_cache, seed=args.seed)
         e = ckpt.meta["training"]["extensions"][-1]
+        from pathlib import Path
+
+        same = Path(args.out).resolve() == Path(args.extend).resolve()
         print(f"added {', '.join(e['slots'])} to the head of {args.extend} ({e['n_labels']} labels); "
-              f"checkpoint written to {args.out} ({args.extend} is unchanged)")
+              f"checkpoint written to {args.out}" + ("" if same else f" ({args.extend} is unchanged)"))
         return 0
     ckpt = train(table, args.out, config_from_args(args))
     v = ckpt.meta["metrics"]["validation"]
