@@ -251,3 +251,15 @@ def test_csv_rows_with_the_wrong_number_of_fields_and_multiline_line_numbers(tmp
     p.write_text('question,model,correct\n"two\nlines",a,1\nq,a,maybe\n')
     with pytest.raises(InputError, match=r"r\.csv: line 4: field 'correct' must be a number"):
         read_labels(p)
+
+
+def test_import_routerbench_reads_gzipped_csvs_in_a_folder(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    header = ["", "sample_id", "prompt", "eval_name", "m1", "m1|total_cost"]
+    _csv(src / "a_train.csv", header, [[0, "s1", "Q one?", "arc", "1.0", "0.001"]])
+    raw = _csv(tmp_path / "b_test.csv", header, [[0, "s2", "Q two?", "arc", "0.0", "0.001"]])
+    with gzip.open(src / "b_test.csv.gz", "wb") as fh:
+        fh.write(raw.read_bytes())
+    rows = list(import_routerbench(src))
+    assert [(r["question"], r["split"]) for r in rows] == [("Q one?", "train"), ("Q two?", "test")]

@@ -56,6 +56,12 @@ def test_summary_by_client_shows_spend_against_caps(log, pool_path, capsys):
     assert main(["audit", "summary", str(log), "--by", "slot", "--config", str(pool_path)]) == 0
     text = capsys.readouterr().out
     assert "cloud-best" in text and "slot cloud-best month $2 soft: 60%" in text
+    failed = log.parent / "failed.jsonl"
+    failed.write_text("".join(json.dumps({**rec(time.time() - i, None, None, "bob", status="error")}) + "\n"
+                              for i in range(3)), encoding="utf-8")
+    assert main(["audit", "summary", str(failed), "--by", "slot"]) == 0
+    row = capsys.readouterr().out.splitlines()[1]
+    assert row.split()[:4] == ["(no", "slot", "answered)", "3"]
     assert main(["audit", "summary", str(log), "--by", "policy", "--config", str(pool_path)]) == 0
     assert "policy month $10 hard: 13%" in capsys.readouterr().out
 

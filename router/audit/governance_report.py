@@ -27,12 +27,16 @@ from router.routing.pool import Pool
 BY = ("client", "policy", "slot")
 
 
+NO_SLOT = "(no slot answered)"
+
+
 def group_of(rec: Mapping[str, Any], by: str) -> str | None:
     if by == "client":
         return rec.get("client_name") or rec.get("client") or "(no key)"
     if by == "policy":
         return rec.get("policy")
-    return rec.get("selected")
+    # a request no slot answered still counts: a log of failures is not "no requests"
+    return rec.get("selected") or NO_SLOT
 
 
 def spend_by(records: Iterable[Mapping[str, Any]], by: str, now: float | None = None,

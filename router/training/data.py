@@ -285,7 +285,7 @@ def import_routerbench_file(path: Path, split: str | None = None) -> Iterator[di
         if not models:
             raise InputError(f"{path}: no model columns found (expected one column per model)")
         if split is None:
-            stem = path.stem.lower()
+            stem = path.name.lower().removesuffix(".gz").removesuffix(".csv")
             split = "test" if stem.endswith("test") else "train" if stem.endswith("train") else ""
         for row in reader:
             n = reader.line_num  # where the record ends: RouterBench prompts span lines
@@ -311,9 +311,9 @@ def import_routerbench(src: str | Path) -> Iterator[dict]:
     src = Path(src)
     if not src.exists():
         raise InputError(f"{src}: file or folder not found")
-    files = sorted(src.glob("*.csv")) if src.is_dir() else [src]
+    files = sorted(f for f in src.iterdir() if f.name.endswith((".csv", ".csv.gz"))) if src.is_dir() else [src]
     if not files:
-        raise InputError(f"{src}: no .csv files to import")
+        raise InputError(f"{src}: no .csv or .csv.gz files to import")
     seen: dict[tuple[str, str], tuple[float | None, str]] = {}
     repeats = 0
     for f in files:
