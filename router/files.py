@@ -41,14 +41,19 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
-def save_tensors(tensors: dict, path: str | Path) -> None:
+def save_tensors(tensors: dict, path: str | Path) -> str:
     """A safetensors file written through atomic_write: whole or not at all, and with the umask's
     permissions. safetensors' own save_file creates files 0600 whatever the umask, so a checkpoint
-    trained by one user could not be read by the container user that serves it."""
+    trained by one user could not be read by the container user that serves it. Returns the file's
+    sha256 (hex), for a sibling file that must be read together with it."""
+    import hashlib
+
     from safetensors.numpy import save
 
+    data = save(tensors)
     with atomic_write(path, "wb") as fh:
-        fh.write(save(tensors))
+        fh.write(data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -263,3 +263,22 @@ def test_import_routerbench_reads_gzipped_csvs_in_a_folder(tmp_path):
         fh.write(raw.read_bytes())
     rows = list(import_routerbench(src))
     assert [(r["question"], r["split"]) for r in rows] == [("Q one?", "train"), ("Q two?", "test")]
+
+
+def test_a_checkpoint_whose_two_files_come_from_different_saves_is_refused(tmp_path):
+    from router.model.head import load_checkpoint, save_checkpoint
+    from router.model.heads import LogisticHead
+
+    def head(seed):
+        rng = np.random.default_rng(seed)
+        return LogisticHead(np.zeros(4), np.ones(4), rng.normal(size=(4, 2)), np.zeros(2))
+
+    meta = {"slots": ["a", "b"], "encoder": {"source": "all-MiniLM-L6-v2"}}
+    save_checkpoint(tmp_path / "one", head(0), dict(meta))
+    save_checkpoint(tmp_path / "two", head(1), dict(meta))
+    assert load_checkpoint(tmp_path / "one").slots == ["a", "b"]
+    # a save interrupted after the weights: the new weights beside the old router.json
+    shutil.copy(tmp_path / "two" / "weights.safetensors", tmp_path / "one" / "weights.safetensors")
+    with pytest.raises(CheckpointError, match=r"one/weights\.safetensors: not the weights router\.json was written "
+                                              r"with .*a save was interrupted"):
+        load_checkpoint(tmp_path / "one")

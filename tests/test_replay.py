@@ -4,6 +4,7 @@ another tolerance and another checkpoint (changes found and priced); bad lines a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections import Counter
@@ -14,6 +15,7 @@ import pytest
 
 from router.audit.replay import replay
 from router.commands.cli import main
+from router.errors import CheckpointError
 
 from .proxy_env import CHECKPOINT, POLICY, audit_lines, serve_api, wait_audit_lines, write_pool
 
@@ -86,6 +88,11 @@ def test_fingerprint_follows_the_weights_not_the_file_layout(tmp_path):
     name = sorted(k for k, v in tensors.items() if v.dtype.kind == "f")[0]
     tensors[name].reshape(-1)[0] += 1e-3
     save_file(tensors, str(other / "weights.safetensors"))
+    with pytest.raises(CheckpointError, match="not the weights router.json was written with"):
+        load_checkpoint(other)  # router.json still names the weights it was saved with
+    meta = json.loads((other / "router.json").read_text())
+    meta["head"]["weights_sha256"] = hashlib.sha256((other / "weights.safetensors").read_bytes()).hexdigest()
+    (other / "router.json").write_text(json.dumps(meta))
     assert load_checkpoint(other).fingerprint != a.fingerprint
 
 

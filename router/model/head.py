@@ -144,7 +144,10 @@ def save_checkpoint(path: str | Path, head: Head, meta: dict[str, Any]) -> Path:
     meta["head"] = {**meta.get("head", {}), "input_dim": head.in_dim, "n_slots": head.n_slots, "spec": tree.spec()}
     if isinstance(head, Head):
         meta["head"].update({"pca_dim": int(head.pca.shape[1]), "members": head.members, "layers": len(head.layers)})
-    save_tensors({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tree.tensors().items()}, path / WEIGHTS_FILE)
+    # Each file is written whole, but not the two together: router.json names the weights it was
+    # written with, so that a save interrupted between them reads as an error, not as a mixed checkpoint.
+    meta["head"]["weights_sha256"] = save_tensors(
+        {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tree.tensors().items()}, path / WEIGHTS_FILE)
     atomic_write_text(path / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return path
 
@@ -184,6 +187,15 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights_path}: unreadable safetensors file ({exc})") from None
     head_meta = meta.get("head")
+    want = head_meta.get("weights_sha256") if isinstance(head_meta, dict) else None
+    if want:  # checkpoints saved before session 10 do not carry it
+        import hashlib
+
+        got = hashlib.sha256(weights_path.read_bytes()).hexdigest()
+        if got != want:
+            raise CheckpointError(f"{weights_path}: not the weights {META_FILE} was written with (sha256 {got[:12]}, "
+                                  f"router.json says {str(want)[:12]}): a save was interrupted or one file was "
+                                  "replaced; retrain, or restore both files together")
     if meta["format_version"] >= 2 and not (isinstance(head_meta, dict) and isinstance(head_meta.get("spec"), dict)):
         raise CheckpointError(f"{meta_path}: format_version 2 needs field 'head' with a 'spec' object (the head "
                               f"family tree), got {head_meta!r:.80}")
