@@ -127,3 +127,24 @@ def test_a_body_that_is_not_utf8(server):
     assert r.status_code == 400
     assert r.json()["error"]["message"] == "request body could not be read as JSON: send UTF-8 encoded JSON"
     assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/responses"])
+def test_other_apis_streams_without_a_usage_chunk_report_the_estimate(server, stub, audit_path, path):
+    _no_usage(stub)
+    body = ({"model": POLICY, "stream": True, "max_tokens": 50, "messages": [{"role": "user", "content": Q}]}
+            if path == "/v1/messages" else {"model": POLICY, "stream": True, "input": Q})
+    with httpx.stream("POST", f"{server.url}{path}", json=body, timeout=30) as r:
+        rid = r.headers["x-router-request-id"]
+        events = [json.loads(x[5:]) for x in r.iter_lines() if x.startswith("data:")]
+    rec = _final(audit_path, rid)
+    assert rec["status"] == "ok" and rec["usage_estimated"] is True and rec["usage"]["completion_tokens"] > 0
+    if path == "/v1/messages":
+        delta = next(e for e in events if e.get("type") == "message_delta")
+        assert delta["usage"]["output_tokens"] == rec["usage"]["completion_tokens"]
+        assert delta["router"]["usage_estimated"] is True
+    else:
+        done = next(e for e in events if e.get("type") == "response.completed")["response"]
+        assert done["usage"]["input_tokens"] == rec["usage"]["prompt_tokens"]
+        assert done["usage"]["output_tokens"] == rec["usage"]["completion_tokens"]
+        assert done["router"]["usage_estimated"] is True

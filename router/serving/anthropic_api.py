@@ -110,7 +110,7 @@ class AnthropicEvents(Translator):
         return self.tr.feed(chunk)
 
     def finish(self, info: dict) -> list[str]:
-        return self.tr.finish_events({"router": info})
+        return self.tr.finish_events({"router": info}, estimate=self.estimate)
 
     def broken(self, message: str, info: dict) -> list[str]:
         return [sse_event("error", {"error": {"type": "api_error", "message": message}})]

@@ -348,13 +348,14 @@ class StreamTranslator:
                 self.matched = choice.get("stop_reason")
         return out
 
-    def finish_events(self, extra: dict | None = None) -> list[str]:
+    def finish_events(self, extra: dict | None = None, estimate: dict | None = None) -> list[str]:
+        """The closing events; `estimate`: the relay's usage when the upstream sent none."""
         out: list[str] = []
         if self.index < 0:
             out += self._open("text", {"type": "text", "text": ""})
         out += self._close()
         reason, seq = stop_info(self.finish, self.matched, self.stop_sequences)
-        usage = {"output_tokens": (self.usage or {}).get("completion_tokens", 0)}
+        usage = {"output_tokens": (self.usage or estimate or {}).get("completion_tokens", 0)}
         if self.full_usage:
             usage = anthropic_usage(self.full_usage)
         out.append(sse_event("message_delta", {"delta": {"stop_reason": reason, "stop_sequence": seq},

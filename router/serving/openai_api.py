@@ -68,7 +68,6 @@ class ChatChunks(Translator):
         self.model, self.include_usage = model, include_usage
         self.full_usage: dict | None = None  # as the upstream sent it (cost, *_tokens_details): what the client gets
         self.held: list[dict] = []  # finish chunks, one per choice when n > 1; the last carries usage and `router`
-        self.so_far = None  # the relay's count, for a stream whose upstream never sends usage
         self.meta = {"id": f"chatcmpl-{d.request_id}", "created": int(time.time())}
 
     def feed(self, chunk: dict) -> list[str]:
@@ -84,16 +83,8 @@ class ChatChunks(Translator):
             return []
         return [sse(out)]
 
-    def meter(self, so_far, chunk: dict) -> None:
-        self.so_far = so_far
-        super().meter(so_far, chunk)
-
     def finish(self, info: dict) -> list[str]:
-        usage = self.full_usage
-        if usage is None and self.so_far is not None:
-            # the upstream sent no usage chunk: the client gets the estimate the audit line records
-            usage, extra = self.so_far.final()
-            info = {**info, **extra}
+        usage = self.full_usage or self.estimate
         base = {"id": self.meta["id"], "object": "chat.completion.chunk", "created": self.meta["created"],
                 "model": self.model}
         held = self.held or [{**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]

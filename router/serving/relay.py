@@ -30,7 +30,11 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 class Translator:
     """What one API makes of an upstream stream. `feed` gets what `OpenStream.rest()` yields (an
     OpenAI chat chunk, or an upstream Responses event for a passthrough slot); every method returns
-    the SSE text to send, in order. `info` is the response's `router` object."""
+    the SSE text to send, in order. `info` is the response's `router` object. `estimate` is set
+    (before `finish`) to the usage the relay counted when the upstream never sent any: the client's
+    final event carries it, as the audit line does."""
+
+    estimate: dict[str, int] | None = None
 
     def start(self) -> Iterable[str]:
         return ()
@@ -80,6 +84,7 @@ def stream_response(state: ProxyState, d: Decision, api: str, st: OpenStream, tr
 async def relay(state: ProxyState, d: Decision, api: str, st: OpenStream, tr: Translator) -> AsyncIterator[str]:
     status, error = "client_closed", None  # what stays when the client goes away (the relay is cancelled)
     so_far = UsageSoFar(prompt_tokens(d))
+    estimate: tuple[dict | None, dict] = (None, {})  # what the client was told when the upstream sent no usage
     try:
         try:
             for ev in tr.start():
@@ -88,7 +93,12 @@ async def relay(state: ProxyState, d: Decision, api: str, st: OpenStream, tr: Tr
                 tr.meter(so_far, chunk)
                 for ev in tr.feed(chunk):
                     yield ev
-            tail = list(tr.finish(router_info(d, st.slot, st.attempts)))
+            info = router_info(d, st.slot, st.attempts)
+            if tr.usage() is None:
+                estimate = so_far.final()
+                if estimate[1]:
+                    tr.estimate, info = estimate[0], {**info, **estimate[1]}
+            tail = list(tr.finish(info))
         except Exception as exc:  # the upstream broke off, or its chunks could not be translated
             status, error = "error", str(exc)
             if isinstance(exc, UpstreamError):
@@ -105,7 +115,7 @@ async def relay(state: ProxyState, d: Decision, api: str, st: OpenStream, tr: Tr
         for ev in tail:
             yield ev
     finally:
-        usage, extra = so_far.final(tr.usage())
+        usage, extra = estimate if estimate[1] else so_far.final(tr.usage())
         write_audit(state, d, api=api, selected=st.slot, attempts=st.attempts, usage=usage,
                     status=status, error=error, extra=extra)
         with anyio.CancelScope(shield=True):

@@ -173,6 +173,8 @@ class ChatToResponses(Translator):
         return self.tr.feed(chunk)
 
     def finish(self, info: dict) -> list[str]:
+        if self.tr.usage is None and self.estimate:
+            self.tr.usage = self.estimate  # the final response's usage: the relay's count, as audited
         return self.tr.finish({"router": info})
 
     def broken(self, message: str, info: dict) -> list[str]:
