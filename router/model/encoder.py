@@ -78,6 +78,27 @@ BUNDLED_SOURCES: dict[str, Callable[[], tuple[str, str | None]]] = {
 INT8_FEATURES = 2
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _type_problems(spec: EncoderSpec) -> list[str]:
+    """JSON types of a spec's fields: a router.json edited by hand ("max_tokens": "many") gets its
+    field named, not a ValueError from int()."""
+    problems = []
+    if not isinstance(spec.layers, tuple) or not all(_is_int(x) for x in spec.layers):
+        problems.append(f"layers must be a list of integers, got {spec.layers!r}")
+    if not _is_int(spec.max_tokens):
+        problems.append(f"max_tokens must be an integer, got {spec.max_tokens!r}")
+    for name in ("source", "kind", "pooling", "truncation_side", "prefix", "runtime"):
+        if not isinstance(getattr(spec, name), str):
+            problems.append(f"{name} must be a string, got {getattr(spec, name)!r}")
+    for name in ("chat_template", "normalize"):
+        if not isinstance(getattr(spec, name), bool):
+            problems.append(f"{name} must be true or false, got {getattr(spec, name)!r}")
+    return problems
+
+
 @dataclass(frozen=True)
 class EncoderSpec:
     source: str = DEFAULT_SOURCE  # bundled short name, HF id, or local folder
@@ -98,7 +119,9 @@ class EncoderSpec:
     overlay_sha256: str | None = None
 
     def __post_init__(self):
-        problems = []
+        problems = _type_problems(self)
+        if problems:  # the range checks below would only trip over the same values
+            raise CheckpointError("encoder spec: " + "; ".join(problems))
         if self.kind not in ("encoder", "decoder"):
             problems.append(f"kind must be 'encoder' or 'decoder', got {self.kind!r}")
         if self.pooling not in ("mean", "last", "cls"):
@@ -166,23 +189,8 @@ class EncoderSpec:
         if unknown:
             raise CheckpointError(f"encoder spec: unknown fields {sorted(unknown)}; known: {sorted(known)}")
         d = dict(d)
-        problems = []
-        layers = d.get("layers", [-1])
-        if not isinstance(layers, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in layers):
-            problems.append(f"layers must be a list of integers, got {layers!r}")
-        else:
-            d["layers"] = tuple(layers)
-        mt = d.get("max_tokens", 256)
-        if not isinstance(mt, int) or isinstance(mt, bool):
-            problems.append(f"max_tokens must be an integer, got {mt!r}")
-        for name in ("source", "kind", "pooling", "truncation_side", "prefix", "runtime"):
-            if name in d and not isinstance(d[name], str):
-                problems.append(f"{name} must be a string, got {d[name]!r}")
-        for name in ("chat_template", "normalize"):
-            if name in d and not isinstance(d[name], bool):
-                problems.append(f"{name} must be true or false, got {d[name]!r}")
-        if problems:
-            raise CheckpointError("encoder spec: " + "; ".join(problems))
+        if isinstance(d.get("layers"), list):
+            d["layers"] = tuple(d["layers"])  # anything else is reported by __post_init__
         return cls(**d)
 
 

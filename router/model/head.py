@@ -154,7 +154,7 @@ def save_checkpoint(path: str | Path, head: Head, meta: dict[str, Any]) -> Path:
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    from safetensors.numpy import load
 
     path = Path(path)
     meta_path, weights_path = path / META_FILE, path / WEIGHTS_FILE
@@ -179,11 +179,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if len(set(slots)) != len(slots):
         raise CheckpointError(f"{meta_path}: field 'slots' names a model twice")
     try:
-        EncoderSpec.from_json(meta["encoder"])
-    except CheckpointError as exc:
-        raise CheckpointError(f"{meta_path}: field 'encoder': {exc}") from None
-    try:
-        tensors = load_file(str(weights_path))
+        data = weights_path.read_bytes()  # read once: parsed and, where router.json names it, hashed
+        tensors = load(data)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights_path}: unreadable safetensors file ({exc})") from None
     head_meta = meta.get("head")
@@ -191,7 +188,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if want:  # checkpoints saved before session 10 do not carry it
         import hashlib
 
-        got = hashlib.sha256(weights_path.read_bytes()).hexdigest()
+        got = hashlib.sha256(data).hexdigest()
         if got != want:
             raise CheckpointError(f"{weights_path}: not the weights {META_FILE} was written with (sha256 {got[:12]}, "
                                   f"router.json says {str(want)[:12]}): a save was interrupted or one file was "
@@ -213,4 +210,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                                   f"load together: {exc}") from None
     if head.n_slots != len(meta["slots"]):
         raise CheckpointError(f"{meta_path}: lists {len(meta['slots'])} slots but the weights score {head.n_slots}")
-    return Checkpoint(str(path), meta, head)
+    try:
+        return Checkpoint(str(path), meta, head)  # parses the encoder spec
+    except CheckpointError as exc:
+        raise CheckpointError(f"{meta_path}: field 'encoder': {exc}") from None
