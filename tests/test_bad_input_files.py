@@ -282,3 +282,12 @@ def test_a_checkpoint_whose_two_files_come_from_different_saves_is_refused(tmp_p
     with pytest.raises(CheckpointError, match=r"one/weights\.safetensors: not the weights router\.json was written "
                                               r"with .*a save was interrupted"):
         load_checkpoint(tmp_path / "one")
+
+
+def test_extend_names_the_model_with_too_few_labels():
+    from router.training.extend import MIN_LABELS, fit_column
+
+    y = np.array([1.0, 0.0, np.nan, 1.0])
+    with pytest.raises(InputError, match=rf"model 'new-m' has 3 known labels outside split=test; a new slot needs "
+                                         rf"at least {MIN_LABELS}"):
+        fit_column(np.zeros((4, 8), np.float32), y, None, name="model 'new-m'")

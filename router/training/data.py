@@ -223,12 +223,17 @@ def read_labels(path: str | Path) -> LabelTable:
     return LabelTable(list(ids), questions, list(models), Y, C, O, I, tasks, splits)
 
 
+def _labels_differ(a: float | None, b: float | None) -> bool:
+    """Two labels of one (question, model) pair that cannot both be right (an unknown one never differs)."""
+    return a is not None and b is not None and abs(a - b) > 1e-9
+
+
 def _merge_repeat(first: list, again: list, where: str, first_where: str, qid: str, model: str) -> None:
     """A (question, model) pair given twice: the same label again is harmless (a re-import, two
     overlapping files); a different one is refused, since keeping either would be a silent guess.
     An unknown label or value in one of the rows is filled from the other, never erased by it."""
     y0, y1 = first[2], again[2]
-    if y0 is not None and y1 is not None and abs(y0 - y1) > 1e-9:
+    if _labels_differ(y0, y1):
         raise InputError(f"{where}: question {qid!r} x model {model!r} is labeled correct={y1:g} here but "
                          f"correct={y0:g} at {first_where}; keep one row per question and model")
     for i in range(2, len(first)):
@@ -321,7 +326,7 @@ def import_routerbench(src: str | Path) -> Iterator[dict]:
             key = (row["id"], row["model"])
             if key in seen:
                 y0, where = seen[key]
-                if y0 is not None and row["correct"] is not None and abs(y0 - row["correct"]) > 1e-9:
+                if _labels_differ(y0, row["correct"]):
                     raise InputError(f"{f}: question {row['id']!r} x model {row['model']!r} is labeled "
                                      f"{row['correct']:g} here but {y0:g} in {where}")
                 if y0 is not None or row["correct"] is None:

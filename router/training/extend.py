@@ -28,7 +28,7 @@ MIN_LABELS = 10
 
 
 def fit_column(X: np.ndarray, y: np.ndarray, base, seed: int = 0, k: int = 5,
-               pool: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[ColumnHead, dict]:
+               pool: tuple[np.ndarray, np.ndarray] | None = None, name: str = "the new model") -> tuple[ColumnHead, dict]:
     """The best ColumnHead for labels y of questions X, and the CV table it was chosen from.
 
     pool = (Y, cost) of the same rows for the base slots plus the new one last ([n, slots + 1]),
@@ -45,7 +45,7 @@ def fit_column(X: np.ndarray, y: np.ndarray, base, seed: int = 0, k: int = 5,
     if pool is not None:
         pool = (pool[0][known], pool[1][known])
     if len(y) < MIN_LABELS:
-        raise InputError(f"need at least {MIN_LABELS} labels for a new model, got {len(y)}")
+        raise InputError(f"{name} has {len(y)} known labels outside split=test; a new slot needs at least {MIN_LABELS}")
     sources = ["slots"] + (["irt"] if find_irt(base) is not None else []) + ["features", "slots+features"]
     folds = np.random.default_rng(seed).permutation(len(y)) % min(k, len(y))
     base_p = base.predict(X) if pool is not None else None
@@ -112,12 +112,9 @@ def extend(checkpoint: str | Path, table: LabelTable, out: str | Path, features_
         rows = np.flatnonzero(~np.isnan(table.Y[:, j]))
         if not len(rows):
             raise InputError(f"no labels for model {m!r} outside split=test")
-        if len(rows) < MIN_LABELS:
-            raise InputError(f"model {m!r} has {len(rows)} known labels outside split=test; a new slot needs "
-                             f"at least {MIN_LABELS}")
         X = cached_features(ckpt.encoder_spec, [table.questions[i] for i in rows], progress=progress,
                             cache=features_cache)
-        col, info = fit_column(X, table.Y[rows, j], base, seed=seed,
+        col, info = fit_column(X, table.Y[rows, j], base, seed=seed, name=f"model {m!r}",
                                pool=pool_labels(table, rows, list(meta["slots"])[:base.n_slots], m))
         cols.append(col)
         meta["slots"] = list(meta["slots"]) + [m]
