@@ -75,9 +75,6 @@ class TextFile:
             raise InputError(f"{self.path}: not a readable gzip file ({exc}); a name ending in .gz must be "
                              "gzip-compressed") from None
 
-    def read(self) -> str:
-        return "".join(self)
-
 
 def open_text(path: str | Path) -> TextFile:
     return TextFile(path)
