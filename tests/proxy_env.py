@@ -77,7 +77,11 @@ def serve_api(registry, **kwargs) -> ServerThread:
 
 
 def audit_lines(path: Path) -> list[dict]:
-    return [json.loads(x) for x in Path(path).read_text(encoding="utf-8").splitlines() if x.strip()]
+    """The complete lines of an audit log. Lines are appended by a background task after the response,
+    so a poll can read one half-written (CI hit it once): what follows the last newline is left for
+    the next poll, as the log's own readers skip a torn tail."""
+    data = Path(path).read_bytes()  # bytes: a torn tail may also end inside a multi-byte character
+    return [json.loads(x) for x in data[: data.rfind(b"\n") + 1].decode("utf-8").splitlines() if x.strip()]
 
 
 def audit_for(path: Path, request_id: str, wait: float = 20.0) -> dict:
