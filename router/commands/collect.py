@@ -9,6 +9,8 @@ skipped). Judges: reference (needs references), llm (--judge-slot), vote (majori
 
 from __future__ import annotations
 
+import sys
+
 
 def configure(p):
     p.add_argument("--config", default=None, help="pool YAML whose enabled slots are asked (default: configs/default.yaml)")
@@ -36,9 +38,19 @@ def build_judge(args, client):
     from router.training.judges import make_judge
     from router.upstream.backends import Backend
 
+    from router.errors import InputError, UnknownModelError
+
+    if args.judge != "llm" and (args.judge_slot or args.judge_config):
+        raise InputError(f"--judge-slot and --judge-config are for --judge llm; --judge {args.judge} does not call "
+                         "a model (drop them, or use --judge llm)")
     context = {}
     if args.judge_slot:
-        slot = load_pool(args.judge_config or args.config).slot(args.judge_slot)
+        pool = load_pool(args.judge_config or args.config)
+        try:
+            slot = pool.slot(args.judge_slot)
+        except UnknownModelError:
+            raise InputError(f"--judge-slot {args.judge_slot!r} is not a slot of {pool.source_path}; "
+                             f"its slots: {', '.join(pool.names)}") from None
         context = {"backend": Backend(client, retries=args.retries, timeout=args.timeout), "slot": slot}
     return make_judge(args.judge, **context)
 
@@ -66,8 +78,19 @@ def run(args) -> int:
             judge = build_judge(args, judge_client)
             return await collect_async(pool, items, args.out, judge, cfg, progress=not args.no_progress)
 
-    report = asyncio.run(go())
-    slots = len(asked_slots(pool, cfg.models))
+    try:
+        report = asyncio.run(go())
+    except KeyboardInterrupt:
+        from pathlib import Path
+
+        from router.training.collect import read_collected
+
+        kept = len(read_collected(Path(args.out)))
+        print(f"interrupted: {kept} rows are kept in {args.out}; rerun the same command to resume "
+              "(pairs already there are skipped)", file=sys.stderr)
+        return 130
+    asked = asked_slots(pool, cfg.models)
+    slots = len(asked)
     print(f"{len(items)} questions x {slots} slots: {report.skipped} already in {args.out}, "
           f"{report.pending} to ask")
     print(f"wrote {report.written} rows in {report.seconds:.1f} s ({report.calls_per_s:.2f} calls/s), "
@@ -75,15 +98,33 @@ def run(args) -> int:
           + (f" (judge ${report.judge_usd:.6f})" if report.judge_usd else ""))
     for line in report.errors[:5]:
         print(f"  failed: {line}")
+    if report.failed > 5:
+        print(f"  ... and {report.failed - 5} more failed calls")
+    for name, n in report.failed_by_slot.items():
+        print(f"  slot {name}: {n} calls failed")
     if report.stopped_by_budget:
-        print(f"stopped at the budget cap (--max-usd {args.max_usd}); rerun with a higher cap to continue")
+        print(f"stopped at the budget cap (--max-usd {args.max_usd}): {report.over_budget} calls not made; "
+              "rerun with a higher cap to continue")
+    if report.rejudged:
+        print(f"re-judged {report.rejudged} rows whose judge had failed in an earlier run")
     if report.stopped_by_limit:
         print(f"stopped after --limit {args.limit} calls; rerun to continue")
-    for s in summarize(args.out):
+    summary = summarize(args.out)
+    for s in summary:
         acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.3f}"
         print(f"  {s['model']}: {s['rows']} rows, accuracy {acc}, unknown {s['unknown']}, "
-              f"cost ${s['cost_usd']:.6f}, mean latency {s['mean_latency_ms']:.0f} ms")
+              f"cost ${s['cost_usd']:.6f}, mean latency {s['mean_latency_ms']:.0f} ms"
+              + (f", {s['estimated']} without upstream usage (cost estimated)" if s.get("estimated") else ""))
+    for slot in asked:
+        if slot.name not in {s["model"] for s in summary}:
+            print(f"  {slot.name}: no rows (every call failed)" if report.failed_by_slot.get(slot.name)
+                  else f"  {slot.name}: no rows")
+    status = 0
     if report.failed:
         print("some calls failed; rerun the same command to retry them")
-        return 1
-    return 0
+        status = 1
+    if report.judge_failed:
+        print(f"{report.judge_failed} labels are unknown because the judge could not grade them; "
+              "rerun the same command to grade them again")
+        status = 1
+    return status

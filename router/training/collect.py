@@ -3,8 +3,9 @@
 Output is the long label format (JSONL), one row per (question, model), written and flushed as
 each call completes, so an interrupted run loses at most the calls in flight; rerunning skips
 the (id, model) pairs already in the file. Calls run with bounded concurrency per endpoint
-(api_base). A budget cap (USD) stops new calls once spent + reserved estimates would pass it;
-calls already in flight finish and are recorded.
+(api_base). A budget cap (USD) stops new calls once spent + reserved estimates would pass it; a call
+that does not fit waits for the calls in flight to settle at their real cost. Estimates use each
+slot's measured answer lengths, or --max-tokens, which makes the cap a hard bound.
 
 Each row: id, question, model (the slot name: what a retrained checkpoint learns), correct
 (None = unknown), cost_usd, input_tokens, output_tokens, latency_ms, response, destination,
@@ -94,9 +95,13 @@ class CollectReport:
     spent_usd: float = 0.0
     judge_usd: float = 0.0
     stopped_by_budget: bool = False
+    over_budget: int = 0  # calls not made because their estimate no longer fitted under the cap
     stopped_by_limit: bool = False
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    failed_by_slot: dict[str, int] = field(default_factory=dict)
+    judge_failed: int = 0  # rows whose label is unknown because the judge could not grade them
+    rejudged: int = 0  # rows of an earlier run whose failed verdict this run graded again
 
     @property
     def calls_per_s(self) -> float:
@@ -116,6 +121,10 @@ class Budget:
             return False
         self.reserved += estimate
         return True
+
+    @property
+    def in_flight(self) -> bool:
+        return self.reserved > 1e-15
 
     def settle(self, estimate: float, actual: float) -> None:
         self.reserved -= estimate
@@ -137,11 +146,40 @@ class _Run:
         self.out_tokens: dict[str, list[float]] = defaultdict(list)
         self.started = 0
         self.stop = False
+        self.settled = asyncio.Condition()  # notified when a call settles: its reservation is freed
+        self.probing: set[str] = set()  # slots whose first call is out before any answer length is known
 
     def estimate(self, item: Item, slot: Slot) -> float:
         seen = self.out_tokens[slot.name]
         out = self.cfg.max_tokens or (sum(seen) / len(seen) if seen else DEFAULT_OUTPUT_GUESS)
-        return slot.cost_usd(approx_tokens((self.cfg.system or "") + item.question) + 8, out)
+        return slot.cost_usd(self.input_estimate(item), out)
+
+    def input_estimate(self, item: Item) -> int:
+        return approx_tokens((self.cfg.system or "") + item.question) + 8
+
+    async def reserve(self, item: Item, slot: Slot) -> float | None:
+        """Reserve this call's estimated cost under the cap, or None when it cannot fit.
+
+        A call that does not fit while others are in flight waits for them: their reservations were
+        guesses, and once they settle at their real cost (and the slot's measured answer length
+        replaces the guess) it may fit. Only a call that does not fit with nothing in flight is
+        given up, and the others go on (a cheaper slot's call may still fit)."""
+        while True:
+            est = self.estimate(item, slot)
+            if self.budget.reserve(est):
+                return est
+            if not (self.cfg.max_tokens or self.out_tokens[slot.name] or slot.name in self.probing):
+                # The guess is no bound (without --max-tokens nothing is), and a guess larger than the
+                # cap would stop the run before it learnt anything: one call per slot goes out on its
+                # input cost and a one-token answer, and its measured length prices the rest.
+                probe = slot.cost_usd(self.input_estimate(item), 1)
+                if self.budget.reserve(probe):
+                    self.probing.add(slot.name)
+                    return probe
+            if not self.budget.in_flight or self.budget.spent >= (self.budget.cap or 0.0):
+                return None
+            async with self.settled:
+                await self.settled.wait()
 
     async def worker(self, queue: asyncio.Queue) -> None:
         while not self.stop:
@@ -152,16 +190,20 @@ class _Run:
             if self.cfg.limit is not None and self.started >= self.cfg.limit:
                 self.report.stopped_by_limit, self.stop = True, True
                 return
-            est = self.estimate(item, slot)
-            if not self.budget.reserve(est):
-                self.report.stopped_by_budget, self.stop = True, True
-                return
+            est = await self.reserve(item, slot)
+            if est is None:
+                self.report.stopped_by_budget = True
+                self.report.over_budget += 1
+                continue
             self.started += 1
             try:
                 await self.ask(item, slot, est)
             finally:
                 self.bar.update(1)
                 self.bar.set_postfix(spent=f"${self.budget.spent:.4f}", failed=self.report.failed, refresh=False)
+                self.probing.discard(slot.name)
+                async with self.settled:
+                    self.settled.notify_all()
 
     async def ask(self, item: Item, slot: Slot, est: float) -> None:
         try:
@@ -170,25 +212,37 @@ class _Run:
         except UpstreamError as exc:
             self.budget.settle(est, 0.0)
             self.report.failed += 1
+            self.report.failed_by_slot[slot.name] = self.report.failed_by_slot.get(slot.name, 0) + 1
             if len(self.report.errors) < 20:
                 self.report.errors.append(f"{item.id} x {slot.name}: {exc}")
             return
-        in_tok = res.usage.get("prompt_tokens") or approx_tokens(item.question)
+        in_tok = res.usage.get("prompt_tokens") or self.input_estimate(item)
         out_tok = res.usage.get("completion_tokens") or (approx_tokens(res.text) if res.text else 0)
         cost = slot.cost_usd(in_tok, out_tok)
         self.budget.settle(est, cost)
         self.out_tokens[slot.name].append(out_tok)
-        if self.judge.needs_all_answers:
+        if not res.text.strip():
+            # Nothing to judge: an empty answer (a cut-off reasoning model, a filter) says nothing about
+            # whether the model knows the answer, so the label is unknown, not wrong.
+            verdict = Verdict(None, f"empty answer (finish_reason {res.finish_reason or 'none'})")
+        elif self.judge.needs_all_answers:
             verdict = Verdict(None, f"pending: {self.judge.name} is decided once every model answered")
         else:
             verdict = await self.judge.grade(item.question, res.text, item.reference)
             self.budget.spent += verdict.cost_usd
             self.report.judge_usd += verdict.cost_usd
+            self.report.judge_failed += verdict.failed
         row = {"id": item.id, "question": item.question, "model": slot.name, "correct": verdict.score,
                "cost_usd": round(cost, 10), "input_tokens": in_tok, "output_tokens": out_tok,
                "latency_ms": res.latency_ms, "response": res.text, "destination": res.model,
-               "finish_reason": res.finish_reason, "attempts": len(res.attempts),
+               "slot_model": slot.model, "finish_reason": res.finish_reason, "attempts": len(res.attempts),
                "judge": self.judge.name, "judge_note": verdict.note}
+        if self.judge.model:
+            row["judge_model"] = self.judge.model
+        if verdict.failed:
+            row["judge_failed"] = True
+        if not res.usage_reported:
+            row["usage_estimated"] = True  # no usage came back: tokens and cost are the router's estimate
         row.update({k: v for k, v in (("reference", item.reference), ("task", item.task), ("split", item.split))
                     if v})
         self.out.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -207,20 +261,71 @@ def asked_slots(pool: Pool, names: tuple[str, ...] | None = None) -> list[Slot]:
     return slots
 
 
-def check_keys(slots: list[Slot]) -> None:
-    """Fail before the first call when any slot's API key is missing (names every one)."""
-    missing: list[MissingKeyError] = []
-    for s in slots:
+def check_keys(slots: list[Slot], judge_slot: Slot | None = None) -> None:
+    """Fail before the first call when any slot's API key is missing (names every one), the judge's too."""
+    missing: list[tuple[str, MissingKeyError]] = []
+    for role, s in [("slot", s) for s in slots] + ([("judge slot", judge_slot)] if judge_slot is not None else []):
         try:
             resolve_key(s)
         except MissingKeyError as exc:
-            missing.append(exc)
+            missing.append((role, exc))
     if missing:
-        err = missing[0]
+        err = missing[0][1]
         err.args = ("missing API keys (keys are read from the environment only): "
-                    + "; ".join(f"slot {e.slot!r} needs {e.env_var}" for e in missing)
+                    + "; ".join(f"{role} {e.slot!r} needs {e.env_var}" for role, e in missing)
                     + ". Set them, or disable those slots (enabled: false) in the pool",)
         raise err
+
+
+def check_resume(rows: list[dict], slots: list[Slot], judge: Judge, path: Path) -> None:
+    """Refuse to append to a file whose earlier rows came from another destination or another judge:
+    resuming keys on (question, slot), so a changed `model:` or judge would mix two label sources
+    under one slot name without a trace."""
+    problems = []
+    for s in slots:
+        mine = [r for r in rows if r.get("model") == s.name]
+        models = sorted({r["slot_model"] for r in mine if r.get("slot_model")} - {s.model})
+        if models:
+            problems.append(f"slot {s.name!r}: the file's rows were answered by model {', '.join(models)}, "
+                            f"the pool now sends this slot to {s.model}")
+    judged = {(r.get("judge"), r.get("judge_model")) for r in rows
+              if r.get("judge") is not None and r.get("model") in {s.name for s in slots}}
+    other = sorted({f"{j}" + (f" ({m})" if m else "") for j, m in judged if (j, m) != (judge.name, judge.model)
+                    and not (j == judge.name and m is None)})  # rows from before judge_model was recorded
+    if other:
+        problems.append(f"labels were judged by {', '.join(other)}; this run judges with {judge.name}"
+                        + (f" ({judge.model})" if judge.model else ""))
+    if problems:
+        raise InputError(f"{path}: cannot resume into this file: " + "; ".join(problems)
+                         + ". Write to a new --out file (or rename the slot), so each label file has one source")
+
+
+async def rejudge_failed(path: Path, rows: list[dict], judge: Judge, items: list[Item], run: _Run,
+                         progress: bool = True) -> None:
+    """Grade again the rows whose judge failed in an earlier run (the answers are kept, so no model is
+    asked again); the file is rewritten atomically with the new verdicts."""
+    if judge.needs_all_answers:
+        return
+    refs = {it.id: it.reference for it in items}
+    todo = [r for r in rows if r.get("judge_failed") and r.get("judge") == judge.name
+            and isinstance(r.get("response"), str)]
+    if not todo:
+        return
+    from tqdm.auto import tqdm
+
+    for r in tqdm(todo, desc="re-judging", unit="row", disable=not progress):
+        v = await judge.grade(r.get("question", ""), r["response"], r.get("reference", refs.get(str(r.get("id")))))
+        run.budget.spent += v.cost_usd
+        run.report.judge_usd += v.cost_usd
+        r["correct"], r["judge_note"] = v.score, v.note
+        if v.failed:
+            run.report.judge_failed += 1
+        else:
+            r.pop("judge_failed", None)
+            run.report.rejudged += 1
+    with atomic_write(path) as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
 async def collect_async(pool: Pool, items: list[Item], out: str | Path, judge: Judge,
@@ -234,9 +339,11 @@ async def collect_async(pool: Pool, items: list[Item], out: str | Path, judge: J
     if not out.name.endswith(".jsonl"):
         raise InputError(f"{out}: collect appends rows as they complete, so --out must be a .jsonl file")
     slots = asked_slots(pool, cfg.models)
-    check_keys(slots)
+    check_keys(slots, judge.slot)
     cut_torn_tail(out)
-    done = {row_key(r) for r in read_collected(out)}
+    rows = read_collected(out)
+    check_resume(rows, slots, judge, out)
+    done = {row_key(r) for r in rows}
     jobs = [(it, s) for it in items for s in slots if (it.id, s.name) not in done]
     queues: dict[str, asyncio.Queue] = defaultdict(asyncio.Queue)
     for it, s in jobs:
@@ -248,9 +355,11 @@ async def collect_async(pool: Pool, items: list[Item], out: str | Path, judge: J
         n = cfg.concurrency * max(1, len(queues)) + 4
         client = upstream_client(max_connections=n, timeout=cfg.timeout)
     try:
+        run = _Run(pool, judge, cfg, Backend(client, cfg.retries, cfg.backoff, cfg.timeout), None, None)
+        await rejudge_failed(out, rows, judge, items, run, progress)
         with open(out, "a", encoding="utf-8") as fh, tqdm(total=len(jobs), desc="collecting", unit="call",
                                                             disable=not progress) as bar:
-            run = _Run(pool, judge, cfg, Backend(client, cfg.retries, cfg.backoff, cfg.timeout), fh, bar)
+            run.out, run.bar = fh, bar
             run.report.pending, run.report.skipped = len(jobs), len(items) * len(slots) - len(jobs)
             await asyncio.gather(*(run.worker(q) for q in queues.values() for _ in range(cfg.concurrency)))
     finally:
@@ -298,8 +407,10 @@ def summarize(path: str | Path) -> list[dict[str, Any]]:
             s["known"] += 1
             s["correct"] += float(r["correct"])
         s["cost_usd"] += float(r.get("cost_usd") or 0)
+        s["estimated"] = s.get("estimated", 0) + bool(r.get("usage_estimated"))
         s["latency_ms"] += float(r.get("latency_ms") or 0)
     return [{"model": s["model"], "rows": s["rows"], "unknown": s["rows"] - s["known"],
              "accuracy": round(s["correct"] / s["known"], 3) if s["known"] else None,
-             "cost_usd": round(s["cost_usd"], 6), "mean_latency_ms": round(s["latency_ms"] / s["rows"], 1)}
+             "cost_usd": round(s["cost_usd"], 6), "mean_latency_ms": round(s["latency_ms"] / s["rows"], 1),
+             "estimated": s.get("estimated", 0)}
             for s in acc.values()]

@@ -31,6 +31,7 @@ class Verdict:
     score: float | None  # 0..1, None = unknown
     note: str = ""  # why, for people reading the label file
     cost_usd: float = 0.0  # what judging cost (LLM judge calls)
+    failed: bool = False  # the judge could not grade (call failed, verdict unreadable): grade again on resume
 
 
 # ---- answer normalization and extraction ---------------------------------------------------
@@ -262,6 +263,8 @@ class Judge:
 
     name = "judge"
     needs_all_answers = False  # True: labels are known only once every model answered
+    model: str | None = None  # the grading model, for judges that call one (recorded per row)
+    slot = None  # the pool slot a calling judge uses (its API key is checked before the first call)
 
     async def grade(self, question: str, answer: str, reference: str | None) -> Verdict:
         raise NotImplementedError
@@ -304,6 +307,7 @@ class LLMJudge(Judge):
                              "(a slot of the pool, or of --judge-config)")
         self.backend = backend
         self.slot = slot
+        self.model = slot.model
         self.max_tokens = max_tokens
 
     async def grade(self, question: str, answer: str, reference: str | None) -> Verdict:
@@ -311,11 +315,11 @@ class LLMJudge(Judge):
             res = await self.backend.chat(self.slot, judge_messages(question, answer, reference),
                                           max_tokens=self.max_tokens, temperature=0.0)
         except UpstreamError as exc:
-            return Verdict(None, f"judge call failed: {str(exc)[:120]}")
+            return Verdict(None, f"judge call failed: {str(exc)[:120]}", failed=True)
         cost = self.slot.cost_usd(res.usage.get("prompt_tokens", 0), res.usage.get("completion_tokens", 0))
         score = parse_verdict(res.text)
         if score is None:
-            return Verdict(None, "unparseable verdict: " + " ".join(res.text.split())[:80], cost)
+            return Verdict(None, "unparseable verdict: " + " ".join(res.text.split())[:80], cost, failed=True)
         return Verdict(score, "judge verdict", cost)
 
 
