@@ -6,6 +6,7 @@ together, each one located as `models[2].cost_per_m_input_tokens`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +21,22 @@ from router.routing.costs import price_usd
 
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 OPENROUTER_BASE = "https://openrouter.ai/api/v1"
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# What API keys look like, so that a key pasted where its variable's name belongs is refused rather
+# than echoed by error messages, /api/models and /health/ready, which all print the name.
+KEY_PREFIXES = ("sk-", "sk_", "hf_", "ghp_", "gsk_", "xai-", "aiza", "r8_", "pk-", "key-")
+
+
+def env_name_problem(value: str) -> str | None:
+    """Why `value` is not a usable env var name, in words that never repeat the value."""
+    if not ENV_NAME.fullmatch(value):
+        return ("must be the NAME of an environment variable (letters, digits and _, not starting with a digit), "
+                "not the key itself: put the key in the environment, e.g. OPENROUTER_API_KEY")
+    looks_random = len(value) >= 24 and any(c.islower() for c in value) and sum(c.isdigit() for c in value) >= 4
+    if value.lower().startswith(KEY_PREFIXES) or looks_random:
+        return ("looks like an API key, not the name of an environment variable: keys never go in the pool "
+                "file; set the key in the environment and name that variable here")
+    return None
 
 
 class Slot(BaseModel):
@@ -51,6 +68,13 @@ class Slot(BaseModel):
         if not v.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return v.rstrip("/")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and (problem := env_name_problem(v)):
+            raise ValueError(problem)
+        return v
 
     @property
     def label(self) -> str:
