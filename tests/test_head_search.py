@@ -272,3 +272,22 @@ def test_refit_winner_keeps_the_choice_and_fits_it_on_the_other_features():
 
 def P_close_to(p, target, tol=0.2):
     return abs(float(np.mean(p)) - target) < tol
+
+
+def test_knn_base_grid_is_bounded_by_the_fold_size():
+    """228 questions once picked k=160 (88% of a fold) and calibration then read P 0.97 against 0.68 observed."""
+    from router.training.families import KNN_KS, KNNFamily
+
+    assert KNNFamily.grid(10_000) == list(KNN_KS)
+    assert KNNFamily.grid(182) == [k for k in KNN_KS if k <= 45]
+    assert KNNFamily.grid(8) == [KNN_KS[0]]  # the smallest k always stays
+
+
+def test_search_on_small_data_never_tries_a_k_over_a_quarter_of_a_fold():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 8)).astype(np.float32)
+    Y = (rng.random((120, 2)) < 0.6).astype(np.float32)
+    res = run_search(X, Y, np.ones((120, 2)), [str(i) for i in range(120)], None, k=5, seed=0, heads=["knn"],
+                     progress=False)
+    ks = {c["setting"]["k"] for c in res["candidates"] if c["family"] == "knn"}
+    assert ks and max(ks) <= 96 // 4

@@ -122,8 +122,8 @@ def run_search(X: np.ndarray, Y: np.ndarray, cost: np.ndarray, questions: list[s
     for nm, fam in families.items():
         t0 = time.time()
         if isinstance(fam, KNNFamily):
-            settings = fam.settings()
             n_fold = int(min((folds != f).sum() for f in np.unique(folds)))
+            settings = fam.settings(fam.grid(n_fold))
             while settings:
                 all_p = fam.oof_all(X, Y, folds, seed, settings)
                 dt = (time.time() - t0) / max(1, len(all_p))
