@@ -34,11 +34,10 @@ def configure(p):
 
 
 def build_judge(args, client):
+    from router.errors import InputError, UnknownModelError
     from router.routing.pool import load_pool
     from router.training.judges import make_judge
     from router.upstream.backends import Backend
-
-    from router.errors import InputError, UnknownModelError
 
     if args.judge != "llm" and (args.judge_slot or args.judge_config):
         raise InputError(f"--judge-slot and --judge-config are for --judge llm; --judge {args.judge} does not call "
