@@ -148,3 +148,19 @@ def test_other_apis_streams_without_a_usage_chunk_report_the_estimate(server, st
         assert done["usage"]["input_tokens"] == rec["usage"]["prompt_tokens"]
         assert done["usage"]["output_tokens"] == rec["usage"]["completion_tokens"]
         assert done["router"]["usage_estimated"] is True
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("path,extra", [("/v1/chat/completions", {}), ("/v1/messages", {"max_tokens": 50})])
+def test_malformed_upstream_usage_is_estimated_not_a_crash(server, stub, audit_path, path, extra, stream):
+    """A count the router cannot bill ("x", negative) used to raise ValueError inside the proxy."""
+    for name in ALL:
+        stub.behave(dest(name), answer="Paris is the capital of France.",
+                    usage={"prompt_tokens": "x", "completion_tokens": -7, "total_tokens": "?"})
+    body = {"model": POLICY, "messages": [{"role": "user", "content": Q}], "stream": stream, **extra}
+    r = httpx.post(f"{server.url}{path}", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    assert "Paris" in r.text and '"x"' not in r.text and "-7" not in r.text
+    rec = _final(audit_path, r.headers["x-router-request-id"])
+    assert rec["status"] == "ok" and rec["usage_estimated"] is True and rec["cost_basis"] == "estimate"
+    assert rec["usage"]["prompt_tokens"] > 0 and rec["actual_cost_usd"] >= 0

@@ -31,6 +31,29 @@ USAGE_DETAILS = (("prompt_tokens_details", "cached_tokens"), ("completion_tokens
                  ("output_tokens_details", "reasoning_tokens"))
 
 
+MAX_USAGE_TOKENS = 100_000_000  # more than any context window: a count above it is garbage, not usage
+
+
+def usage_count(value: Any) -> int | None:
+    """One token count from an upstream: a non-negative whole number (int, integral float or digit
+    string), else None. Upstreams are not trusted: a negative, fractional, NaN, boolean or absurd count
+    would otherwise become a negative bill or crash the caller."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.isdigit():
+            return None
+        value = int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            return None
+        value = int(value)
+    if not isinstance(value, int) or not 0 <= value <= MAX_USAGE_TOKENS:
+        return None
+    return value
+
+
 def normalize_usage(usage: Mapping[str, Any] | None) -> dict[str, int] | None:
     """An upstream's usage (OpenAI shape, counts possibly missing or null) as plain ints.
 
@@ -38,17 +61,56 @@ def normalize_usage(usage: Mapping[str, Any] | None) -> dict[str, int] | None:
     reported them. They are shares of prompt/completion tokens (OpenAI's convention, which
     OpenRouter, vLLM and Anthropic's output_tokens follow), never added on top: completion_tokens is
     what the slot bills as output, reasoning included. Idempotent. None in, None out.
+
+    Usage that is not a mapping, or whose prompt/completion counts are not valid counts (see
+    `usage_count`), is None: the call is then costed as an estimate instead of at a made-up price.
+    A malformed detail count is dropped, and so is a detail larger than the count it is a share of.
     """
-    if not usage:
+    if not usage or not isinstance(usage, Mapping):
         return None
-    out = {"prompt_tokens": int(usage.get("prompt_tokens") or 0),
-           "completion_tokens": int(usage.get("completion_tokens") or 0)}
-    for group, key in USAGE_DETAILS:
+    out: dict[str, int] = {}
+    for key in ("prompt_tokens", "completion_tokens"):
+        raw = usage.get(key)
+        count = 0 if raw is None else usage_count(raw)
+        if count is None:
+            return None
+        out[key] = count
+    for (group, key), total in zip(USAGE_DETAILS, ("prompt_tokens", "completion_tokens", "completion_tokens")):
         details = usage.get(group)
-        if isinstance(details, Mapping) and details.get(key) is not None:
-            out[key] = int(details[key])
-        elif usage.get(key) is not None:  # already normalized
-            out[key] = int(usage[key])
+        raw = details.get(key) if isinstance(details, Mapping) and details.get(key) is not None else usage.get(key)
+        if raw is None or key in out:
+            continue
+        count = usage_count(raw)
+        if count is not None and count <= out[total]:
+            out[key] = count
+    return out
+
+
+def sanitize_usage(usage: Any) -> dict[str, Any] | None:
+    """An upstream's usage object made safe to pass on: the same dict (extra fields such as
+    OpenRouter's `cost` kept) with every token count checked, or None when the prompt/completion
+    counts are not valid counts. Applied where usage enters the router (router/upstream), so the
+    proxy's clients, the audit log and the budgets never see a count the router could not bill."""
+    if not isinstance(usage, Mapping) or not usage:
+        return None
+    norm = normalize_usage(usage)
+    if norm is None:
+        return None
+    out = dict(usage)
+    out["prompt_tokens"], out["completion_tokens"] = norm["prompt_tokens"], norm["completion_tokens"]
+    if "total_tokens" in out:
+        out["total_tokens"] = norm["prompt_tokens"] + norm["completion_tokens"]
+    for key, value in usage.items():
+        if key.endswith("_tokens_details"):
+            if isinstance(value, Mapping):
+                out[key] = {k: c for k, v in value.items() if (c := usage_count(v)) is not None}
+            else:
+                out.pop(key)
+        elif key.endswith("_tokens") and key not in ("prompt_tokens", "completion_tokens", "total_tokens"):
+            if (c := usage_count(value)) is None:
+                out.pop(key)
+            else:
+                out[key] = c
     return out
 
 
@@ -88,6 +150,7 @@ class SessionStats:
     estimated: int = 0  # records whose cost is the router's estimate
     distribution: dict[str, int] = field(default_factory=dict)  # chosen slot -> queries
     baseline: str | None = None
+    review_usd: float = 0.0  # the auto reviews' judge calls, included in routed_usd
 
     @property
     def basis(self) -> str:
@@ -105,11 +168,33 @@ def record_cost(record: Mapping[str, Any]) -> tuple[float, str]:
     return float(record["expected_cost_usd"]), "estimate"
 
 
+def counted_records(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The records a session's totals count: every answered call (each one was paid for), and for a
+    query that was never answered only its latest decision. Re-deciding a query (the slider, the
+    toggles, routing it again) makes new decision records but is still one query; records whose query
+    text was dropped from the audit cannot be matched and each count."""
+    def key(r: Mapping[str, Any]) -> str | None:
+        return r.get("query") if r.get("query") is not None else r.get("query_sha256")
+
+    answered_keys = {key(r) for r in records if r.get("selected") is not None}
+    last: dict[str, int] = {}
+    for i, r in enumerate(records):
+        k = key(r)
+        if k is not None and r.get("selected") is None:
+            last[k] = i
+    return [r for i, r in enumerate(records)
+            if r.get("selected") is not None or key(r) is None
+            or (key(r) not in answered_keys and last.get(key(r)) == i)]
+
+
 def session_stats(records: Sequence[Mapping[str, Any]]) -> SessionStats:
-    """Totals over a session's decision records (the audit-format dicts the playground keeps)."""
+    """Totals over a session's decision records (the audit-format dicts the playground keeps).
+
+    The routed total includes what the auto reviews cost (the judge's calls are real spend, kept
+    apart in `review_usd`); the baseline never includes them."""
     st = SessionStats()
     dist: Counter[str] = Counter()
-    for r in records:
+    for r in counted_records(records):
         cost, basis = record_cost(r)
         st.queries += 1
         st.routed_usd += cost
@@ -118,6 +203,11 @@ def session_stats(records: Sequence[Mapping[str, Any]]) -> SessionStats:
         st.estimated += basis == "estimate"
         dist[r["chosen"]] += 1
         st.baseline = r.get("baseline") or st.baseline
+    for r in records:  # a review belongs to the answer it reviewed, counted or not
+        review = r.get("review") or {}
+        if isinstance(review, Mapping) and review.get("cost_usd") is not None:
+            st.review_usd += float(review["cost_usd"])
+    st.routed_usd += st.review_usd
     st.saved_usd, st.saved_pct = savings(st.routed_usd, st.baseline_usd)
     st.distribution = dict(dist.most_common())
     return st
@@ -156,10 +246,13 @@ def monthly_projection(team_size: float, requests_per_person: float, input_token
     `mix` maps slot -> share of requests (normalized here); `prices` maps slot -> ($/M in, $/M out).
     Every request is assumed to have the given average input and output tokens.
     """
-    for name, v in (("team size", team_size), ("requests per person", requests_per_person),
-                    ("input tokens", input_tokens), ("output tokens", output_tokens)):
-        if v is None or not isinstance(v, (int, float)) or math.isnan(v) or v < 0:
+    # Upper bounds far above any real team: past them the totals print float noise, not a forecast.
+    for name, v, most in (("team size", team_size, 1e7), ("requests per person", requests_per_person, 1e6),
+                          ("input tokens", input_tokens, 1e7), ("output tokens", output_tokens, 1e7)):
+        if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v) or v < 0:
             raise InputError(f"{name} must be a number >= 0, got {v!r}")
+        if v > most:
+            raise InputError(f"{name} must be at most {most:,.0f}, got {v:,.0f}")
     if baseline not in prices:
         raise InputError(f"baseline {baseline!r} has no prices")
     shares = mix_from_counts(mix)

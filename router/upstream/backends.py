@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from router.errors import InputError, MissingKeyError, UpstreamError
-from router.routing.costs import normalize_usage
+from router.routing.costs import normalize_usage, sanitize_usage
 from router.routing.pool import Slot
 from router.safe_text import check_value
 from router.upstream.adapt import adapt_messages
@@ -182,6 +182,8 @@ class Backend:
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             attempts.append(Attempt(slot.name, slot.model, 200, latency_ms, f"invalid response body: {exc}"[:300]))
             return None
+        if "usage" in data:
+            data["usage"] = sanitize_usage(data["usage"])
         usage = normalize_usage(data.get("usage") or {})
         attempts.append(Attempt(slot.name, slot.model, 200, latency_ms))
         return ChatResult(
@@ -288,6 +290,8 @@ async def _sse_chunks(resp: httpx.Response) -> AsyncIterator[dict | None]:
         chunk = json.loads(data)
         if not isinstance(chunk, dict):
             raise ValueError("stream chunk is not a JSON object")
+        if "usage" in chunk:  # a malformed count must not reach the client, the bill or the budgets
+            chunk["usage"] = sanitize_usage(chunk["usage"])
         yield chunk
 
 
