@@ -126,7 +126,9 @@ def test_projection_from_sweep_and_session(app_url):
         c.predict("default", 0.2, ALL, 10, 100, 1000, 500, "this session", api_name="/project")
     c.predict("default", QUERY, 0.2, ALL, api_name="/route")
     html = c.predict("default", 0.2, ALL, 10, 100, 1000, 500, "this session", api_name="/project")[0]
-    assert "1 routed queries" in html
+    assert "1 routed query (a small sample" in html
+    with pytest.raises(Exception, match="team size must be at most"):
+        c.predict("default", 0.2, ALL, 1e12, 100, 1000, 500, "tolerance sweep", api_name="/project")
 
 
 def test_export_jsonl_matches_audit_format(app_url):
@@ -243,3 +245,15 @@ def test_compare_and_design_endpoints(app_url, registry, tmp_path):
     f.write_text("What is 2 + 2?\nExplain quicksort.\n", encoding="utf-8")
     html = c.predict(["default"], "0.1", handle_file(str(f)), api_name="/compare")[0]
     assert "2 questions from file qs.txt" in html and html.count("<tr class=") == 2
+
+
+def test_all_models_off_clears_the_choice_and_routing_again_is_one_query(app_url, registry):
+    router = registry.get()
+    c = _client(app_url)
+    c.predict("default", QUERY, 0.2, ALL, api_name="/route")
+    out = c.predict("default", QUERY, 0.2, ALL, api_name="/route")  # Route pressed twice: still one query
+    assert ">1</span>queries" in out[3]
+    off = c.predict("default", 0.2, [], api_name="/redecide")
+    assert "data-chosen=''" in off[0] and "no model is enabled" in off[0] and off[1] is None
+    back = c.predict("default", 0.2, ALL, api_name="/redecide")
+    assert _chosen(back[0]) == router.route(QUERY, 0.2).chosen and ">1</span>queries" in back[3]

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from router.routing.costs import Projection
 from router.routing.router import RoutingResult
 from router.routing.sweep import SweepResult
+from router.ui.views import threshold_text
 
 # Okabe-Ito: distinguishable with every common colour-vision deficiency. The decision chart's
 # categories differ in more than hue as well: fill pattern and outline (see BAR_STYLE).
@@ -150,7 +151,7 @@ def decision_figure(result: RoutingResult) -> FigureJSON:
     # Below 0 every model qualifies; the line is drawn at the axis start and says so.
     thr_x = max(result.threshold, 0.0)
     notes = [{"x": thr_x, "y": 1.0, "yref": "paper", "yanchor": "bottom", "showarrow": False,
-              "text": f"threshold {result.threshold:.3f}" + (" (all qualify)" if result.threshold < 0 else ""),
+              "text": f"threshold {threshold_text(result.threshold)}",
               "font": {"color": "#A63F00", "size": 14}, "name": "threshold",
               "xanchor": "right" if result.threshold > 0.5 else "left"}]
     notes += [_name_line(m, _category(result, m), labels[m.name]) for m in result.models]

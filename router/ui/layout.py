@@ -22,7 +22,7 @@ from router.ui import views as V
 from router.ui.access import UIAccess, ui_access
 from router.ui.charts import decision_figure, distribution_figure, projection_figure, sweep_figures
 from router.ui.spend import audit_answer, audit_review
-from router.ui.uploads import checked_upload
+from router.ui.uploads import read_upload
 
 CSS_PATH = str(ASSETS_DIR / "style.css")
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="emerald", neutral_hue="slate",
@@ -218,6 +218,11 @@ def _wire(registry: RouterRegistry, w, samples, governance=None, audit=None, acc
 
     def on_redecide(session, policy, tolerance, enabled):
         router = _router(registry, session, policy)
+        if not enabled and session.scores is not None:
+            # The screen must not keep showing a choice among models that are all switched off.
+            session.result = None
+            return (session, V.no_decision_html("no model is enabled: switch on at least one model of the pool"),
+                    None, "", V.stats_for(session.records, router.pool)[1], "")
         result = _call(playground.redecide, router, session, tolerance, enabled)
         return _outs(session, router, result) if result else gr.skip()
 
@@ -243,10 +248,10 @@ def _wire(registry: RouterRegistry, w, samples, governance=None, audit=None, acc
                     yield session, V.answer_html(ans), ans.text, "", gr.skip()
             except RouterError as exc:  # e.g. a cloud slot for a query that must stay on-prem
                 raise gr.Error(str(exc), print_exception=False) from None
-            audit_answer(audit, session.records[-1])
+            audit_answer(audit, playground.record_of(session, ans.request_id))
             rv = (await playground.review_answer(router, session, client, ans, own_urls=own,
                                                  max_tokens=min(300, access.max_tokens)) if review_on else None)
-            audit_review(audit, router, session.request_id, rv)
+            audit_review(audit, router, ans.request_id, rv)
         yield session, V.answer_html(ans), ans.text, V.review_html(rv), V.stats_for(session.records, router.pool)[1]
 
     def on_tab(session, policy):
@@ -262,7 +267,7 @@ def _wire(registry: RouterRegistry, w, samples, governance=None, audit=None, acc
 
     def on_sweep(session, policy, enabled, upload, start, stop, step, progress=gr.Progress(track_tqdm=True)):
         router = _router(registry, session, policy)
-        texts = (_call(playground.load_questions, _call(checked_upload, upload)) if upload
+        texts = (_call(read_upload, playground.load_questions, upload) if upload
                  else [s["question"] for s in samples])
         grid = _call(sweep.tolerance_grid, start, stop, step)
         sw = session.sweep = _call(playground.run_sweep, router, texts, grid, enabled)
@@ -272,9 +277,10 @@ def _wire(registry: RouterRegistry, w, samples, governance=None, audit=None, acc
     def on_replay(policy, upload, use_tolerance, tolerance, progress=gr.Progress(track_tqdm=True)):
         from router.ui import replay_view
 
-        router = registry.get(policy)
-        report, diff = _call(replay_view.run, router, _call(checked_upload, upload) if upload else upload,
-                             tolerance if use_tolerance else None)
+        router = _call(registry.get, policy)
+        tol = tolerance if use_tolerance else None
+        report, diff = (_call(read_upload, lambda path: replay_view.run(router, path, tol), upload) if upload
+                        else _call(replay_view.run, router, upload, tol))
         headers, rows = replay_view.matrix_table(report, V.labels_of(router.pool))
         return replay_view.summary_html(report), {"headers": headers, "data": rows}, diff
 
@@ -335,13 +341,18 @@ def on_route_current(registry, governance=None):
     return handler
 
 
+SMALL_SAMPLE = 20  # session queries under which a projection from the session mix says it is a guess
+
+
 def _projection_mix(router, session, tolerance, enabled, samples, source):
     """The model mix a projection uses, and a sentence saying where it came from."""
     if source == "this session":
         st = costs.session_stats([r for r in session.records if r["policy"] == router.pool.policy])
         if not st.queries:
             raise playground.InputError("no queries routed with this pool in this session yet: route some first")
-        return st.distribution, f"this session's {st.queries} routed queries"
+        small = (f" (a small sample: with fewer than {SMALL_SAMPLE} queries the mix, and so this projection, "
+                 f"can change a lot with the next one)") if st.queries < SMALL_SAMPLE else ""
+        return st.distribution, f"this session's {st.queries} routed quer{'y' if st.queries == 1 else 'ies'}{small}"
     sw = session.sweep
     if sw is None or sw.names != router.pool.names:
         sw = session.sweep = playground.run_sweep(router, [s["question"] for s in samples],
@@ -422,7 +433,7 @@ def _wire_new(registry: RouterRegistry, w, samples) -> None:
     sample_texts = [s["question"] for s in samples]
 
     def on_compare(session, pools, tols, upload, progress=gr.Progress(track_tqdm=True)):
-        texts = _call(playground.load_questions, _call(checked_upload, upload)) if upload else sample_texts
+        texts = _call(read_upload, playground.load_questions, upload) if upload else sample_texts
         grid = _call(cmp.parse_tolerances, tols or "")
         if not pools:
             raise gr.Error("pick at least one pool to compare", print_exception=False)
@@ -522,7 +533,7 @@ def _wire_new(registry: RouterRegistry, w, samples) -> None:
         model's P(correct) and expected cost, input tokens, timings). policy: a pool name (default pool when
         empty); tolerance: 0..1 (the pool's default when empty); models: slot names to allow (all enabled when
         empty). Stateless: no session, no audit record."""
-        router = registry.get(policy or None)
+        router = _call(registry.get, policy or None)
         return _call(router.route, query, tolerance, list(models) if models else None).to_dict()
 
     gr.api(decide, api_name="decide", **free)

@@ -34,6 +34,7 @@ class Session:
     result: RoutingResult | None = None
     request_id: str | None = None
     sent: bool = False  # the current record already carries an answer: a new decision gets a new id
+    sending: str | None = None  # request_id of the answer streaming now: a re-decision meanwhile is a new record
     records: list[dict[str, Any]] = field(default_factory=list)
     sweep: tolerance_sweep.SweepResult | None = None
     gate: Any = None  # what the pool's sensitivity rules (and budgets) did to the current query
@@ -68,11 +69,13 @@ def route(router: PrefillRouter, session: Session, query: str, tolerance: float,
     from router.serving.governance import gate
 
     enabled = _check_enabled(router, enabled)
-    session.gate = None
+    # Nothing is written to the session until the gate and the encoder pass succeed: a refused or
+    # failed query must leave the previous query together with its own restriction, never the old
+    # query without it (a re-decision or a send would then treat sensitive text as unrestricted).
     g = gate(governance, router.pool, scan_messages=query, pinned=None, models=enabled, client=PLAYGROUND_CLIENT,
              session_key=None, routing_text=query)
     scores = router.score(query)
-    session.gate = g
+    session.gate, session.result = g, None
     session.policy, session.query, session.scores = router.pool.policy, query, scores
     session.request_id, session.sent = _new_id(), False
     return _decide(router, session, tolerance, enabled)
@@ -84,7 +87,7 @@ def redecide(router: PrefillRouter, session: Session, tolerance: float,
     if session.scores is None or session.policy != router.pool.policy or len(session.scores.p) != len(router.pool.models):
         return None
     enabled = _check_enabled(router, enabled)
-    if session.sent or session.request_id is None:
+    if session.sent or session.request_id is None or session.sending == session.request_id:
         session.request_id, session.sent = _new_id(), False
     return _decide(router, session, tolerance, enabled)
 
@@ -160,6 +163,9 @@ class Answer:
     missing: str | None = None  # env var or URL the user has to provide
     latency_ms: float | None = None
     done: bool = False
+    request_id: str | None = None  # the decision this answers (the session may have moved on since)
+    question: str = ""  # what was sent (masked where the rules mask it): what a review judges
+    local_only: bool = False  # the rules kept this query on-prem: so must its review
 
 
 async def send(router: PrefillRouter, session: Session, client, max_tokens: int | None = None,
@@ -171,22 +177,27 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
 
     if session.result is None:
         raise InputError("route a query first")
-    slot = router.pool.slot(session.result.chosen)
-    ans = Answer(slot.name, slot.label, slot.api_base)
-    g = session.gate
+    # The decision being sent, fixed now: the slider, the toggles or a new query may change the
+    # session while the answer streams, and the record must describe the call that was made.
+    result, request_id, query, audit_query, g = (session.result, session.request_id, session.query,
+                                                 session.audit_query, session.gate)
+    slot = router.pool.slot(result.chosen)
+    outgoing = g.outgoing if g is not None and g.outgoing is not None else query
+    ans = Answer(slot.name, slot.label, slot.api_base, request_id=request_id, question=outgoing,
+                 local_only=g is not None and g.local_only)
     if g is not None and g.local_only and not slot.local:  # fail closed, whatever the screen says
         raise GovernanceError(f"{slot.name} is a cloud slot and this query may only be answered on-prem "
                               f"({g.local_reason})", status=403, code="sensitive_data_local_only")
-    if not session.records or session.records[-1]["request_id"] != session.request_id:
-        _upsert(session, decision_record(session.result, session.audit_query, session.request_id,
-                                         router.pool.audit_query_text, router=router))
-    record = session.records[-1]
+    record = record_of(session, request_id)
+    if record is None:
+        record = decision_record(result, audit_query, request_id, router.pool.audit_query_text, router=router)
+        _upsert(session, record)
     attempts: list[Attempt] = []
     t0 = time.perf_counter()
+    session.sending = request_id
     try:
         resolve_key(slot)
         backend = Backend(client, retries=1, backoff=0.2, timeout=120)
-        outgoing = g.outgoing if g is not None and g.outgoing is not None else session.query
         messages = [{"role": "user", "content": outgoing}]
         async for chunk in backend.stream(slot, messages, max_tokens=max_tokens, attempts=attempts):
             ans.text += chunk_text(chunk)
@@ -199,16 +210,33 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
         ans.error = f"{exc} (endpoint {slot.api_base})"
         if exc.status is None:
             ans.missing = slot.api_base
+    finally:
+        if session.sending == request_id:
+            session.sending = None
     ans.latency_ms = round((time.perf_counter() - t0) * 1e3, 1)
     ans.done = True
     if ans.usage is not None:
         ans.cost_usd = costs.usage_cost(slot, ans.usage)
         settle(governance, router.pool, PLAYGROUND_CLIENT, slot, ans.usage)
-    session.records[-1] = decision_record(session.result, session.audit_query, session.request_id,
-                                          router.pool.audit_query_text, ts=record["ts"], ans=ans, attempts=attempts,
-                                          router=router)
-    session.sent = ans.error is None
+    final = decision_record(result, audit_query, request_id, router.pool.audit_query_text, ts=record["ts"], ans=ans,
+                            attempts=attempts, router=router)
+    _replace(session, final)
+    if session.request_id == request_id:
+        session.sent = ans.error is None
     yield ans
+
+
+def record_of(session: Session, request_id: str | None) -> dict[str, Any] | None:
+    return next((r for r in reversed(session.records) if r["request_id"] == request_id), None)
+
+
+def _replace(session: Session, record: dict[str, Any]) -> None:
+    """Put a finished call's record where its decision was (or append it if the list was reset)."""
+    for i in range(len(session.records) - 1, -1, -1):
+        if session.records[i]["request_id"] == record["request_id"]:
+            session.records[i] = record
+            return
+    session.records.append(record)
 
 
 async def review_answer(router: PrefillRouter, session: Session, client, ans: Answer, own_urls=(),
@@ -219,12 +247,11 @@ async def review_answer(router: PrefillRouter, session: Session, client, ans: An
 
     if ans.error is not None or not ans.done:
         return None
-    g = session.gate
-    question = g.outgoing if g is not None and g.outgoing is not None else session.query
-    rv = await review(Backend(client, retries=1, backoff=0.2, timeout=120), router.pool, question, ans.text,
-                      local_only=g is not None and g.local_only, own_urls=own_urls, max_tokens=max_tokens)
-    if session.records and session.records[-1]["request_id"] == session.request_id:
-        session.records[-1]["review"] = rv.to_dict()
+    rv = await review(Backend(client, retries=1, backoff=0.2, timeout=120), router.pool, ans.question, ans.text,
+                      local_only=ans.local_only, own_urls=own_urls, max_tokens=max_tokens)
+    record = record_of(session, ans.request_id)
+    if record is not None:
+        record["review"] = rv.to_dict()
     return rv
 
 

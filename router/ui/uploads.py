@@ -33,3 +33,16 @@ def checked_upload(path: str | os.PathLike, root: Path | None = None) -> Path:
     if not real.is_file():
         raise InputError(REFUSED)
     return real
+
+
+def read_upload(fn, path: str | os.PathLike, *args, root: Path | None = None):
+    """`fn(real_path, *args)` on a checked upload; an error names the file as the user uploaded it,
+    never the server's upload folder (which is none of the visitor's business)."""
+    real = checked_upload(path, root)
+    try:
+        return fn(real, *args)
+    except InputError as exc:
+        text = str(exc)
+        for shown in {str(real), str(path), os.path.realpath(path)}:
+            text = text.replace(shown, real.name)
+        raise InputError(text) from None

@@ -22,7 +22,14 @@ SWEEP_HEADERS = ["Tolerance", "Questions", "Mean P(correct)", "Mean est. cost ($
 def usd(x: float | None, digits: int = 6) -> str:
     if x is None:
         return "–"
-    return f"${x:,.{digits}f}" if abs(x) < 1 else f"${x:,.2f}"
+    sign = "-" if x < 0 else ""  # -$1.20, the way money is written, not $-1.20
+    x = abs(x)
+    return f"{sign}${x:,.{digits}f}" if x < 1 else f"{sign}${x:,.2f}"
+
+
+def threshold_text(threshold: float) -> str:
+    """Below 0 every model qualifies; a negative number there reads as a bug, so it is said in words."""
+    return f"{threshold:.3f}" if threshold >= 0 else "below 0 (all qualify)"
 
 
 def model_choices(pool: Pool) -> list[tuple[str, str]]:
@@ -59,7 +66,7 @@ def decision_html(r: RoutingResult, window=None) -> str:
         f"<div id='decision' class='decision' data-chosen='{escape(r.chosen)}' data-best='{escape(r.best)}'>"
         f"<div class='decision-main'>→ <span class='chosen-name'>{escape(chosen.display_name)}</span>"
         f"<span class='chosen-id'>{escape(r.chosen_model)}</span></div>"
-        f"<div class='decision-line'>p_max <b>{r.p_max:.3f}</b> · threshold <b>{r.threshold:.3f}</b> "
+        f"<div class='decision-line'>p_max <b>{r.p_max:.3f}</b> · threshold <b>{threshold_text(r.threshold)}</b> "
         f"(p_max − {r.tolerance:.2f}) · choice P <b>{chosen.p:.3f}</b>{same} · "
         f"{len(r.candidates)} candidate(s) · routing <b>{t.get('total_ms', 0):.1f} ms</b> "
         f"(encode {t.get('encode_ms', 0):.1f}, head {t.get('head_ms', 0):.1f}, select {t.get('select_ms', 0):.2f})</div>"
@@ -69,6 +76,10 @@ def decision_html(r: RoutingResult, window=None) -> str:
         f"<b>{round(chosen.expected_output_tokens)}</b> tokens "
         f"(<span id='output-estimate'>{escape(chosen.output_estimate)}</span>)</div>"
         f"{governance_html(r.governance)}</div>")
+
+
+def no_decision_html(reason: str) -> str:
+    return f"<div id='decision' class='decision' data-chosen=''><div class='decision-line'>{escape(reason)}</div></div>"
 
 
 def governance_html(gov: Mapping[str, Any] | None) -> str:
@@ -154,7 +165,11 @@ def answer_html(ans) -> str:
     """The streamed answer's header: which model, and what it cost (or why it was not sent)."""
     who = f"<b>{escape(ans.display_name)}</b>"
     if ans.error:
-        need = (f"<br>Missing: <code>{escape(ans.missing)}</code>" if ans.missing else "")
+        if ans.missing and ans.missing.startswith(("http://", "https://")):
+            need = (f"<br>Nothing answered at <code>{escape(ans.missing)}</code>: start the server there, or "
+                    f"change the slot's api_base")
+        else:
+            need = f"<br>Missing: <code>{escape(ans.missing)}</code>" if ans.missing else ""
         return (f"<div class='answer-meta error' id='answer-meta'>Not answered by {who}: "
                 f"{escape(ans.error)}{need}<br>The decision above still stands.</div>")
     if not ans.done:
@@ -186,8 +201,9 @@ def stats_html(st: SessionStats, labels: Mapping[str, str]) -> str:
     basis = {"actual": "real usage", "estimate": "estimates", "mixed":
              f"real usage for {st.actual}, estimates for {st.estimated}"}[st.basis]
     base = labels.get(st.baseline or "", st.baseline or "baseline")
+    reviews = f" (incl. {usd(st.review_usd)} reviews)" if st.review_usd else ""
     return (f"<div class='stats' id='stats'><div class='stat'><span>{st.queries}</span>queries</div>"
-            f"<div class='stat'><span>{usd(st.routed_usd)}</span>routed</div>"
+            f"<div class='stat'><span>{usd(st.routed_usd)}</span>routed{reviews}</div>"
             f"<div class='stat'><span>{usd(st.baseline_usd)}</span>all {escape(base)}</div>"
             f"<div class='stat good'><span>{pct}</span>saved ({usd(st.saved_usd)})</div>"
             f"<p class='basis'>Costs: {basis}. The baseline is never called, so its cost is an estimate "

@@ -25,11 +25,12 @@ def error_text(exc: BaseException) -> str:
     failure as httpx.ConnectTimeout (a refused connection too), so the kind comes from aiohttp's own
     error where there is one."""
     cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
-    if isinstance(cause, aiohttp.ClientConnectorError):
-        kind = "ConnectError"  # refused, unreachable, DNS: never a timeout
-    else:
-        kind = type(cause).__name__
-    return f"{kind}: {exc}"
+    if isinstance(cause, aiohttp.ClientConnectorError):  # refused, unreachable, DNS: never a timeout
+        # aiohttp's own text ("Cannot connect to host h:p ssl:default [Connect call failed ('h', p)]")
+        # repeats itself and names an SSL context even for plain http; say it once, in words.
+        why = getattr(cause.os_error, "strerror", None) or str(cause.os_error) or "connection failed"
+        return f"ConnectError: cannot connect to {cause.host}:{cause.port} ({why})"
+    return f"{type(cause).__name__}: {exc}"
 
 
 def upstream_client(max_connections: int = 100, timeout: float = 120.0, connect: float = 10.0) -> httpx.AsyncClient:
