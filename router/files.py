@@ -80,14 +80,19 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         tmp.replace(path)
 
 
-def check_output_file(path: str | Path, flag: str = "--out") -> Path:
-    """Refuse, before any work is done, an output file path that cannot be written: a folder, or one
-    under a parent that is a file. (Long jobs used to fail at the very end, on the rename.)"""
+def check_output_file(path: str | Path, flag: str = "--out", inputs: dict[str, str | Path] | None = None) -> Path:
+    """Refuse, before any work is done, an output file path that cannot be written: a folder, one
+    under a parent that is a file (long jobs used to fail at the very end, on the rename), or one of
+    the command's `inputs` ({flag: path}), which the output would overwrite."""
     from router.errors import InputError
 
     p = Path(path)
     if p.is_dir():
         raise InputError(f"{flag} {p}: is a folder; give a file name")
+    for in_flag, q in (inputs or {}).items():
+        if q is not None and (Path(q).resolve() == p.resolve()):
+            raise InputError(f"{flag} {p}: is the {in_flag} file; writing there would replace the input, "
+                             "so give another file name")
     _check_parents(p, flag)
     return p
 

@@ -161,12 +161,16 @@ def test_output_paths_are_checked_before_the_work(tmp_path, capsys):
         (["import-routerbench", str(tmp_path / "l.jsonl"), "--out", str(folder)], "is a folder"),
         (["import-routerbench", str(tmp_path / "l.jsonl"), "--out", str(tmp_path / "x.txt")],
          r"expected a file name ending in \.csv"),
+        (["score", "--checkpoint", ck, "--input", str(tmp_path / "q.txt"), "--output", str(tmp_path / "q.txt")],
+         "--output .*q.txt: is the --input file"),
+        (["import-routerbench", str(tmp_path / "l.jsonl"), "--out", str(tmp_path / "l.jsonl")], "is the source file"),
     ]
     for argv, match in cases:
         rc, err = _cli(capsys, *argv)
         assert rc == 1 and "Traceback" not in err, (argv, err)
         assert re.search(match, err), (argv, err)
     assert a_file.read_text() == "keep me" and not (tmp_path / "r.json").exists()
+    assert (tmp_path / "q.txt").read_text() == "hello\n"
 
 
 @pytest.mark.parametrize("flag,value,match", [

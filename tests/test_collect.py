@@ -57,6 +57,9 @@ def test_read_questions_formats_and_errors(tmp_path):
     bad.write_text('{"id": "a", "question": "x"}\n{"id": "a", "question": "y"}\n')
     with pytest.raises(InputError, match="id 'a' is used for two different questions"):
         read_questions(bad)
+    bad.write_text('{"id": "a", "question": "x", "reference": "1"}\n{"id": "a", "question": "x", "reference": "2"}\n')
+    with pytest.raises(InputError, match="id 'a' appears twice with different references"):
+        read_questions(bad)
     bad.write_text("not json\n")
     with pytest.raises(InputError, match=r"bad.jsonl:1: not valid JSON"):
         read_questions(bad)

@@ -98,6 +98,12 @@ def test_report_matches_metrics_on_the_checkpoint_predictions(labeled, checkpoin
     want = metrics.summarize(P, test.Y, test.cost, price)
     assert report["results"]["router"]["aiq"] == pytest.approx(want["aiq"], abs=1e-6)
     assert set(report["results"]) == {"router"}
+    # --models: the same predictions, only the chosen columns
+    two = [s for s in ck.slots if s != "mid"]
+    sub = evaluate(checkpoint, labeled, baselines=False, progress=False, models=two)
+    cols = [ck.slots.index(s) for s in two]
+    want2 = metrics.summarize(P[:, cols], test.select_models(two).Y, test.select_models(two).cost, price[cols])
+    assert sub["slots"] == two and sub["results"]["router"]["aiq"] == pytest.approx(want2["aiq"], abs=1e-6)
 
 
 def test_leakage_guard_refuses_training_questions(labeled, checkpoint, tmp_path, capsys):
@@ -139,6 +145,18 @@ def test_missing_model_and_bad_split_are_clear_errors(labeled, checkpoint, tmp_p
     write_labels(rows, path)
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(path)]) == 1
     err = capsys.readouterr().err
-    assert "no labels for them" in err and "'mid'" in err
+    assert "no labels for mid, which the checkpoint scores" in err and "--models small,big" in err
+    # --models routes among the models that have labels; a model the data has and the checkpoint lacks is named
+    extra = tmp_path / "extra.jsonl"
+    write_labels(rows + [{**r, "model": "newcomer"} for r in rows if r["model"] == "big"], extra)
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(extra), "--models", "small,big",
+                 "--no-baselines"]) == 0
+    out = capsys.readouterr().out
+    assert "2 models" in out and "routing among small, big only (--models)" in out
+    assert "the data also labels newcomer, which this checkpoint does not score" in out
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(extra), "--models", "small,nope"]) == 1
+    assert "--models: the checkpoint does not score nope" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(labeled), "--json", str(labeled)]) == 1
+    assert "is the --data file; writing there would replace the input" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--data", str(labeled), "--split", "dev"]) == 1
     assert "no rows with split='dev'" in capsys.readouterr().err

@@ -19,6 +19,8 @@ def configure(p):
                    help="evaluate even if some questions were in the checkpoint's training set (optimistic numbers)")
     p.add_argument("--tolerance", type=float, default=0.2, help="default tolerance to mark and report (0..1)")
     p.add_argument("--no-baselines", action="store_true", help="skip the fitted baselines (faster)")
+    p.add_argument("--models", default=None,
+                   help="comma-separated checkpoint models to route among (default: all the checkpoint scores)")
     p.add_argument("--json", dest="json_out", default=None, help="write the full report here")
     p.add_argument("--record", action="store_true",
                    help="store the summary in the checkpoint's router.json as metrics[SPLIT]")
@@ -33,9 +35,10 @@ def run(args) -> int:
     # both outputs checked before any is written: a bad --plot must not leave a fresh --json behind
     for flag, path in (("--json", args.json_out), ("--plot", args.plot)):
         if path:
-            check_output_file(path, flag)
+            check_output_file(path, flag, {"--data": args.data})
     report = evaluate(args.checkpoint, args.data, split=args.split, allow_overlap=args.allow_overlap,
-                      default_tolerance=check_tolerance(args.tolerance), baselines=not args.no_baselines)
+                      default_tolerance=check_tolerance(args.tolerance), baselines=not args.no_baselines,
+                      models=[m.strip() for m in args.models.split(",") if m.strip()] if args.models else None)
     print(format_table(report))
     if args.json_out:
         write_json(report, args.json_out)
@@ -45,6 +48,8 @@ def run(args) -> int:
 
         if report["overlap_with_training"]:
             print("not recorded: the evaluated rows overlap the training set")
+        elif args.models:
+            print("not recorded: --models evaluates routing among some of the checkpoint's models only")
         else:
             print(f"metrics recorded in {record_in_checkpoint(report, args.checkpoint)}")
     if args.plot:

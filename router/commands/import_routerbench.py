@@ -19,7 +19,7 @@ def run(args) -> int:
     from router.files import check_output_file
     from router.training.data import DATA_SUFFIXES, import_routerbench, write_labels
 
-    check_output_file(args.out)
+    check_output_file(args.out, "--out", {"source": args.source})
     if not args.out.endswith(DATA_SUFFIXES):
         raise InputError(f"--out {args.out}: expected a file name ending in {', '.join(DATA_SUFFIXES)}")
     n = write_labels(import_routerbench(args.source), args.out)

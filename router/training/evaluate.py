@@ -64,11 +64,27 @@ def baseline_rows(table: LabelTable, rows: LabelTable) -> LabelTable | None:
     return table.subset(keep) if keep else None
 
 
-def _align(table: LabelTable, slots: list[str], where: str) -> LabelTable:
+def eval_slots(ckpt_slots: list[str], models: list[str] | None) -> list[str]:
+    """The checkpoint slots to evaluate: all, or the `--models` subset (checkpoint order)."""
+    if not models:
+        return list(ckpt_slots)
+    unknown = [m for m in models if m not in ckpt_slots]
+    if unknown:
+        raise InputError(f"--models: the checkpoint does not score {', '.join(unknown)}; "
+                         f"its models: {', '.join(ckpt_slots)}")
+    if len(set(models)) < 2:
+        raise InputError("--models: name at least two models (routing chooses between models)")
+    return [s for s in ckpt_slots if s in set(models)]
+
+
+def _align(table: LabelTable, slots: list[str], where: str, chosen: bool = False) -> LabelTable:
     missing = [s for s in slots if s not in table.models]
     if missing:
-        raise InputError(f"{where}: the checkpoint scores {missing} but the data has no labels for them "
-                         f"(data models: {table.models})")
+        scored = [s for s in slots if s in table.models]
+        hint = (f"; evaluate the others with --models {','.join(scored)}" if len(scored) >= 2 and not chosen
+                else "")
+        raise InputError(f"{where}: no labels for {', '.join(missing)}, which the checkpoint scores "
+                         f"(models with labels in the data: {', '.join(table.models)}){hint}")
     return table.select_models(slots)
 
 
@@ -108,15 +124,17 @@ def score_routers(P_by_name: dict[str, np.ndarray], Y: np.ndarray, cost: np.ndar
 
 def evaluate(checkpoint: str | Path, data: str | Path, split: str | None = "test", allow_overlap: bool = False,
              default_tolerance: float = 0.2, k: int = 40, seed: int = 0, baselines: bool = True,
-             progress: bool = True) -> dict[str, Any]:
-    """The full report as a JSON-ready dict (see format_table / write_plot)."""
+             progress: bool = True, models: list[str] | None = None) -> dict[str, Any]:
+    """The full report as a JSON-ready dict (see format_table / write_plot); `models`: evaluate routing
+    among these checkpoint slots only."""
     return evaluate_table(checkpoint, read_labels(data), str(data), split, allow_overlap, default_tolerance, k, seed,
-                          baselines, progress)
+                          baselines, progress, models=models)
 
 
 def evaluate_table(checkpoint: str | Path, table: LabelTable, data: str = "", split: str | None = "test",
                    allow_overlap: bool = False, default_tolerance: float = 0.2, k: int = 40, seed: int = 0,
-                   baselines: bool = True, progress: bool = True, features_cache: str | None = None) -> dict[str, Any]:
+                   baselines: bool = True, progress: bool = True, features_cache: str | None = None,
+                   models: list[str] | None = None) -> dict[str, Any]:
     """evaluate() on an already-read label table (data = its name in the report)."""
     from router.model.features import cached_features
     from router.model.head import load_checkpoint
@@ -124,7 +142,10 @@ def evaluate_table(checkpoint: str | Path, table: LabelTable, data: str = "", sp
 
     t0 = time.time()
     ckpt = load_checkpoint(checkpoint)
-    table = _align(table, ckpt.slots, str(data))
+    slots = eval_slots(ckpt.slots, models)
+    cols = [ckpt.slots.index(s) for s in slots]
+    ignored = [m for m in table.models if m not in ckpt.slots]  # the report says so; they cannot be scored
+    table = _align(table, slots, str(data), chosen=bool(models))
     rows = eval_rows(table, split)
     check_labels(rows, str(data), split)
     overlap = check_overlap(rows.questions, ckpt.train_hashes, allow_overlap, str(data))
@@ -133,30 +154,31 @@ def evaluate_table(checkpoint: str | Path, table: LabelTable, data: str = "", sp
     expected_cost = np.array([np.nanmean(c) if (~np.isnan(c)).any() else 0.0 for c in price_rows.cost.T])
 
     X = cached_features(ckpt.encoder_spec, rows.questions, progress=progress, cache=features_cache)
-    P = {"router": ckpt.head.predict(X)}
+    P = {"router": ckpt.head.predict(X)[:, cols]}
     if baselines:
         Xtr = cached_features(ckpt.encoder_spec, train_rows.questions, progress=progress,
                               cache=features_cache) if train_rows else None
         Ytr = train_rows.Y if train_rows else None
         P.update(all_baselines(Xtr, Ytr, X, rows.Y, k=k, seed=seed, progress=progress))
-    results = score_routers(P, rows.Y, rows.cost, expected_cost, ckpt.slots, default_tolerance)
+    results = score_routers(P, rows.Y, rows.cost, expected_cost, slots, default_tolerance)
     j, a_best, c_best = metrics.best_single(rows.Y, rows.cost)
     calibration_effect = None
     if hasattr(ckpt.head, "predict_raw"):  # a calibrated head: ECE per model before and after its maps
-        raw = metrics.calibration(ckpt.head.predict_raw(X), rows.Y, ckpt.slots)
+        raw = metrics.calibration(ckpt.head.predict_raw(X)[:, cols], rows.Y, slots)
         cal = results["router"]["calibration"]
-        calibration_effect = {"methods": dict(zip(ckpt.slots, ckpt.head.methods)),
+        calibration_effect = {"methods": dict(zip(slots, [ckpt.head.methods[i] for i in cols])),
                               "ece_before": raw["ece"], "ece_after": cal["ece"],
                               "mean_ece_before": raw["mean_ece"], "mean_ece_after": cal["mean_ece"]}
     report = {
         "checkpoint": str(checkpoint), "data": str(data), "split": split or None,
         "n_questions": len(rows), "n_train_for_baselines": len(train_rows) if train_rows else 0,
-        "overlap_with_training": overlap, "slots": ckpt.slots, "encoder": ckpt.encoder_spec.to_json(),
-        "expected_cost_per_call": dict(zip(ckpt.slots, expected_cost)),
-        "best_single": {"slot": ckpt.slots[j], "accuracy": a_best, "cost": c_best},
+        "overlap_with_training": overlap, "slots": slots, "encoder": ckpt.encoder_spec.to_json(),
+        "expected_cost_per_call": dict(zip(slots, expected_cost)),
+        "best_single": {"slot": slots[j], "accuracy": a_best, "cost": c_best},
         "single_models": {s: {"accuracy": float(np.nanmean(rows.Y[:, i])), "cost": float(np.nansum(rows.cost[:, i]))}
-                          for i, s in enumerate(ckpt.slots)},
+                          for i, s in enumerate(slots)},
         "default_tolerance": default_tolerance, "results": results, "calibration_effect": calibration_effect,
+        "ignored_data_models": ignored, "checkpoint_slots": ckpt.slots,
         "seconds": round(time.time() - t0, 1),
     }
     return _jsonable(report)
@@ -182,6 +204,11 @@ def format_table(report: dict[str, Any]) -> str:
     if not b["cost"]:
         lines.append("WARNING: the evaluated rows carry no cost_usd: AIQ and the savings columns need costs "
                      "and show — (accuracy and calibration are still measured)")
+    if report.get("ignored_data_models"):
+        lines.append(f"note: the data also labels {', '.join(report['ignored_data_models'])}, which this checkpoint "
+                     "does not score (not evaluated; add them with train --extend)")
+    if report.get("checkpoint_slots") and len(report["checkpoint_slots"]) != len(report["slots"]):
+        lines.append(f"routing among {', '.join(report['slots'])} only (--models)")
     if report.get("overlap_with_training"):
         lines.append(f"WARNING: {report['overlap_with_training']} evaluated questions were in the training set")
     t = report["default_tolerance"]

@@ -104,8 +104,12 @@ def read_questions(path: str | Path, *, unique: bool = False, limit: int | None 
         raise InputError(f"{path.name}: no questions in the file")
     if limit is not None and len(items) > limit:
         raise InputError(f"{path.name}: {len(items)} questions; at most {limit} here")
-    seen: dict[str, str] = {}
+    seen: dict[str, Question] = {}
     for it in items:
-        if seen.setdefault(it.id, it.question) != it.question:
+        first = seen.setdefault(it.id, it)
+        if first.question != it.question:
             raise InputError(f"{path.name}: id {it.id!r} is used for two different questions")
+        if first.reference != it.reference:  # which one grades the answers? the file must say
+            raise InputError(f"{path.name}: id {it.id!r} appears twice with different references "
+                             f"({first.reference!r} and {it.reference!r}); keep one")
     return list({it.id: it for it in items}.values()) if unique else items
