@@ -79,6 +79,12 @@ def test_import_train_score_round_trip(tmp_path):
     assert set(preds[0]["p"]) == {"big", "small"} and all(0 <= v <= 1 for v in preds[0]["p"].values())
     bad = cli("score", "--checkpoint", str(tmp_path / "nope"), "--input", str(qs), "--output", "x", check=False)
     assert bad.returncode == 1 and "router.json is missing" in bad.stderr
+    pool = tmp_path / "pool.yaml"
+    pool.write_text(json.dumps({"policy": "p", "checkpoint": str(tmp_path / "nope"), "models": [
+        {"name": n, "model": n, "local": True, "api_base": "http://127.0.0.1:9/v1", "cost_per_m_input_tokens": 0,
+         "cost_per_m_output_tokens": 0} for n in ("big", "small")]}))
+    bad = cli("route", "--config", str(pool), "hello", check=False)
+    assert bad.returncode == 1 and f"{pool}: checkpoint: '{tmp_path / 'nope'}' -> " in bad.stderr
 
 
 @pytest.mark.slow

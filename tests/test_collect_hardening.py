@@ -124,8 +124,10 @@ def test_an_api_key_pasted_into_api_key_env_is_refused_without_echo(value):
     with pytest.raises(ConfigError) as err:
         parse_pool(raw, Path("/nonexistent/pool.yaml"))
     assert "models[0].api_key_env (slot 'a')" in str(err.value) and value not in str(err.value)
-    raw["models"][0]["api_key_env"] = "MY_VENDOR_API_KEY"
-    assert parse_pool(raw, Path("/nonexistent/pool.yaml")).models[0].api_key_env == "MY_VENDOR_API_KEY"
+    for name in ("MY_VENDOR_API_KEY", "HF_TOKEN", "GSK_API_KEY", "SK_LIVE", "hf_token",
+                 "together_api_key_for_llama3_70b_2024"):
+        raw["models"][0]["api_key_env"] = name
+        assert parse_pool(raw, Path("/nonexistent/pool.yaml")).models[0].api_key_env == name
 
 
 def _pool_yaml(tmp_path, base_url, names=("good", "bad")) -> Path:
@@ -165,3 +167,24 @@ def test_cli_collect_exits_non_zero_when_the_judge_failed(stub, tmp_path, capsys
             "--models", "good", "--judge", "llm", "--judge-slot", "judge", "--no-progress", "--retries", "0"]
     assert cli_main(args) == 1
     assert "4 labels are unknown because the judge could not grade them" in capsys.readouterr().out
+
+
+def test_limit_holds_for_calls_that_waited_on_the_budget(stub, tmp_path):
+    """Workers that passed the --limit check and then waited for the budget all started afterwards."""
+    stub.behave("dest-a", answer="x", delay=0.05)
+    pool = make_pool(stub.base_url, {"a": {"in_price": 0.0, "out_price": 1000.0}})
+    rep = collect(pool, many(10), tmp_path / "l.jsonl", make_judge("reference"),
+                  CollectConfig(concurrency=4, max_usd=0.3, limit=3), progress=False)
+    assert rep.stopped_by_limit and rep.written == 3 == len(stub.calls("dest-a"))
+
+
+def test_budget_counts_calls_in_flight_not_float_residue():
+    from router.training.collect import Budget
+
+    b = Budget(10.0)
+    ests = [0.1, 0.2, 0.7, 0.3, 0.6]
+    for e in ests:
+        assert b.reserve(e)
+    for e in ests:
+        b.settle(e, e)
+    assert not b.in_flight and b.reserved == 0.0 and b.spent == pytest.approx(1.9)

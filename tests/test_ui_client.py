@@ -257,3 +257,22 @@ def test_all_models_off_clears_the_choice_and_routing_again_is_one_query(app_url
     assert "data-chosen=''" in off[0] and "no model is enabled" in off[0] and off[1] is None
     back = c.predict("default", 0.2, ALL, api_name="/redecide")
     assert _chosen(back[0]) == router.route(QUERY, 0.2).chosen and ">1</span>queries" in back[3]
+
+
+def test_route_api_takes_the_slots_of_the_pool_it_names(app_url, registry):
+    """The toggles' choices are the default pool's; an API call under another pool used to be refused."""
+    other = registry.get("mixed-local")
+    c = _client(app_url)
+    out = c.predict("mixed-local", QUERY, 0.2, other.pool.names, api_name="/route")
+    assert _chosen(out[0]) == other.route(QUERY, 0.2).chosen
+    with pytest.raises(Exception, match="'nope' not in pool 'mixed-local'"):
+        c.predict("mixed-local", QUERY, 0.2, ["nope"], api_name="/route")
+
+
+def test_out_of_range_inputs_are_a_message_naming_the_field(app_url):
+    c = _client(app_url)
+    c.predict("default", QUERY, 0.2, ALL, api_name="/route")
+    with pytest.raises(Exception, match="Tolerance: Value -0.5 is less than minimum value 0"):
+        c.predict("default", -0.5, ALL, api_name="/redecide")
+    with pytest.raises(Exception, match="Team size: Value -3"):
+        c.predict("default", 0.2, ALL, -3, 100, 1000, 500, "tolerance sweep", api_name="/project")

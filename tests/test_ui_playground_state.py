@@ -111,10 +111,12 @@ def test_sanitize_usage_keeps_valid_counts_and_extra_fields():
     good = {"prompt_tokens": "12", "completion_tokens": 3.0, "total_tokens": 99, "cost": 0.01,
             "prompt_tokens_details": {"cached_tokens": 4, "audio_tokens": "n/a"}}
     out = costs.sanitize_usage(good)
-    assert out == {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15, "cost": 0.01,
+    assert out == {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 99, "cost": 0.01,
                    "prompt_tokens_details": {"cached_tokens": 4}}
     assert costs.normalize_usage(out) == {"prompt_tokens": 12, "completion_tokens": 3, "cached_tokens": 4}
-    for bad in ({"prompt_tokens": True, "completion_tokens": 1}, {"prompt_tokens": float("nan")}, "usage", [1]):
+    assert costs.sanitize_usage({"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": "?"})["total_tokens"] == 3
+    for bad in ({"prompt_tokens": True, "completion_tokens": 1}, {"prompt_tokens": float("nan")}, "usage", [1],
+                {"prompt_tokens": "²", "completion_tokens": 1}, {"prompt_tokens": "9" * 5000, "completion_tokens": 1}):
         assert costs.sanitize_usage(bad) is None and costs.normalize_usage(bad if isinstance(bad, dict) else None) \
             is None
     # a detail larger than the count it is part of is dropped, not billed

@@ -48,7 +48,7 @@ def run(args) -> int:
 
         if report["overlap_with_training"]:
             print("not recorded: the evaluated rows overlap the training set")
-        elif args.models:
+        elif report["slots"] != report["checkpoint_slots"]:
             print("not recorded: --models evaluates routing among some of the checkpoint's models only")
         else:
             print(f"metrics recorded in {record_in_checkpoint(report, args.checkpoint)}")

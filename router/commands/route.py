@@ -58,9 +58,8 @@ def run(args) -> int:
     startup = process_age_ms()
     t0 = time.perf_counter()
     from router.model.encoder import get_encoder
-    from router.model.head import load_checkpoint
     from router.routing.pool import load_pool
-    from router.routing.router import PrefillRouter
+    from router.routing.router import PrefillRouter, pool_checkpoint
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models is not None else None
     if models is not None and not models:
@@ -69,7 +68,7 @@ def run(args) -> int:
         raise InputError(f"--models {args.models!r}: name at least one slot (or leave --models out for all enabled slots)")
     t1 = time.perf_counter()
     pool = load_pool(args.config)
-    ckpt = load_checkpoint(pool.checkpoint_path)
+    ckpt = pool_checkpoint(pool)
     t2 = time.perf_counter()
     encoder = get_encoder(ckpt.encoder_spec)  # includes importing its runtime (torch / onnxruntime / tokenizers)
     t3 = time.perf_counter()

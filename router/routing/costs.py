@@ -42,7 +42,8 @@ def usage_count(value: Any) -> int | None:
         return None
     if isinstance(value, str):
         value = value.strip()
-        if not value.isdigit():
+        # isdigit() alone takes "²"; the length check keeps int() under Python's digit limit
+        if not (value.isascii() and value.isdecimal()) or len(value) > 12:
             return None
         value = int(value)
     if isinstance(value, float):
@@ -98,8 +99,10 @@ def sanitize_usage(usage: Any) -> dict[str, Any] | None:
         return None
     out = dict(usage)
     out["prompt_tokens"], out["completion_tokens"] = norm["prompt_tokens"], norm["completion_tokens"]
-    if "total_tokens" in out:
+    if "total_tokens" in out and usage_count(out["total_tokens"]) is None:  # a valid total is the upstream's word
         out["total_tokens"] = norm["prompt_tokens"] + norm["completion_tokens"]
+    elif "total_tokens" in out:
+        out["total_tokens"] = usage_count(out["total_tokens"])
     for key, value in usage.items():
         if key.endswith("_tokens_details"):
             if isinstance(value, Mapping):

@@ -32,8 +32,11 @@ def env_name_problem(value: str) -> str | None:
     if not ENV_NAME.fullmatch(value):
         return ("must be the NAME of an environment variable (letters, digits and _, not starting with a digit), "
                 "not the key itself: put the key in the environment, e.g. OPENROUTER_API_KEY")
-    looks_random = len(value) >= 24 and any(c.islower() for c in value) and sum(c.isdigit() for c in value) >= 4
-    if value.lower().startswith(KEY_PREFIXES) or looks_random:
+    # Env var names are words (HF_TOKEN, together_api_key_2024); keys are long and mixed-case.
+    mixed = any(c.islower() for c in value) and any(c.isupper() for c in value)
+    prefixed = value.lower().startswith(KEY_PREFIXES) and len(value) >= 20 and value != value.upper()
+    looks_random = len(value) >= 24 and mixed and sum(c.isdigit() for c in value) >= 4
+    if prefixed or looks_random:
         return ("looks like an API key, not the name of an environment variable: keys never go in the pool "
                 "file; set the key in the environment and name that variable here")
     return None

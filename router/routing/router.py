@@ -125,22 +125,27 @@ class Scores:
     output_tokens: np.ndarray | None = None  # per-query expected output per slot (None: the pool's fixed estimate)
 
 
+def pool_checkpoint(pool: Pool):
+    """The checkpoint a pool names; an error says which YAML and field pointed there, not only the folder."""
+    from router.model.head import load_checkpoint
+
+    try:
+        return load_checkpoint(pool.checkpoint_path)
+    except CheckpointError as exc:
+        if pool.source_path is None:
+            raise
+        raise CheckpointError(f"{pool.source_path}: checkpoint: {pool.checkpoint!r} -> {exc}") from None
+
+
 class PrefillRouter:
     """Built once, read-only afterwards; safe to share across requests and threads."""
 
     def __init__(self, pool: Pool, checkpoint=None, encoder=None):
-        from router.model.head import load_checkpoint
-
         self.pool = pool
         if not any(m.enabled for m in pool.models):  # collect may still ask disabled slots; routing cannot
             raise ConfigError(pool.source_path or pool.policy,
                               ["models: every slot has enabled: false, so nothing can be routed; enable at least one"])
-        try:
-            self.checkpoint = checkpoint or load_checkpoint(pool.checkpoint_path)
-        except CheckpointError as exc:  # say which YAML and field pointed there, not only the folder
-            if pool.source_path is None:
-                raise
-            raise CheckpointError(f"{pool.source_path}: checkpoint: {pool.checkpoint!r} -> {exc}") from None
+        self.checkpoint = checkpoint or pool_checkpoint(pool)
         check_scorable(pool, self.checkpoint.slots)
         self._cols = [self.checkpoint.slots.index(s.score_as) for s in pool.models]
         if encoder is None:

@@ -5,7 +5,8 @@ each call completes, so an interrupted run loses at most the calls in flight; re
 the (id, model) pairs already in the file. Calls run with bounded concurrency per endpoint
 (api_base). A budget cap (USD) stops new calls once spent + reserved estimates would pass it; a call
 that does not fit waits for the calls in flight to settle at their real cost. Estimates use each
-slot's measured answer lengths, or --max-tokens, which makes the cap a hard bound.
+slot's measured answer lengths, or --max-tokens (the closest to a hard bound: input tokens are
+estimated, and an LLM judge's calls are counted when they return).
 
 Each row: id, question, model (the slot name: what a retrained checkpoint learns), correct
 (None = unknown), cost_usd, input_tokens, output_tokens, latency_ms, response, destination,
@@ -113,6 +114,7 @@ class Budget:
 
     def __init__(self, cap: float | None):
         self.cap, self.spent, self.reserved = cap, 0.0, 0.0
+        self.calls = 0  # reservations not settled yet: counted, since float sums do not return to 0.0
         self.exhausted = False
 
     def reserve(self, estimate: float) -> bool:
@@ -120,14 +122,16 @@ class Budget:
             self.exhausted = True
             return False
         self.reserved += estimate
+        self.calls += 1
         return True
 
     @property
     def in_flight(self) -> bool:
-        return self.reserved > 1e-15
+        return self.calls > 0
 
     def settle(self, estimate: float, actual: float) -> None:
-        self.reserved -= estimate
+        self.calls -= 1
+        self.reserved = self.reserved - estimate if self.calls else 0.0
         self.spent += actual
 
 
@@ -157,7 +161,7 @@ class _Run:
     def input_estimate(self, item: Item) -> int:
         return approx_tokens((self.cfg.system or "") + item.question) + 8
 
-    async def reserve(self, item: Item, slot: Slot) -> float | None:
+    async def reserve(self, item: Item, slot: Slot) -> tuple[float, bool] | None:
         """Reserve this call's estimated cost under the cap, or None when it cannot fit.
 
         A call that does not fit while others are in flight waits for them: their reservations were
@@ -167,7 +171,7 @@ class _Run:
         while True:
             est = self.estimate(item, slot)
             if self.budget.reserve(est):
-                return est
+                return est, False
             if not (self.cfg.max_tokens or self.out_tokens[slot.name] or slot.name in self.probing):
                 # The guess is no bound (without --max-tokens nothing is), and a guess larger than the
                 # cap would stop the run before it learnt anything: one call per slot goes out on its
@@ -175,7 +179,7 @@ class _Run:
                 probe = slot.cost_usd(self.input_estimate(item), 1)
                 if self.budget.reserve(probe):
                     self.probing.add(slot.name)
-                    return probe
+                    return probe, True
             if not self.budget.in_flight or self.budget.spent >= (self.budget.cap or 0.0):
                 return None
             async with self.settled:
@@ -190,20 +194,30 @@ class _Run:
             if self.cfg.limit is not None and self.started >= self.cfg.limit:
                 self.report.stopped_by_limit, self.stop = True, True
                 return
-            est = await self.reserve(item, slot)
-            if est is None:
+            got = await self.reserve(item, slot)
+            if got is None:
                 self.report.stopped_by_budget = True
                 self.report.over_budget += 1
                 continue
+            est, probe = got
+            if self.cfg.limit is not None and self.started >= self.cfg.limit:  # reached while this one waited
+                self.budget.settle(est, 0.0)
+                self.report.stopped_by_limit, self.stop = True, True
+                await self._notify()
+                return
             self.started += 1
             try:
                 await self.ask(item, slot, est)
             finally:
                 self.bar.update(1)
                 self.bar.set_postfix(spent=f"${self.budget.spent:.4f}", failed=self.report.failed, refresh=False)
-                self.probing.discard(slot.name)
-                async with self.settled:
-                    self.settled.notify_all()
+                if probe:
+                    self.probing.discard(slot.name)
+                await self._notify()
+
+    async def _notify(self) -> None:
+        async with self.settled:
+            self.settled.notify_all()
 
     async def ask(self, item: Item, slot: Slot, est: float) -> None:
         try:
@@ -314,6 +328,10 @@ async def rejudge_failed(path: Path, rows: list[dict], judge: Judge, items: list
     from tqdm.auto import tqdm
 
     for r in tqdm(todo, desc="re-judging", unit="row", disable=not progress):
+        if run.budget.cap is not None and run.budget.spent >= run.budget.cap:
+            run.report.stopped_by_budget = True
+            run.report.judge_failed += 1  # still unknown: graded on a later run
+            continue
         v = await judge.grade(r.get("question", ""), r["response"], r.get("reference", refs.get(str(r.get("id")))))
         run.budget.spent += v.cost_usd
         run.report.judge_usd += v.cost_usd

@@ -17,7 +17,7 @@ from router.paths import ASSETS_DIR
 from router.routing import costs, sweep
 from router.routing.registry import RouterRegistry
 from router.ui import compare as cmp
-from router.ui import explain, playground, pool_design
+from router.ui import explain, inputs, playground, pool_design
 from router.ui import views as V
 from router.ui.access import UIAccess, ui_access
 from router.ui.charts import decision_figure, distribution_figure, projection_figure, sweep_figures
@@ -74,14 +74,14 @@ def build_ui(registry: RouterRegistry, governance=None, audit=None, access: UIAc
         with gr.Sidebar(open=True, width=380, elem_id="sidebar"):
             w.policy = gr.Dropdown(registry.policies, value=pool.policy, label="Pool", elem_id="pool")
             w.pool_info = gr.HTML(V.pool_html(pool))
-            w.tolerance = gr.Slider(0, 1, value=pool.default_tolerance, step=0.01, label="Tolerance",
+            w.tolerance = inputs.Slider(0, 1, value=pool.default_tolerance, step=0.01, label="Tolerance",
                                     info="0 = best predicted model · 1 = cheapest", elem_id="tolerance")
             off = not access.send_enabled
             w.send = gr.Checkbox(False, label="Send to model", elem_id="send-toggle", interactive=not off,
                                  info=access.send_off_reason if off else "stream the answer from the chosen model")
             w.review = gr.Checkbox(False, label="Auto review", info="the pool's most expensive model judges the answer",
                                    elem_id="review-toggle", interactive=not off)
-            w.models = gr.CheckboxGroup(V.model_choices(pool), value=V.enabled_names(pool), label="Models (on/off)",
+            w.models = inputs.PoolToggles(V.model_choices(pool), value=V.enabled_names(pool), label="Models (on/off)",
                                         info="prices per million input / output tokens", elem_id="models",
                                         elem_classes=["model-toggles"])
         gr.HTML(HEADER)
@@ -141,9 +141,9 @@ def _sweep_tab(w, n_samples: int) -> None:
                                type="filepath", elem_id="sweep-file")
         with gr.Column():
             with gr.Row():
-                w.t_start = gr.Number(0.0, label="From", minimum=0, maximum=1, step=0.05)
-                w.t_stop = gr.Number(0.5, label="To", minimum=0, maximum=1, step=0.05)
-                w.t_step = gr.Number(0.05, label="Step", minimum=0.01, maximum=1, step=0.01)
+                w.t_start = inputs.Number(0.0, label="From", minimum=0, maximum=1, step=0.05)
+                w.t_stop = inputs.Number(0.5, label="To", minimum=0, maximum=1, step=0.05)
+                w.t_step = inputs.Number(0.05, label="Step", minimum=0.01, maximum=1, step=0.01)
             w.run_sweep = gr.Button("Run sweep", variant="primary", elem_id="sweep-btn")
     w.sweep_summary = gr.HTML(elem_id="sweep-summary")
     w.sweep_mix = gr.Plot(show_label=False, elem_id="sweep-mix")
@@ -168,10 +168,10 @@ def _sweep_tab(w, n_samples: int) -> None:
 def _projection_tab(w) -> None:
     gr.Markdown("Monthly spend if every request went to the baseline model, vs routed at the sidebar's tolerance.")
     with gr.Row():
-        w.team = gr.Number(50, label="Team size", minimum=0, precision=0)
-        w.per_person = gr.Number(600, label="Requests per person per month", minimum=0, precision=0)
-        w.avg_in = gr.Number(1500, label="Average input tokens", minimum=0, precision=0)
-        w.avg_out = gr.Number(600, label="Average output tokens", minimum=0, precision=0)
+        w.team = inputs.Number(50, label="Team size", minimum=0, precision=0)
+        w.per_person = inputs.Number(600, label="Requests per person per month", minimum=0, precision=0)
+        w.avg_in = inputs.Number(1500, label="Average input tokens", minimum=0, precision=0)
+        w.avg_out = inputs.Number(600, label="Average output tokens", minimum=0, precision=0)
     w.mix_source = gr.Radio(["tolerance sweep", "this session"], value="tolerance sweep", label="Model mix from")
     w.project = gr.Button("Project", variant="primary", elem_id="project-btn")
     w.proj_out = gr.HTML(elem_id="projection-box")
@@ -248,7 +248,7 @@ def _wire(registry: RouterRegistry, w, samples, governance=None, audit=None, acc
                     yield session, V.answer_html(ans), ans.text, "", gr.skip()
             except RouterError as exc:  # e.g. a cloud slot for a query that must stay on-prem
                 raise gr.Error(str(exc), print_exception=False) from None
-            audit_answer(audit, playground.record_of(session, ans.request_id))
+            audit_answer(audit, ans.record)
             rv = (await playground.review_answer(router, session, client, ans, own_urls=own,
                                                  max_tokens=min(300, access.max_tokens)) if review_on else None)
             audit_review(audit, router, ans.request_id, rv)
@@ -394,9 +394,9 @@ def _design_tab(w, registry: RouterRegistry) -> None:
         w.d_model = gr.Textbox(router.pool.models[0].model, label="Destination model id", elem_id="design-model")
         w.d_base = gr.Textbox(router.pool.models[0].api_base, label="api_base", elem_id="design-base")
     with gr.Row():
-        w.d_in = gr.Number(router.pool.models[0].cost_per_m_input_tokens, label="$ per M input tokens", minimum=0,
+        w.d_in = inputs.Number(router.pool.models[0].cost_per_m_input_tokens, label="$ per M input tokens", minimum=0,
                            elem_id="design-in")
-        w.d_out = gr.Number(router.pool.models[0].cost_per_m_output_tokens, label="$ per M output tokens", minimum=0,
+        w.d_out = inputs.Number(router.pool.models[0].cost_per_m_output_tokens, label="$ per M output tokens", minimum=0,
                             elem_id="design-out")
         w.d_trained = gr.Dropdown(router.checkpoint.slots, value=router.pool.models[0].score_as,
                                   label="Scored as (trained_as: a label column of the checkpoint)",

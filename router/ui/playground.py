@@ -96,6 +96,10 @@ def _check_enabled(router: PrefillRouter, enabled: Sequence[str] | None) -> list
     names = router.pool.names
     if enabled is None:
         return [s.name for s in router.pool.models if s.enabled]
+    unknown = [n for n in enabled if n not in names]
+    if unknown:
+        raise InputError(f"models: {', '.join(map(repr, unknown))} not in pool {router.pool.policy!r}; "
+                         f"its slots: {', '.join(names)}")
     enabled = [n for n in names if n in set(enabled)]
     if not enabled:
         raise InputError("no model is enabled: switch on at least one model of the pool")
@@ -166,6 +170,7 @@ class Answer:
     request_id: str | None = None  # the decision this answers (the session may have moved on since)
     question: str = ""  # what was sent (masked where the rules mask it): what a review judges
     local_only: bool = False  # the rules kept this query on-prem: so must its review
+    record: dict[str, Any] | None = None  # the finished call's decision record (what the audit log gets)
 
 
 async def send(router: PrefillRouter, session: Session, client, max_tokens: int | None = None,
@@ -220,6 +225,7 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
         settle(governance, router.pool, PLAYGROUND_CLIENT, slot, ans.usage)
     final = decision_record(result, audit_query, request_id, router.pool.audit_query_text, ts=record["ts"], ans=ans,
                             attempts=attempts, router=router)
+    ans.record = final
     _replace(session, final)
     if session.request_id == request_id:
         session.sent = ans.error is None
