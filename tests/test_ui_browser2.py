@@ -308,6 +308,18 @@ def test_phone_layout(browser, app_url, ui_registry):
     chart, expl = page.evaluate(RECT, "#p-chart"), page.evaluate(RECT, "#explain")
     assert chart["right"] <= PHONE["width"] + 1 and expl["y"] >= chart["bottom"] - 1  # stacked, not squeezed
     assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"] + 1
+    # The threshold label is readable: Plotly's toolbar (shown on touch/hover) must not cover it.
+    page.hover("#p-chart .js-plotly-plot")
+    covered = page.evaluate("""() => {
+      const label = [...document.querySelectorAll('#p-chart .annotation-text')]
+        .find(e => e.textContent.startsWith('threshold'));
+      const bar = document.querySelector('#p-chart .modebar');
+      if (!label) return 'no threshold label';
+      if (!bar || bar.getClientRects().length === 0) return false;
+      const a = label.getBoundingClientRect(), b = bar.getBoundingClientRect();
+      return !(a.right < b.left || b.right < a.left || a.bottom < b.top || b.bottom < a.top);
+    }""")
+    assert covered is False, covered
     _shot(page, "route-390.png")
     # On a phone the tabs that do not fit sit in Gradio's "More tabs" menu.
     page.click("button[aria-label='More tabs']")
