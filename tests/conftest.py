@@ -73,6 +73,15 @@ def stub():
         yield s
 
 
+@pytest.fixture(scope="module")
+def stubs():
+    """Two loopback upstreams, (local, cloud): "the cloud received nothing" is a fact about one server."""
+    from .upstream_stub import UpstreamStub
+
+    with UpstreamStub() as local, UpstreamStub() as cloud:
+        yield local, cloud
+
+
 @pytest.fixture(autouse=True)
 def _fresh_stub(request):
     """Every test that uses the stub starts with no behaviours and no recorded calls."""

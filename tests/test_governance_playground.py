@@ -16,13 +16,6 @@ from router.serving.governance import Governance
 from router.ui import playground, views
 
 from .governance_env import CLOUD, CLOUD_KEY_ENV, LOCAL, SSN, Clock, dest, write_pool
-from .upstream_stub import UpstreamStub
-
-
-@pytest.fixture(scope="module")
-def stubs():
-    with UpstreamStub() as local, UpstreamStub() as cloud:
-        yield local, cloud
 
 
 @pytest.fixture(scope="module")

@@ -19,15 +19,8 @@ from router.ui import playground, views
 
 from .governance_env import CLOUD, CLOUD_KEY_ENV, LOCAL, write_pool
 from .ui_helpers import stub_pool_yaml
-from .upstream_stub import UpstreamStub
 
 EMAIL = "jane.doe@example.com"
-
-
-@pytest.fixture(scope="module")
-def stubs():
-    with UpstreamStub() as local, UpstreamStub() as cloud:
-        yield local, cloud
 
 
 @pytest.fixture(scope="module")
