@@ -59,7 +59,7 @@ def distill(teacher: EncoderSpec, texts: list[str], targets: np.ndarray, cfg: Di
     """
     import torch
 
-    from router.training.finetune import _Top, _blocks, run_epochs, trainable
+    from router.training.finetune import _blocks, _Top, run_epochs, trainable
 
     cfg = cfg or DistillConfig()
     if len(texts) != len(targets):
