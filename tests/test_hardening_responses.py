@@ -206,6 +206,23 @@ def test_passthrough_client_hanging_up_before_the_answer(passthrough, stub):
     assert len(stub.calls()) == 1  # and not retried on the next slot for nobody
 
 
+@pytest.mark.parametrize("usage", [None, {"input_tokens": "x", "output_tokens": 3}])
+def test_passthrough_answer_without_usable_usage_is_estimated(passthrough, stub, usage):
+    """It used to be audited without usage, so the budgets counted the call as free."""
+    srv, audit = passthrough
+    for name in ("cheap", "mid", "strong", "best"):
+        stub.behave(dest(name), answer="Paris is the capital of France.", usage=usage, no_usage=usage is None)
+    r = httpx.post(f"{srv.url}/v1/responses", json={"model": "respool", "input": Q}, timeout=30)
+    assert r.status_code == 200, r.text
+    rid = r.headers["x-router-request-id"]
+    deadline = time.time() + 10
+    while time.time() < deadline and not [x for x in audit_lines(audit) if x["request_id"] == rid]:
+        time.sleep(0.05)
+    (line,) = [x for x in audit_lines(audit) if x["request_id"] == rid]
+    assert line["usage_estimated"] is True and line["cost_basis"] == "estimate"
+    assert line["usage"]["prompt_tokens"] > 0 and line["usage"]["completion_tokens"] > 0
+
+
 def test_passthrough_stream_client_hanging_up_midway(passthrough, stub):
     srv, audit = passthrough
     before = len(audit_lines(audit)) if audit.exists() else 0

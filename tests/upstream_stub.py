@@ -12,7 +12,8 @@ delay (seconds before answering), fail_status + fail_times (-1 = forever), drop_
 usage (override the token counts), no_usage (send none), chunk_delay (seconds between stream chunks), set_cookie (a
 Set-Cookie header on the answer), tool_calls (answer with these OpenAI tool calls, finish_reason
 tool_calls), finish_reasons (one per choice when the request asks for n > 1).
-POST /v1/responses answers in the Responses format (for slots that declare `upstream_api: responses`).
+POST /v1/responses answers in the Responses format (for slots that declare `upstream_api: responses`);
+usage and no_usage apply there too (usage then in Responses' shape).
 retry_after (a Retry-After header on failures), inject_chunk (a raw chunk sent after a stream's first
 piece of text), message_extra (fields merged into a plain answer's message). /v1/responses honours
 delay, and chunk_delay between its stream events.
@@ -189,8 +190,11 @@ class UpstreamStub:
                                     status_code=b.fail_status)
             answer = b.answer if b.answer is not None else f"stub responses answer from {model}"
             created = int(time.time())
-            usage = {"input_tokens": 7, "input_tokens_details": {"cached_tokens": 2}, "output_tokens": _words(answer),
-                     "output_tokens_details": {"reasoning_tokens": 1}, "total_tokens": 7 + _words(answer)}
+            usage = b.usage if b.usage is not None else {
+                "input_tokens": 7, "input_tokens_details": {"cached_tokens": 2}, "output_tokens": _words(answer),
+                "output_tokens_details": {"reasoning_tokens": 1}, "total_tokens": 7 + _words(answer)}
+            if b.no_usage:
+                usage = None
             item = {"type": "message", "id": "msg_stub", "status": "completed", "role": "assistant",
                     "content": [{"type": "output_text", "text": answer, "annotations": []}]}
             resp = {"id": f"resp_stub_{created}", "object": "response", "created_at": created, "status": "completed",

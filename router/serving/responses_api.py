@@ -25,6 +25,7 @@ from router.serving.pipeline import (
     ProxyState,
     audit_after_response,
     decide,
+    estimated_usage,
     fail,
     outgoing,
     remember,
@@ -105,9 +106,21 @@ async def _answer(state: ProxyState, d: Decision, req, body: dict, messages: lis
     remember(state, d, slot)
     out["model"] = slot.model
     out["router"] = router_info(d, slot, attempts)
-    audit = audit_after_response(state, d, api="responses", selected=slot, attempts=attempts,
-                                 usage=_usage_for_audit(usage))
+    usage, extra = _usage_for_audit(usage), None
+    if usage is None:  # a pass-through upstream sent no usable usage: estimated, never billed as $0
+        usage, extra = estimated_usage(d, _answer_text(out)), {"usage_estimated": True}
+    audit = audit_after_response(state, d, api="responses", selected=slot, attempts=attempts, usage=usage,
+                                 extra=extra)
     return JSONResponse(out, headers=router_headers(d, slot), background=audit)
+
+
+def _answer_text(out: dict) -> str:
+    """The text of a Responses object's message items (what an estimate of its output counts)."""
+    parts = []
+    for item in out.get("output") or []:
+        if isinstance(item, dict) and item.get("type") == "message":
+            parts += [str(c.get("text") or "") for c in item.get("content") or [] if isinstance(c, dict)]
+    return "".join(parts)
 
 
 async def _create(state: ProxyState, d: Decision, body: dict, messages: list[dict], params: dict,
