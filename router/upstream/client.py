@@ -28,7 +28,9 @@ def error_text(exc: BaseException) -> str:
     if isinstance(cause, aiohttp.ClientConnectorError):  # refused, unreachable, DNS: never a timeout
         # aiohttp's own text ("Cannot connect to host h:p ssl:default [Connect call failed ('h', p)]")
         # repeats itself and names an SSL context even for plain http; say it once, in words.
-        why = getattr(cause.os_error, "strerror", None) or str(cause.os_error) or "connection failed"
+        err = cause.os_error
+        why = ("connection refused: nothing listens there" if isinstance(err, ConnectionRefusedError)
+               else getattr(err, "strerror", None) or str(err) or "connection failed")
         return f"ConnectError: cannot connect to {cause.host}:{cause.port} ({why})"
     return f"{type(cause).__name__}: {exc}"
 
