@@ -90,9 +90,15 @@ def check_output_file(path: str | Path, flag: str = "--out", inputs: dict[str, s
     if p.is_dir():
         raise InputError(f"{flag} {p}: is a folder; give a file name")
     for in_flag, q in (inputs or {}).items():
-        if q is not None and (Path(q).resolve() == p.resolve()):
+        if q is None:
+            continue
+        q = Path(q).resolve()
+        if q == p.resolve():
             raise InputError(f"{flag} {p}: is the {in_flag} file; writing there would replace the input, "
                              "so give another file name")
+        if q.is_dir() and q in p.resolve().parents:  # a checkpoint's router.json, a file of a data folder
+            raise InputError(f"{flag} {p}: is inside the {in_flag} folder {q}; writing there would replace "
+                             "or add to the input, so write somewhere else")
     _check_parents(p, flag)
     return p
 

@@ -224,6 +224,9 @@ def checkpoint_copy(tmp_path):
     (lambda m: m.pop("head"), r"router\.json: format_version 2 needs field 'head'"),
     (lambda m: m["head"].update(spec={"kind": "bogus"}), r"router\.json \('head\.spec'\) and weights\.safetensors .*"
                                                          r"head kind 'bogus'"),
+    (lambda m: m.update(output_tokens=5), r"router\.json: field 'output_tokens' must map each slot"),
+    (lambda m: m.update(prior_accuracy="x"), r"router\.json: field 'prior_accuracy' must map each slot"),
+    (lambda m: m["encoder"].update(layers=[-1, -2]), r"router\.json: field 'encoder': .*runtime 'onnx' reads one layer"),
 ])
 def test_router_json_fields_are_named(checkpoint_copy, edit, match):
     from router.model.head import load_checkpoint
@@ -295,3 +298,37 @@ def test_extend_names_the_model_with_too_few_labels():
     with pytest.raises(InputError, match=rf"model 'new-m' has 3 known labels outside split=test; a new slot needs "
                                          rf"at least {MIN_LABELS}"):
         fit_column(np.zeros((4, 8), np.float32), y, None, name="model 'new-m'")
+
+
+def test_outputs_inside_a_checkpoint_or_a_data_folder_are_refused(tmp_path, capsys):
+    """evaluate --json CK/router.json and score --output CK/router.json destroyed the checkpoint;
+    --json DATA/labels.csv replaced a label file of the --data folder."""
+    import shutil
+
+    ck = tmp_path / "ck"
+    shutil.copytree(PROJECT_ROOT / "assets" / "checkpoint", ck)
+    before = (ck / "router.json").read_bytes()
+    data = tmp_path / "data"
+    data.mkdir()
+    write_labels(ROWS, data / "l.jsonl")
+    (tmp_path / "q.txt").write_text("hello\n")
+    cases = [
+        (["evaluate", "--checkpoint", str(ck), "--data", str(data), "--json", str(ck / "router.json")],
+         "is inside the --checkpoint folder"),
+        (["evaluate", "--checkpoint", str(ck), "--data", str(data), "--plot", str(ck / "weights.safetensors")],
+         "is inside the --checkpoint folder"),
+        (["evaluate", "--checkpoint", str(ck), "--data", str(data / "l.jsonl"), "--json", str(data / "l.jsonl")],
+         "is the --data file"),
+        (["evaluate", "--checkpoint", str(ck), "--data", str(data), "--json", str(data / "report.json")],
+         "is inside the --data folder"),
+        (["score", "--checkpoint", str(ck), "--input", str(tmp_path / "q.txt"), "--output", str(ck / "router.json")],
+         "is inside the --checkpoint folder"),
+        (["import-routerbench", str(data), "--out", str(data / "long.csv")], "is inside the source folder"),
+        (["train", "--extend", str(ck), "--data", str(data), "--out", str(tmp_path / "ck2"), "--encoder",
+          "all-MiniLM-L6-v2", "--head", "knn"], "--head, --encoder: --extend fits only the new models"),
+    ]
+    for argv, match in cases:
+        rc, err = _cli(capsys, *argv)
+        assert rc == 1 and "Traceback" not in err, (argv, err)
+        assert match in err, (argv, err)
+    assert (ck / "router.json").read_bytes() == before and sorted(p.name for p in data.iterdir()) == ["l.jsonl"]

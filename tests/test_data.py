@@ -82,3 +82,15 @@ def test_bundled_data_matches_provenance():
     t = read_labels(PROJECT_ROOT / "assets" / "data" / "routerbench.jsonl.gz")
     assert len(t) == 3178 and len(t.models) == 11
     assert len(t.split("test")) == 953 and len(t.split("train")) == 2225
+
+
+def test_split_values_are_compared_without_case_or_stray_spaces(tmp_path):
+    """' test' (a spreadsheet's stray space) was trained on, and evaluate never evaluated 'TEST'."""
+    from router.training.train import training_rows
+
+    rows = [{"question": f"question {i}?", "model": m, "correct": i % 2, "split": split}
+            for i, split in enumerate(["test", " test", "TEST", "Test ", "train", "", "Train"]) for m in ("a", "b")]
+    write_labels(rows, tmp_path / "l.jsonl")
+    table = read_labels(tmp_path / "l.jsonl")
+    assert len(table.split("test")) == 4 == len(table.split(" TEST"))
+    assert len(training_rows(table)) == 3

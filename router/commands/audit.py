@@ -112,7 +112,7 @@ def _replay(args) -> int:
     if args.out:
         from router.files import check_output_file
 
-        check_output_file(args.out, "--out", {"audit log": args.file})
+        check_output_file(args.out, "--out", {"audit log": args.file, "--checkpoint": args.checkpoint})
     pool = load_pool(args.config)
     router = PrefillRouter(pool, checkpoint=load_checkpoint(args.checkpoint) if args.checkpoint else None)
     report = replay(args.file, router, tolerance=args.tolerance, p_tolerance=args.p_tolerance, out=args.out,

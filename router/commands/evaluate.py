@@ -35,7 +35,7 @@ def run(args) -> int:
     # both outputs checked before any is written: a bad --plot must not leave a fresh --json behind
     for flag, path in (("--json", args.json_out), ("--plot", args.plot)):
         if path:
-            check_output_file(path, flag, {"--data": args.data})
+            check_output_file(path, flag, {"--data": args.data, "--checkpoint": args.checkpoint})
     report = evaluate(args.checkpoint, args.data, split=args.split, allow_overlap=args.allow_overlap,
                       default_tolerance=check_tolerance(args.tolerance), baselines=not args.no_baselines,
                       models=[m.strip() for m in args.models.split(",") if m.strip()] if args.models else None)

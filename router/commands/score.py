@@ -39,7 +39,7 @@ def run(args) -> int:
     from router.model.encoder import get_encoder
     from router.model.head import load_checkpoint
 
-    check_output_file(args.output, "--output", {"--input": args.input})
+    check_output_file(args.output, "--output", {"--input": args.input, "--checkpoint": args.checkpoint})
     ckpt = load_checkpoint(args.checkpoint)
     ids, qs = read_questions(Path(args.input))
     distinct = list(dict.fromkeys(qs))

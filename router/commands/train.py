@@ -120,6 +120,27 @@ def config_from_args(args):
                        finetune_layers=args.finetune_layers)
 
 
+EXTEND_OPTIONS = {"data", "out", "extend", "models", "features_cache", "seed"}  # what --extend uses
+
+
+def check_extend_options(args) -> None:
+    """--extend keeps CHECKPOINT's encoder and head: a flag that would change them is refused, not
+    silently ignored (--encoder X with --extend used to write a checkpoint still reading the old one)."""
+    import argparse
+
+    from router.errors import InputError
+
+    p = argparse.ArgumentParser()
+    configure(p)
+    defaults = vars(p.parse_args(["--data", "-", "--out", "-"]))
+    given = [k for k, v in vars(args).items() if k in defaults and k not in EXTEND_OPTIONS and v != defaults[k]]
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise InputError(f"{flags}: --extend fits only the new models' columns on the frozen encoder and head of "
+                         f"{args.extend}, so these options do not apply; drop them, or train a new checkpoint "
+                         "without --extend")
+
+
 def check_options(args) -> None:
     """Refuse unusable numbers before reading data or loading an encoder (they used to fail deep inside
     the search, after minutes of work, or were silently accepted: --cv-folds -2, --members 0)."""
@@ -156,6 +177,8 @@ def run(args) -> int:
     from router.training.train import train
 
     check_options(args)
+    if args.extend:
+        check_extend_options(args)
     check_output_dir(args.out)
     table = read_labels(args.data)
     if args.models:

@@ -138,6 +138,10 @@ class EncoderSpec:
             problems.append(f"runtime must be 'torch', 'onnx' or 'static', got {self.runtime!r}")
         if self.overlay and not self.overlay_sha256:
             problems.append("overlay needs overlay_sha256 (the file's sha256, checked on load)")
+        if self.runtime == "onnx" and len(self.layers) != 1:  # checked here, so router.json is named
+            problems.append(f"runtime 'onnx' reads one layer; layers lists {len(self.layers)} (use runtime 'torch')")
+        if self.runtime == "onnx" and self.pooling not in ("mean", "cls"):
+            problems.append(f"runtime 'onnx' pools with mean or cls, not {self.pooling!r}")
         if self.overlay and self.runtime == "static":
             problems.append("an overlay replaces transformer weights: runtime 'static' has none (use 'torch' or 'onnx')")
         if problems:

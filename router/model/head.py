@@ -152,6 +152,28 @@ def save_checkpoint(path: str | Path, head: Head, meta: dict[str, Any]) -> Path:
     return path
 
 
+def check_slot_tables(meta: dict, meta_path: Path) -> None:
+    """The per-slot tables other commands read (`output_tokens` for expected costs, `prior_accuracy`
+    for --extend): an edited or damaged value is an error naming the field, not a TypeError later."""
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+
+    out = meta.get("output_tokens")
+    if out is not None and not (isinstance(out, dict) and all(
+            isinstance(v, dict) and number(v.get("mean")) for v in out.values())):
+        raise CheckpointError(f"{meta_path}: field 'output_tokens' must map each slot to an object with a numeric "
+                              f"'mean', got {out!r:.80}")
+    prior = meta.get("prior_accuracy")
+    if prior is not None and not (isinstance(prior, dict) and all(
+            v is None or (number(v) and 0 <= v <= 1) for v in prior.values())):
+        raise CheckpointError(f"{meta_path}: field 'prior_accuracy' must map each slot to a number in [0, 1], "
+                              f"got {prior!r:.80}")
+    if "default_output_tokens" in meta and not (number(meta["default_output_tokens"])
+                                                 and meta["default_output_tokens"] >= 0):
+        raise CheckpointError(f"{meta_path}: field 'default_output_tokens' must be a number >= 0, "
+                              f"got {meta['default_output_tokens']!r:.40}")
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     from safetensors import SafetensorError
     from safetensors.numpy import load
@@ -178,6 +200,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{meta_path}: field 'slots' must be a non-empty list of model names, got {slots!r:.80}")
     if len(set(slots)) != len(slots):
         raise CheckpointError(f"{meta_path}: field 'slots' names a model twice")
+    check_slot_tables(meta, meta_path)
     try:
         data = weights_path.read_bytes()  # read once: parsed and, where router.json names it, hashed
         tensors = load(data)

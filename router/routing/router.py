@@ -134,7 +134,11 @@ def pool_checkpoint(pool: Pool):
     except CheckpointError as exc:
         if pool.source_path is None:
             raise
-        raise CheckpointError(f"{pool.source_path}: checkpoint: {pool.checkpoint!r} -> {exc}") from None
+        where = ""
+        if not Path(pool.checkpoint).expanduser().is_absolute() and not Path(pool.checkpoint_path).exists():
+            where = (f" (a relative checkpoint is looked up next to the YAML, in {Path(pool.source_path).parent}, "
+                     "then in the project root)")
+        raise CheckpointError(f"{pool.source_path}: checkpoint: {pool.checkpoint!r} -> {exc}{where}") from None
 
 
 class PrefillRouter:

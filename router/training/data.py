@@ -115,6 +115,12 @@ def data_files(path: str | Path) -> list[Path]:
     return [p]
 
 
+def split_name(value) -> str:
+    """A split as compared everywhere: " Test" and "TEST" are the test split (a spreadsheet's stray
+    space once sent test questions into training while evaluate, matching exactly, never saw them)."""
+    return str(value or "").strip().lower()
+
+
 @dataclass
 class LabelTable:
     """Questions x models. Y holds correctness in [0,1] or NaN for unknown."""
@@ -141,6 +147,7 @@ class LabelTable:
             splits=[self.splits[i] for i in idx])
 
     def split(self, name: str) -> LabelTable:
+        name = split_name(name)
         return self.subset(i for i, s in enumerate(self.splits) if s == name)
 
     def select_models(self, models: list[str]) -> LabelTable:
@@ -187,13 +194,13 @@ def read_labels(path: str | Path) -> LabelTable:
                 ids[qid] = len(questions)
                 questions.append(q)
                 tasks.append(str(row.get("task") or ""))
-                splits.append(str(row.get("split") or ""))
+                splits.append(split_name(row.get("split")))
             elif questions[ids[qid]] != q:
                 raise InputError(f"{f}: {where}: id {qid!r} is used for two different questions")
             # split and task belong to the question; any of its rows may carry them
             qi = ids[qid]
             for name, store in (("split", splits), ("task", tasks)):
-                value = str(row.get(name) or "")
+                value = split_name(row.get(name)) if name == "split" else str(row.get(name) or "")
                 if value and not store[qi]:
                     store[qi] = value
                 elif value and store[qi] != value:
