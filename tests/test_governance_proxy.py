@@ -218,3 +218,48 @@ def test_route_endpoint_shows_the_restriction(http, stubs):
 def test_audit_file_never_holds_the_sensitive_text(gov_audit):
     lines = audit_lines(gov_audit)
     assert lines and SSN not in gov_audit.read_text(encoding="utf-8")
+
+
+EMAIL = "john.doe@example.com"
+
+
+@pytest.mark.parametrize("messages,extra", [
+    ([{"role": "user", "name": EMAIL, "content": "Prove that sqrt 2 is irrational."}], {}),
+    ([{"role": "user", "content": [{"type": "text", "text": "What is in this picture?"},
+                                   {"type": "image_url", "image_url": {"url": f"https://x.test/i.png?owner={EMAIL}"}}]}],
+     {}),
+    (user("Prove that sqrt 2 is irrational."), {"user": EMAIL}),
+    (user("Prove that sqrt 2 is irrational."), {"metadata": {"note": "card 4111 1111 1111 1111"}}),
+    (user("Prove that sqrt 2 is irrational."),
+     {"tools": [{"type": "function", "function": {"name": "mail", "description": f"mails {EMAIL}",
+                                                  "parameters": {"type": "object", "properties": {}}}}]}),
+], ids=["message-name", "image-url", "user-field", "redact-rule-in-metadata", "tool-description"])
+def test_sensitive_text_outside_the_message_text_stays_local(http, stubs, messages, extra):
+    """These went to a cloud slot with the data as it was: the scan skipped `name` and URLs and never read
+    the request's other fields. A redact rule cannot mask a passed-through field, so it keeps it local."""
+    r = chat(http, messages, tolerance=0, **extra)
+    assert r.status_code == 200, r.text
+    assert r.json()["router"]["selected"] in LOCAL and r.headers["x-router-restricted"] == "local-only"
+    no_cloud_calls(stubs)
+
+
+def test_refused_requests_get_an_audit_line(http, stubs, gov_audit):
+    """A blocked secret and a sensitive query with only cloud slots allowed were refused with no trace."""
+    key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----"
+    before = len(audit_lines(gov_audit)) if gov_audit.exists() else 0
+    assert chat(http, user(f"why does this fail?\n{key}")).status_code == 403
+    assert chat(http, user(f"My SSN is {SSN}"), models=sorted(CLOUD)).status_code == 503
+    assert http.post("/v1/messages", json={"model": POLICY, "max_tokens": 10, "messages": user(key)}).status_code == 403
+    lines = audit_lines(gov_audit)[before:]
+    refused = [x for x in lines if x["status"] == "refused"]
+    assert [x["api"] for x in refused] == ["openai", "openai", "anthropic"]
+    assert refused[0]["governance"]["sensitive"]["rules"] == ["secrets"] and "sensitive_data_blocked" not in str(
+        refused[0].get("selected"))
+    assert "MIIE" not in json.dumps(lines) and SSN not in json.dumps(lines)
+    assert all(x.get("selected") is None and not x.get("actual_cost_usd") for x in refused)
+    no_cloud_calls(stubs)
+    from router.audit.record import DecisionRecord
+    from router.audit.summary import summarize
+
+    total = summarize([DecisionRecord.from_line(x) for x in lines])["total"]  # the audit tools read them
+    assert total["requests"] == len(lines) and total["errors"] >= 3

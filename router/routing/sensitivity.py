@@ -28,9 +28,13 @@ Span = tuple[int, int]
 ACTIONS = ("local_only", "block", "redact")
 # Strongest first: a request that matches several rules gets the strictest treatment.
 ACTION_RANK = {"block": 3, "local_only": 2, "redact": 1}
-# Keys whose strings are structure, not content (ids, roles, base64 image data).
-SKIP_KEYS = frozenset({"role", "type", "id", "tool_call_id", "tool_use_id", "name", "cache_control", "media_type",
-                       "data", "url", "image_url", "source", "signature"})
+# Keys whose strings are structure, not content (ids, roles, base64 image data). Not skipped: a
+# message's `name` and image URLs, which are free text that goes upstream (an email in
+# `"name"` or in `?owner=` reached a cloud slot); a `data:` URL is skipped like base64 `data`.
+SKIP_KEYS = frozenset({"role", "type", "id", "tool_call_id", "tool_use_id", "cache_control", "media_type",
+                       "data", "signature"})
+URL_KEYS = frozenset({"url", "image_url"})
+FIELDS_MESSAGE = -1  # Match.message for a request field outside the messages
 
 
 # ---- checks behind the detectors ---------------------------------------------------------------
@@ -328,8 +332,9 @@ class Scan:
             return ""
         parts = []
         for m in self.matches:
+            where = "the request's other fields" if m.message == FIELDS_MESSAGE else f"message {m.message}"
             parts.append(f"rule {m.rule!r} ({m.detector}, {m.spans} span{'s' if m.spans != 1 else ''} "
-                         f"in message {m.message})")
+                         f"in {where})")
         return "; ".join(dict.fromkeys(parts))
 
     def to_dict(self) -> dict[str, Any]:
@@ -344,9 +349,22 @@ def _walk(obj: Any, fn: Callable[[str, str], str | None], path: str = "") -> Any
     if isinstance(obj, list):
         return [_walk(v, fn, f"{path}[{i}]") for i, v in enumerate(obj)]
     if isinstance(obj, dict):
-        return {k: (v if k in SKIP_KEYS and isinstance(v, (str, dict)) else _walk(v, fn, f"{path}.{k}"))
+        return {k: (v if (k in SKIP_KEYS and isinstance(v, (str, dict)))
+                    or (k in URL_KEYS and isinstance(v, str) and v[:5].lower() == "data:")
+                    else _walk(v, fn, f"{path}.{k}"))
                 for k, v in obj.items()}
     return obj
+
+
+def with_fields(messages_scan: Scan, fields_scan: Scan) -> Scan:
+    """The messages' scan plus the matches in the request's other fields (message FIELDS_MESSAGE).
+    Those fields are passed upstream unmasked, so a redact rule matching there keeps the request
+    on-prem (local_only) instead: failing closed."""
+    for m in fields_scan.matches:
+        action = "local_only" if m.action == "redact" else m.action
+        messages_scan.matches.append(Match(FIELDS_MESSAGE, m.rule, m.detector, m.spans, action))
+    messages_scan.ms += fields_scan.ms
+    return messages_scan
 
 
 def scan(rules: Sequence[SensitiveRule], messages: Sequence[Any] | str) -> Scan:

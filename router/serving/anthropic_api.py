@@ -71,7 +71,8 @@ async def messages(state: ProxyState, req: MessagesRequest, *, token: str | None
         upstream_msgs, bad = None, exc
     d = await decide(state, routed_model(state.registry, req.model), raw_msgs, tolerance=req.tolerance,
                      models=req.models, session=session, token=token, stream=req.stream,
-                     scan=raw_msgs if upstream_msgs is None else upstream_msgs)
+                     scan=raw_msgs if upstream_msgs is None else upstream_msgs, fields=upstream_params(req)["extra"],
+                     api="anthropic")
     with audit_on_error(state, d, "anthropic"):
         if bad is not None:
             raise bad

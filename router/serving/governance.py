@@ -121,10 +121,26 @@ def _forbidden(message: str, code: str, g: Gate) -> GovernanceError:
 
 def gate(gov: Governance | None, pool: Pool, *, scan_messages: Any, pinned: Slot | None,
          models: Sequence[str] | None, client: str | None, session_key: tuple | None,
-         routing_text: str) -> Gate:
-    """Everything that must happen before the encoder pass; raises GovernanceError to refuse."""
+         routing_text: str, scan_fields: dict | None = None) -> Gate:
+    """Everything that must happen before the encoder pass; raises GovernanceError to refuse.
+
+    `scan_fields`: the request's other fields that go upstream as they are (`user`, `metadata`,
+    tool descriptions...): scanned too; a match there keeps the request on-prem even for a redact
+    rule, since nothing masks those fields."""
     res = sensitivity.scan(pool.sensitive, scan_messages)
+    if scan_fields:
+        res = sensitivity.with_fields(res, sensitivity.scan(pool.sensitive, [scan_fields]))
     g = Gate(scan=res)
+    if res.matches:  # before any refusal: a refused request is audited too, with this text
+        g.audit_text = sensitivity.redact_text(pool.sensitive, routing_text)
+    try:
+        return _gate(g, gov, pool, res, scan_messages, pinned, models, client, session_key)
+    except GovernanceError as exc:
+        exc.gate = g  # what the refusal's audit line needs (the masked query text, the rules)
+        raise
+
+
+def _gate(g: Gate, gov, pool: Pool, res, scan_messages, pinned, models, client, session_key) -> Gate:
     if res.blocked:
         raise _forbidden(f"request refused: it matches sensitivity rule(s) {', '.join(res.rules('block'))} "
                          f"(action block: {res.reason()}); remove the sensitive data and retry",
@@ -142,10 +158,8 @@ def gate(gov: Governance | None, pool: Pool, *, scan_messages: Any, pinned: Slot
     g.local_only = res.local_only or g.session_local
     if res.local_only:
         g.local_reason = (f"matched {res.reason()}: only local slots may answer")
-    if res.matches:
-        g.audit_text = sensitivity.redact_text(pool.sensitive, routing_text)
-        if res.redacts:
-            g.outgoing = sensitivity.redact(scan_messages, res)
+    if res.redacts:
+        g.outgoing = sensitivity.redact(scan_messages, res)
     # The slots this request may use, before budgets.
     if pinned is not None:
         if g.local_only and not pinned.local:

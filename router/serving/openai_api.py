@@ -37,7 +37,7 @@ async def chat_completions(state: ProxyState, req: ChatCompletionRequest, *, tok
     check_value(req.model_dump(exclude_unset=True))  # everything that may go upstream, before any work
     messages = [m.model_dump(exclude_unset=True) for m in req.messages]
     d = await decide(state, req.model, messages, tolerance=req.tolerance, models=req.models, session=session,
-                     token=token, stream=req.stream)
+                     token=token, stream=req.stream, fields=upstream_params(req)["extra"], api="openai")
     with audit_on_error(state, d, "openai"):
         return await _answer(state, d, req, outgoing(d, messages), request)
 

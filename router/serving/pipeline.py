@@ -17,7 +17,7 @@ from typing import Any
 from router.audit.log import AuditLog
 from router.audit.provenance import provenance
 from router.audit.record import DecisionRecord, client_id, new_request_id
-from router.errors import InputError, UpstreamError
+from router.errors import GovernanceError, InputError, UpstreamError
 from router.model.encoder import content_text
 from router.routing.pool import Slot
 from router.routing.registry import RouterRegistry
@@ -122,9 +122,11 @@ def parts_placeholder(messages: Any) -> str | None:
 
 async def decide(state: ProxyState, model: str | None, messages: Any, *, tolerance: Any = None,
                  models: Sequence[str] | None = None, session: str | None = None, token: str | None = None,
-                 stream: bool = False, scan: Any = None) -> Decision:
+                 stream: bool = False, scan: Any = None, fields: dict | None = None,
+                 api: str | None = None) -> Decision:
     """`scan`: the messages as they will go upstream (system prompt included), for the sensitivity
-    rules; default `messages`."""
+    rules; default `messages`. `fields`: the request's other fields that go upstream as they are
+    (scanned too). `api`: the endpoint, for the audit line of a request the rules or budgets refuse."""
     t0 = time.perf_counter()
     deadline = Deadline(state.deadline)  # from the request's arrival: the encoder wait counts too
     router, pinned = state.registry.resolve(model)
@@ -133,10 +135,20 @@ async def decide(state: ProxyState, model: str | None, messages: Any, *, toleran
     client = client_id(token)
     key = (client, router.pool.policy, session) if session else None
     budget_client = state.governance.client_name(token)
-    g = gov_hooks.gate(state.governance, router.pool, scan_messages=messages if scan is None else scan,
-                       pinned=pinned, models=models, client=budget_client, session_key=key, routing_text=text)
     common = dict(request_id=new_request_id(), router=router, text=text, client=client, stream=stream, started=t0,
-                  gate=g, budget_client=budget_client, deadline=deadline)
+                  budget_client=budget_client, deadline=deadline)
+    try:
+        g = gov_hooks.gate(state.governance, router.pool, scan_messages=messages if scan is None else scan,
+                           pinned=pinned, models=models, client=budget_client, session_key=key, routing_text=text,
+                           scan_fields=fields)
+    except GovernanceError as exc:  # refused before any call: still one audit line (what rule, which client)
+        refused = Decision(result=None, pinned=pinned, plan=[], gate=getattr(exc, "gate", None), **common)
+        if refused.gate is not None:
+            write_audit(state, refused, api=api, selected=None, attempts=[], usage=None, status="refused",
+                        error=str(exc))
+            exc.audited = True  # type: ignore[attr-defined]
+        raise
+    common["gate"] = g
     if pinned is not None:
         return Decision(result=None, pinned=pinned, plan=[pinned], **common)
     scores = await state.score(router, text)

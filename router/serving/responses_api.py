@@ -86,7 +86,8 @@ async def responses(state: ProxyState, req: ResponsesRequest, *, token: str | No
     check_value(body)  # everything that may go upstream, before any work (as on the other two APIs)
     messages, params = to_chat_request(body)  # validates and refuses stateful requests before routing
     d = await decide(state, routed_model(state.registry, req.model), messages, tolerance=req.tolerance,
-                     models=req.models, session=session, token=token, stream=req.stream)
+                     models=req.models, session=session, token=token, stream=req.stream,
+                     fields={k: v for k, v in body.items() if k not in ("input", "instructions")}, api="responses")
     if d.gate is not None and d.gate.outgoing is not None:
         # A redact rule matched: only the masked chat translation may leave, never the raw body.
         messages, body = outgoing(d, messages), {**body, "_redacted": True}
