@@ -142,11 +142,8 @@ async def decide(state: ProxyState, model: str | None, messages: Any, *, toleran
                            pinned=pinned, models=models, client=budget_client, session_key=key, routing_text=text,
                            scan_fields=fields)
     except GovernanceError as exc:  # refused before any call: still one audit line (what rule, which client)
-        refused = Decision(result=None, pinned=pinned, plan=[], gate=getattr(exc, "gate", None), **common)
-        if refused.gate is not None:
-            write_audit(state, refused, api=api, selected=None, attempts=[], usage=None, status="refused",
-                        error=str(exc))
-            exc.audited = True  # type: ignore[attr-defined]
+        _audit_refusal(state, Decision(result=None, pinned=pinned, plan=[], gate=getattr(exc, "gate", None),
+                                       **common), api, exc)
         raise
     common["gate"] = g
     if pinned is not None:
@@ -157,9 +154,20 @@ async def decide(state: ProxyState, model: str | None, messages: Any, *, toleran
     first, sticky = result.chosen, False
     if session:
         first, sticky = sticky_choice(result, state.sessions.get(key))
-    plan = gov_hooks.filter_plan(g, failover_plan(result, first, router.pool))
+    try:
+        plan = gov_hooks.filter_plan(g, failover_plan(result, first, router.pool))
+    except GovernanceError as exc:
+        _audit_refusal(state, Decision(result=result, pinned=None, plan=[], **common), api, exc)
+        raise
     return Decision(result=result, pinned=None, plan=plan, sticky=sticky,
                     session_key=key, routing_wall_ms=round((time.perf_counter() - t0) * 1e3, 2), **common)
+
+
+def _audit_refusal(state: ProxyState, d: Decision, api: str | None, exc: GovernanceError) -> None:
+    if d.gate is None:  # without the gate the query could not be masked: no line rather than a leak
+        return
+    write_audit(state, d, api=api, selected=None, attempts=[], usage=None, status="refused", error=str(exc))
+    exc.audited = True  # type: ignore[attr-defined]
 
 
 def outgoing(d: Decision, messages: Any) -> Any:
