@@ -159,10 +159,10 @@ def check_slot_tables(meta: dict, meta_path: Path) -> None:
         return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
 
     out = meta.get("output_tokens")
-    if out is not None and not (isinstance(out, dict) and all(
-            isinstance(v, dict) and number(v.get("mean")) for v in out.values())):
-        raise CheckpointError(f"{meta_path}: field 'output_tokens' must map each slot to an object with a numeric "
-                              f"'mean', got {out!r:.80}")
+    if out is not None and not (isinstance(out, dict) and all(  # {} for a slot whose data had no lengths
+            v is None or (isinstance(v, dict) and ("mean" not in v or number(v["mean"]))) for v in out.values())):
+        raise CheckpointError(f"{meta_path}: field 'output_tokens' must map each slot to an object whose 'mean' "
+                              f"is a number, got {out!r:.80}")
     prior = meta.get("prior_accuracy")
     if prior is not None and not (isinstance(prior, dict) and all(
             v is None or (number(v) and 0 <= v <= 1) for v in prior.values())):
