@@ -337,3 +337,16 @@ def test_an_upstream_echoing_our_key_gets_it_redacted(monkeypatch):
     with pytest.raises(UpstreamError) as e:
         asyncio.run(main())
     assert "sk-very-secret-987" not in str(e.value) and "[redacted]" in e.value.attempts[0].error
+
+
+def test_a_partly_echoed_key_is_masked_too():
+    """The whole key and "Bearer KEY" were masked, but an upstream quoting its last 12 characters leaked them."""
+    from router.upstream.backends import _scrub
+
+    key = "sk-or-v1-0123456789abcdef0123456789abcdef"
+    h = {"Authorization": f"Bearer {key}"}
+    assert _scrub(f"invalid key ending in {key[-12:]} (project x)", h) == "invalid key ending in [redacted] (project x)"
+    assert _scrub(f"bad key {key}", h) == "bad key [redacted]"
+    assert key[:9] not in _scrub(f"key {key[:20]}... rejected", h)
+    assert _scrub("model gpt-4o is overloaded", h) == "model gpt-4o is overloaded"  # short overlaps stay
+    assert _scrub("anything", {}) == "anything"

@@ -295,11 +295,32 @@ async def _sse_chunks(resp: httpx.Response) -> AsyncIterator[dict | None]:
         yield chunk
 
 
+KEY_PART = 8  # an upstream echoing this many consecutive characters of our key leaks too much of it
+
+
 def _scrub(text: str, headers: dict[str, str]) -> str:
-    """An upstream that echoes our key back in an error must not get it into responses or the audit log."""
+    """An upstream that echoes our key back in an error must not get it into responses or the audit
+    log, whole or in part ("...key ending in 0a1b2c3d4e5f"): every run of KEY_PART or more characters
+    that occurs in the key is masked. Error texts are short, so the quadratic search is cheap."""
     auth = headers.get("Authorization", "")
     key = auth[7:] if auth.startswith("Bearer ") else ""
-    return text.replace(key, "[redacted]") if key and len(key) >= 4 else text
+    if not key or len(key) < 4:
+        return text
+    text = text.replace(key, "[redacted]")
+    if len(key) < KEY_PART:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        n = KEY_PART
+        if i + n <= len(text) and text[i:i + n] in key:
+            while i + n < len(text) and text[i:i + n + 1] in key:
+                n += 1
+            out.append("[redacted]")
+            i += n
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 def _gave_up(slot: Slot, attempts: list[Attempt], deadline: Deadline | None = None) -> UpstreamError:
