@@ -164,3 +164,16 @@ def test_malformed_upstream_usage_is_estimated_not_a_crash(server, stub, audit_p
     rec = _final(audit_path, r.headers["x-router-request-id"])
     assert rec["status"] == "ok" and rec["usage_estimated"] is True and rec["cost_basis"] == "estimate"
     assert rec["usage"]["prompt_tokens"] > 0 and rec["actual_cost_usd"] >= 0
+
+
+def test_an_unsupported_anthropic_tool_is_refused_after_the_decision_and_audited(server, stub, audit_path):
+    before = len(audit_lines(audit_path)) if audit_path.exists() else 0
+    r = httpx.post(f"{server.url}/v1/messages", json={
+        "model": POLICY, "max_tokens": 50, "messages": [{"role": "user", "content": Q}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search"}]}, timeout=30)
+    assert r.status_code == 400 and "web_search_20250305" in r.text
+    deadline = time.time() + 10
+    while time.time() < deadline and len(audit_lines(audit_path)) == before:
+        time.sleep(0.05)
+    (line,) = audit_lines(audit_path)[before:]
+    assert line["api"] == "anthropic" and line["status"] == "error" and "web_search_20250305" in line["error"]

@@ -65,24 +65,23 @@ async def messages(state: ProxyState, req: MessagesRequest, *, token: str | None
 
     check_value(req.model_dump(exclude_unset=True))  # everything that may go upstream, before any work
     raw_msgs = [m.model_dump(exclude_unset=True) for m in req.messages]
-    try:  # what the sensitivity rules read (system included) and what goes upstream
-        upstream_msgs, bad = to_openai_messages(raw_msgs, req.system), None
+    try:  # what the sensitivity rules read (system and tools included) and what goes upstream
+        upstream_msgs, params, bad = to_openai_messages(raw_msgs, req.system), upstream_params(req), None
     except InputError as exc:  # refused after the decision, so that the refusal is audited
-        upstream_msgs, bad = None, exc
+        upstream_msgs, params, bad = None, None, exc
     d = await decide(state, routed_model(state.registry, req.model), raw_msgs, tolerance=req.tolerance,
                      models=req.models, session=session, token=token, stream=req.stream,
-                     scan=raw_msgs if upstream_msgs is None else upstream_msgs, fields=upstream_params(req)["extra"],
-                     api="anthropic")
+                     scan=raw_msgs if upstream_msgs is None else upstream_msgs,
+                     fields=None if params is None else params["extra"], api="anthropic")
     with audit_on_error(state, d, "anthropic"):
         if bad is not None:
             raise bad
-        return await _answer(state, d, req, outgoing(d, upstream_msgs), request)
+        return await _answer(state, d, req, outgoing(d, upstream_msgs), params, request)
 
 
-async def _answer(state: ProxyState, d: Decision, req, upstream_msgs: list[dict], request):
+async def _answer(state: ProxyState, d: Decision, req, upstream_msgs: list[dict], params: dict, request):
     from fastapi.responses import JSONResponse
 
-    params = upstream_params(req)
     msg_id = "msg_" + d.request_id.removeprefix("req_")
     if req.stream:
         st = await open_stream(state, d, "anthropic", upstream_msgs, request, **params)

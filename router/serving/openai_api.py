@@ -36,16 +36,16 @@ async def chat_completions(state: ProxyState, req: ChatCompletionRequest, *, tok
 
     check_value(req.model_dump(exclude_unset=True))  # everything that may go upstream, before any work
     messages = [m.model_dump(exclude_unset=True) for m in req.messages]
+    params = upstream_params(req)
     d = await decide(state, req.model, messages, tolerance=req.tolerance, models=req.models, session=session,
-                     token=token, stream=req.stream, fields=upstream_params(req)["extra"], api="openai")
+                     token=token, stream=req.stream, fields=params["extra"], api="openai")
     with audit_on_error(state, d, "openai"):
-        return await _answer(state, d, req, outgoing(d, messages), request)
+        return await _answer(state, d, req, outgoing(d, messages), params, request)
 
 
-async def _answer(state: ProxyState, d: Decision, req, messages: list[dict], request):
+async def _answer(state: ProxyState, d: Decision, req, messages: list[dict], params: dict, request):
     from fastapi.responses import JSONResponse
 
-    params = upstream_params(req)
     if req.stream:
         st = await open_stream(state, d, "openai", messages, request, **params)
         include_usage = bool((req.stream_options or {}).get("include_usage"))
