@@ -114,8 +114,9 @@ def run(args) -> int:
         print(f"  {s['model']}: {s['rows']} rows, accuracy {acc}, unknown {s['unknown']}, "
               f"cost ${s['cost_usd']:.6f}, mean latency {s['mean_latency_ms']:.0f} ms"
               + (f", {s['estimated']} without upstream usage (cost estimated)" if s.get("estimated") else ""))
+    with_rows = {s["model"] for s in summary}
     for slot in asked:
-        if slot.name not in {s["model"] for s in summary}:
+        if slot.name not in with_rows:
             print(f"  {slot.name}: no rows (every call failed)" if report.failed_by_slot.get(slot.name)
                   else f"  {slot.name}: no rows")
     status = 0

@@ -92,7 +92,6 @@ class CollectReport:
     pending: int = 0  # calls this run set out to make
     skipped: int = 0  # (question, model) pairs already in the file
     written: int = 0
-    failed: int = 0
     spent_usd: float = 0.0
     judge_usd: float = 0.0
     stopped_by_budget: bool = False
@@ -103,6 +102,10 @@ class CollectReport:
     failed_by_slot: dict[str, int] = field(default_factory=dict)
     judge_failed: int = 0  # rows whose label is unknown because the judge could not grade them
     rejudged: int = 0  # rows of an earlier run whose failed verdict this run graded again
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failed_by_slot.values())
 
     @property
     def calls_per_s(self) -> float:
@@ -215,6 +218,14 @@ class _Run:
                     self.probing.discard(slot.name)
                 await self._notify()
 
+    async def grade(self, question: str, answer: str, reference: str | None) -> Verdict:
+        """The judge's verdict, its cost counted against the cap and a failed verdict counted."""
+        verdict = await self.judge.grade(question, answer, reference)
+        self.budget.spent += verdict.cost_usd
+        self.report.judge_usd += verdict.cost_usd
+        self.report.judge_failed += verdict.failed
+        return verdict
+
     async def _notify(self) -> None:
         async with self.settled:
             self.settled.notify_all()
@@ -225,7 +236,6 @@ class _Run:
                                           temperature=self.cfg.temperature)
         except UpstreamError as exc:
             self.budget.settle(est, 0.0)
-            self.report.failed += 1
             self.report.failed_by_slot[slot.name] = self.report.failed_by_slot.get(slot.name, 0) + 1
             if len(self.report.errors) < 20:
                 self.report.errors.append(f"{item.id} x {slot.name}: {exc}")
@@ -242,10 +252,7 @@ class _Run:
         elif self.judge.needs_all_answers:
             verdict = Verdict(None, f"pending: {self.judge.name} is decided once every model answered")
         else:
-            verdict = await self.judge.grade(item.question, res.text, item.reference)
-            self.budget.spent += verdict.cost_usd
-            self.report.judge_usd += verdict.cost_usd
-            self.report.judge_failed += verdict.failed
+            verdict = await self.grade(item.question, res.text, item.reference)
         row = {"id": item.id, "question": item.question, "model": slot.name, "correct": verdict.score,
                "cost_usd": round(cost, 10), "input_tokens": in_tok, "output_tokens": out_tok,
                "latency_ms": res.latency_ms, "response": res.text, "destination": res.model,
@@ -332,15 +339,16 @@ async def rejudge_failed(path: Path, rows: list[dict], judge: Judge, items: list
             run.report.stopped_by_budget = True
             run.report.judge_failed += 1  # still unknown: graded on a later run
             continue
-        v = await judge.grade(r.get("question", ""), r["response"], r.get("reference", refs.get(str(r.get("id")))))
-        run.budget.spent += v.cost_usd
-        run.report.judge_usd += v.cost_usd
+        v = await run.grade(r.get("question", ""), r["response"], r.get("reference", refs.get(str(r.get("id")))))
         r["correct"], r["judge_note"] = v.score, v.note
-        if v.failed:
-            run.report.judge_failed += 1
-        else:
+        if not v.failed:
             r.pop("judge_failed", None)
             run.report.rejudged += 1
+    rewrite(path, rows)
+
+
+def rewrite(path: Path, rows: list[dict]) -> None:
+    """The label file replaced whole by `rows` (atomically: a crash leaves the old file)."""
     with atomic_write(path) as fh:
         for r in rows:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
@@ -408,9 +416,7 @@ def finalize_group_judge(path: Path, judge: Judge) -> int:
         for r in group:
             v = verdicts[r["model"]]
             r["correct"], r["judge_note"] = v.score, v.note
-    with atomic_write(path) as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    rewrite(path, rows)
     return sum(len(g) for g in groups.values())
 
 
