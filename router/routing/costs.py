@@ -99,10 +99,9 @@ def sanitize_usage(usage: Any) -> dict[str, Any] | None:
         return None
     out = dict(usage)
     out["prompt_tokens"], out["completion_tokens"] = norm["prompt_tokens"], norm["completion_tokens"]
-    if "total_tokens" in out and usage_count(out["total_tokens"]) is None:  # a valid total is the upstream's word
-        out["total_tokens"] = norm["prompt_tokens"] + norm["completion_tokens"]
-    elif "total_tokens" in out:
-        out["total_tokens"] = usage_count(out["total_tokens"])
+    if "total_tokens" in out:  # a valid total is the upstream's word (it may count more than the two)
+        total = usage_count(out["total_tokens"])
+        out["total_tokens"] = norm["prompt_tokens"] + norm["completion_tokens"] if total is None else total
     for key, value in usage.items():
         if key.endswith("_tokens_details"):
             if isinstance(value, Mapping):

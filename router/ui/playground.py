@@ -122,10 +122,13 @@ def _decide(router: PrefillRouter, session: Session, tolerance: float, enabled: 
 
 
 def _upsert(session: Session, record: dict[str, Any]) -> None:
-    if session.records and session.records[-1]["request_id"] == record["request_id"]:
-        session.records[-1] = record
-    else:
-        session.records.append(record)
+    """The record replaces the one with its request_id (a re-decision, or a finished call where its
+    decision was), else is appended (a new decision, or a call whose records were reset meanwhile)."""
+    for i in range(len(session.records) - 1, -1, -1):
+        if session.records[i]["request_id"] == record["request_id"]:
+            session.records[i] = record
+            return
+    session.records.append(record)
 
 
 def decision_record(result: RoutingResult, query: str, request_id: str, query_mode: str = "store",
@@ -226,7 +229,7 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
     final = decision_record(result, audit_query, request_id, router.pool.audit_query_text, ts=record["ts"], ans=ans,
                             attempts=attempts, router=router)
     ans.record = final
-    _replace(session, final)
+    _upsert(session, final)
     if session.request_id == request_id:
         session.sent = ans.error is None
     yield ans
@@ -234,15 +237,6 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
 
 def record_of(session: Session, request_id: str | None) -> dict[str, Any] | None:
     return next((r for r in reversed(session.records) if r["request_id"] == request_id), None)
-
-
-def _replace(session: Session, record: dict[str, Any]) -> None:
-    """Put a finished call's record where its decision was (or append it if the list was reset)."""
-    for i in range(len(session.records) - 1, -1, -1):
-        if session.records[i]["request_id"] == record["request_id"]:
-            session.records[i] = record
-            return
-    session.records.append(record)
 
 
 async def review_answer(router: PrefillRouter, session: Session, client, ans: Answer, own_urls=(),
