@@ -231,12 +231,13 @@ def test_a_cap_reached_mid_stream_does_not_cut_the_stream(make_proxy, stubs):
     clock = Clock(EVENING)
     p = make_proxy([{"scope": "policy", "period": "day", "usd": 0.003}], clock)
     words = " ".join(f"w{i}" for i in range(30))
-    stubs[1].behave(dest("cloud-best"), usage=dict(USAGE), answer=words, chunk_delay=0.05)
+    # onprem-big's call is priced in millionths: its reservation leaves the cap to cloud-mid's calls
+    stubs[0].behave(dest("onprem-big"), usage=dict(USAGE), answer=words, chunk_delay=0.05)
     got: dict = {}
 
     def stream():
         with p.http.stream("POST", "/v1/chat/completions",
-                           json={"model": "cloud-best", "stream": True,
+                           json={"model": "onprem-big", "stream": True,
                                  "messages": [{"role": "user", "content": "count"}]}) as r:
             got["status"] = r.status_code
             got["body"] = "".join(r.iter_text())
@@ -248,3 +249,122 @@ def test_a_cap_reached_mid_stream_does_not_cut_the_stream(make_proxy, stubs):
     assert p.chat("cloud-mid").status_code == 429
     t.join(30)
     assert got["status"] == 200 and "w29" in got["body"] and got["body"].rstrip().endswith("[DONE]")
+
+
+def _estimate(p, slot_name: str, text: str) -> float:
+    from router.serving.pipeline import call_estimate
+
+    router, _ = p.reg.resolve(POLICY)
+    slot = next(s for s in router.pool.models if s.name == slot_name)
+    return call_estimate(router, text)(slot)
+
+
+def test_a_call_in_flight_holds_its_estimate_until_it_is_billed(make_proxy, stubs):
+    clock = Clock(EVENING)
+    p = make_proxy([{"scope": "policy", "period": "day", "usd": 0.0004}], clock)
+    est = _estimate(p, "cloud-best", "count")
+    assert 0.0004 <= est < 0.04  # the stub bills $0.04: the estimate is the checkpoint's mean answer length
+    stubs[1].behave(dest("cloud-best"), usage=dict(USAGE), answer=" ".join(f"w{i}" for i in range(30)),
+                    chunk_delay=0.05)
+    got: dict = {}
+
+    def stream():
+        with p.http.stream("POST", "/v1/chat/completions",
+                           json={"model": "cloud-best", "stream": True,
+                                 "messages": [{"role": "user", "content": "count"}]}) as r:
+            got["status"] = r.status_code
+            got["body"] = "".join(r.iter_text())
+
+    t = threading.Thread(target=stream)
+    t.start()
+    time.sleep(0.4)
+    cap = p.http.get("/v1/budgets").json()["data"][0]
+    assert cap["spent_usd"] == 0 and cap["in_flight_usd"] == pytest.approx(est) and cap["reached"] is True
+    r = p.chat("cloud-mid")  # nothing is settled yet, but the stream's estimate already fills the cap
+    assert r.status_code == 429 and "in flight" in r.json()["error"]["message"]
+    t.join(30)
+    assert got["status"] == 200 and got["body"].rstrip().endswith("[DONE]")  # its own reservation never cut it
+    cap = p.http.get("/v1/budgets").json()["data"][0]
+    assert cap["in_flight_usd"] == 0 and cap["spent_usd"] == pytest.approx(0.04)  # billed at its real usage
+
+
+def test_a_burst_cannot_all_pass_a_cap_none_of_it_has_reached(make_proxy, stubs):
+    """20 concurrent calls against a cap worth ~3 of them: without reservations all 20 passed the
+    gate (none had settled), and spent many times the cap."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    clock = Clock(EVENING)
+    question = "What is the capital of France?"
+    probe = make_proxy([], clock)
+    est = _estimate(probe, "cloud-mid", question)
+    probe.close()
+    cap = 3.5 * est
+    p = make_proxy([{"scope": "policy", "period": "day", "usd": cap}], clock)
+    usage = {"prompt_tokens": 8, "completion_tokens": 21}  # about what the estimate expects
+    stubs[1].behave(dest("cloud-mid"), usage=usage, answer="Paris", delay=1.0)
+    with ThreadPoolExecutor(20) as pool:
+        codes = list(pool.map(lambda _: p.chat("cloud-mid").status_code, range(20)))
+    assert set(codes) <= {200, 429}
+    assert 1 <= codes.count(200) <= 4, codes
+    spent = p.http.get("/v1/budgets").json()["data"][0]
+    assert spent["in_flight_usd"] == 0 and spent["spent_usd"] <= 2 * cap
+    assert len(stubs[1].calls(dest("cloud-mid"))) == codes.count(200)
+
+
+def test_routed_reservation_narrows_to_the_chosen_slot(make_proxy, stubs):
+    """Before the encoder pass the dearest allowed slot is held; once routed, the chosen one."""
+    clock = Clock(EVENING)
+    p = make_proxy([{"scope": "policy", "period": "day", "usd": 100}], clock)
+    stubs[0].behave(dest("onprem-big"), usage=dict(USAGE), answer="Paris", delay=1.0)
+    seen: dict = {}
+
+    def call():
+        seen["r"] = p.chat(tolerance=1.0, models=["onprem-big", "cloud-best"])
+
+    t = threading.Thread(target=call)
+    t.start()
+    time.sleep(0.6)
+    flying = p.http.get("/v1/budgets").json()["data"][0]["in_flight_usd"]
+    t.join(30)
+    info = seen["r"].json()["router"]
+    assert seen["r"].status_code == 200 and info["selected"] == "onprem-big"
+    chosen = info["expected_cost_usd"]  # the decision's estimate for the slot it chose
+    dearest = _estimate(p, "cloud-best", "What is the capital of France?")
+    assert flying == pytest.approx(chosen, abs=1e-8) and 0 < flying < dearest / 100
+    assert p.http.get("/v1/budgets").json()["data"][0]["in_flight_usd"] == 0
+
+
+def test_sqlite_reservations_replace_release_lapse_and_exclude_the_asker(tmp_path):
+    from router.serving.state import SqliteSpend
+
+    clock = Clock(1000.0)
+    db = SqliteSpend(str(tmp_path / "s.sqlite"), clock=clock)
+    db.reserve("r1", ["a", "b"], 0.5, expires=1100)
+    db.reserve("r2", ["a"], 0.25, expires=1050)
+    assert db.in_flight_many(["a", "b", "c"]) == {"a": 0.75, "b": 0.5, "c": 0.0}
+    assert db.in_flight_many(["a"], exclude="r1") == {"a": 0.25}
+    db.reserve("r1", ["a"], 0.1, expires=1100)  # narrowed: replaces what r1 held, on both keys
+    assert db.in_flight_many(["a", "b"]) == {"a": pytest.approx(0.35), "b": 0.0}
+    clock.now = 1060  # r2 lapsed (its replica died mid-call): it stops holding budget
+    assert db.in_flight_many(["a"]) == {"a": pytest.approx(0.1)}
+    db.release("r1")
+    assert db.in_flight_many(["a"]) == {"a": 0.0}
+    db.close()
+    again = SqliteSpend(str(tmp_path / "s.sqlite"), clock=clock)  # reservations are shared on one host
+    again.reserve("r3", ["a"], 1.0, expires=2000)
+    third = SqliteSpend(str(tmp_path / "s.sqlite"), clock=clock)
+    assert third.in_flight_many(["a"]) == {"a": 1.0}
+    again.close()
+    third.close()
+
+
+def test_in_flight_counts_toward_hard_and_soft_caps():
+    rules = [B.BudgetRule(scope="policy", period="day", usd=1.0)]
+    spent = {"policy:p:day:2026-12-31": 0.6}
+    flying = {"policy:p:day:2026-12-31": 0.4}
+    bp = B.plan(rules, "p", None, POOL_SLOTS, EVENING, lambda k: spent.get(k, 0.0), lambda k: flying.get(k, 0.0))
+    assert bp.refused is not None and bp.refused.spent_text() == "$0.6000 + $0.4000 in flight of $1"
+    assert B.plan(rules, "p", None, POOL_SLOTS, EVENING, lambda k: spent.get(k, 0.0)).refused is None
+    soft = [B.BudgetRule(scope="policy", period="day", usd=1.0, mode="soft", soft_at=0.5)]
+    bp = B.plan(soft, "p", None, POOL_SLOTS, EVENING, lambda k: 0.2, lambda k: 0.8)
+    assert bp.refused is None and len(bp.removed) == len(POOL_SLOTS) - 1

@@ -97,3 +97,36 @@ def test_the_issue_case_ssn_with_mixed_local_at_tolerance_zero_stays_on_prem(def
     assert playground.route(mixed, s, q, 0.0, None).chosen == "nemotron-3-nano-local"
     assert playground.route(mixed, playground.Session(), "Which tax form do I file?", 0.0, None).chosen != \
         "nemotron-3-nano-local"  # without the SSN the best predicted model is a cloud one
+
+
+def test_send_rereads_the_caps_a_query_was_routed_under(router, stubs):
+    """Routed under the cap, sent after another spend reached it: the send is refused, nothing is
+    called, and no reservation is left behind; a send under the cap holds its estimate only while it runs."""
+    from router.routing.budgets import spend_keys
+
+    gov = Governance.create(None, redis_url="", clock=Clock(1_790_000_000))
+    s = playground.Session()
+    playground.route(router, s, "What is the capital of France?", 0.0, sorted(CLOUD), gov)
+    gov.spend.add(spend_keys(router.pool.policy, "cloud-best", "playground", gov.clock()), 10.0)  # another tab
+    with pytest.raises(GovernanceError) as ei:
+        asyncio.run(_send(router, s, gov))
+    assert ei.value.status == 429 and "since this query was routed" in str(ei.value)
+    assert stubs[1].calls() == []
+    cap = gov.caps(router.pool, "playground")[0]
+    assert cap.in_flight == 0 and cap.spent == pytest.approx(10.0)
+
+    fresh = Governance.create(None, redis_url="", clock=Clock(1_790_000_000))
+    s2 = playground.Session()
+    playground.route(router, s2, "What is the capital of France?", 0.0, sorted(CLOUD), fresh)
+    stubs[1].behave(dest(s2.result.chosen), answer="Paris", chunk_delay=0.2)
+    seen = []
+
+    async def watch():
+        async with httpx.AsyncClient() as client:
+            async for _ in playground.send(router, s2, client, governance=fresh):
+                seen.append(fresh.caps(router.pool, "playground")[0].in_flight)
+
+    asyncio.run(watch())
+    expected = s2.result.score(s2.result.chosen).expected_cost_usd
+    assert seen and seen[0] == pytest.approx(expected) and expected > 0
+    assert fresh.caps(router.pool, "playground")[0].in_flight == 0

@@ -168,3 +168,29 @@ def test_two_replicas_share_caps_and_sessions_and_survive_redis_going_away(redis
         finally:
             a.stop()
             b.stop()
+
+
+def test_redis_reservations_are_seen_by_every_replica_and_lapse(redis_server, monkeypatch):
+    import router.serving.state as state
+
+    monkeypatch.setattr(state, "RETRY_S", 0.0)
+    now = [time.time()]
+    a = RedisSpend(RedisLink(redis_server.url), SqliteSpend(clock=lambda: now[0]))
+    b = RedisSpend(RedisLink(redis_server.url), SqliteSpend(clock=lambda: now[0]))
+    a.reserve("ra", ["policy:p:day:x", "client:p:c:day:x"], 0.5, expires=now[0] + 60)
+    b.reserve("rb", ["policy:p:day:x"], 0.25, expires=now[0] + 10)
+    assert b.in_flight_many(["policy:p:day:x", "client:p:c:day:x"]) == {"policy:p:day:x": 0.75,
+                                                                        "client:p:c:day:x": 0.5}
+    assert a.in_flight_many(["policy:p:day:x"], exclude="ra") == {"policy:p:day:x": 0.25}
+    a.reserve("ra", ["policy:p:day:x"], 0.125, expires=now[0] + 60)  # narrowed once routed
+    assert b.in_flight_many(["policy:p:day:x", "client:p:c:day:x"]) == {"policy:p:day:x": 0.375,
+                                                                        "client:p:c:day:x": 0.0}
+    now[0] += 30  # rb's replica died mid-call: its reservation lapses
+    assert a.in_flight_many(["policy:p:day:x"]) == {"policy:p:day:x": 0.125}
+    a.release("ra")
+    assert b.in_flight_many(["policy:p:day:x"]) == {"policy:p:day:x": 0.0}
+    redis_server.stop()
+    a.reserve("rc", ["policy:p:day:x"], 1.0, expires=now[0] + 60)  # Redis away: this replica still counts its own
+    assert a.in_flight_many(["policy:p:day:x"]) == {"policy:p:day:x": 1.0}
+    a.release("rc")
+    assert a.in_flight_many(["policy:p:day:x"]) == {"policy:p:day:x": 0.0}

@@ -10,8 +10,13 @@ Modes:
     soft  from `soft_at` x cap on, narrow the pool to cheaper slots, down to the cheapest one at
           the cap; never refuses
 
+In flight: a call that has started but not finished holds a reservation of its estimated cost on
+the counters it will add to; every other request reads spend as settled + others' reservations, so
+a burst of concurrent requests cannot all pass a cap that none of them has reached yet.
+
 Pure: the counters live elsewhere (router.serving.state); `plan()` takes a `spent(key)` callable
-and a clock value, so tests drive it across a period boundary without waiting.
+(and optionally `in_flight(key)`) and a clock value, so tests drive it across a period boundary
+without waiting.
 """
 
 from __future__ import annotations
@@ -95,13 +100,15 @@ def counter_key(policy: str, rule: BudgetRule, client: str | None, period_id: st
     return f"client:{policy}:{client}:{rule.period}:{period_id}"
 
 
-def spend_keys(policy: str, slot: str, client: str | None, now: float) -> list[tuple[str, float]]:
-    """Every counter one call's spend adds to, with the time it may expire (end of period + a day)."""
+def spend_keys(policy: str, slot: str | None, client: str | None, now: float) -> list[tuple[str, float]]:
+    """Every counter one call's spend adds to, with the time it may expire (end of period + a day).
+    `slot` None: the policy and client counters only (a reservation made before the slot is known)."""
     keys = []
     for period in ("day", "month"):
         pid, _, end = period_bounds(period, now)
         keys.append((f"policy:{policy}:{period}:{pid}", end + 86400))
-        keys.append((f"slot:{policy}:{slot}:{period}:{pid}", end + 86400))
+        if slot is not None:
+            keys.append((f"slot:{policy}:{slot}:{period}:{pid}", end + 86400))
         if client is not None:
             keys.append((f"client:{policy}:{client}:{period}:{pid}", end + 86400))
     return keys
@@ -113,21 +120,30 @@ def spend_keys(policy: str, slot: str, client: str | None, now: float) -> list[t
 class CapState:
     rule: BudgetRule
     key: str
-    spent: float
+    spent: float  # settled: calls that finished
     resets_at: float
+    in_flight: float = 0.0  # reserved by other requests' calls that have not finished yet
+
+    @property
+    def total(self) -> float:
+        return self.spent + self.in_flight
 
     @property
     def fraction(self) -> float:
-        return math.inf if self.rule.usd <= 0 and self.spent >= 0 else self.spent / self.rule.usd
+        return math.inf if self.rule.usd <= 0 and self.total >= 0 else self.total / self.rule.usd
 
     @property
     def reached(self) -> bool:
-        return self.spent >= self.rule.usd
+        return self.total >= self.rule.usd
+
+    def spent_text(self) -> str:
+        flying = f" + ${self.in_flight:.4f} in flight" if self.in_flight > 0 else ""
+        return f"${self.spent:.4f}{flying} of ${self.rule.usd:g}"
 
     def to_dict(self, now: float) -> dict[str, Any]:
         return {"scope": self.rule.scope, "name": self.rule.name, "period": self.rule.period, "mode": self.rule.mode,
-                "cap_usd": self.rule.usd, "spent_usd": round(self.spent, 8),
-                "remaining_usd": round(max(0.0, self.rule.usd - self.spent), 8), "reached": self.reached,
+                "cap_usd": self.rule.usd, "spent_usd": round(self.spent, 8), "in_flight_usd": round(self.in_flight, 8),
+                "remaining_usd": round(max(0.0, self.rule.usd - self.total), 8), "reached": self.reached,
                 "resets_at": self.resets_at, "resets_in_s": max(0, int(math.ceil(self.resets_at - now)))}
 
 
@@ -157,45 +173,45 @@ def blended_price(slot: Any) -> float:
 
 
 def cap_states(rules: Sequence[BudgetRule], policy: str, client: str | None, now: float,
-               spent: Callable[[str], float]) -> list[CapState]:
+               spent: Callable[[str], float], in_flight: Callable[[str], float] | None = None) -> list[CapState]:
     out = []
     for r in rules:
         pid, _, end = period_bounds(r.period, now)
         key = counter_key(policy, r, client, pid)
         if key is not None:
-            out.append(CapState(r, key, float(spent(key)), end))
+            out.append(CapState(r, key, float(spent(key)), end, float(in_flight(key)) if in_flight else 0.0))
     return out
 
 
 def plan(rules: Sequence[BudgetRule], policy: str, client: str | None, slots: Sequence[Any], now: float,
-         spent: Callable[[str], float]) -> BudgetPlan:
+         spent: Callable[[str], float], in_flight: Callable[[str], float] | None = None) -> BudgetPlan:
     """Apply every cap that concerns this request to the pool's (enabled) `slots`."""
     bp = BudgetPlan(now=now)
     if not rules:
         return bp
-    bp.states = cap_states(rules, policy, client, now, spent)
+    bp.states = cap_states(rules, policy, client, now, spent, in_flight)
     names = [s.name for s in slots]
     for st in bp.states:
         r = st.rule
         if r.scope == "slot":
             if r.name in names and st.reached:
                 bp.removed.setdefault(r.name, f"slot {r.name} reached its {r.period} cap "
-                                              f"(${st.spent:.4f} of ${r.usd:g}, {r.mode})")
+                                              f"({st.spent_text()}, {r.mode})")
             continue
         if r.mode == "hard":
             if st.reached and (bp.refused is None or st.resets_at > bp.refused.resets_at):
                 bp.refused = st
             continue
         start = r.soft_at * r.usd
-        if st.spent < start:
+        if st.total < start:
             continue
         # Soft: keep a share of the slots, cheapest first, that shrinks from all (at soft_at x cap) to one (at the cap).
-        level = 1.0 if r.usd <= start else min(1.0, (st.spent - start) / (r.usd - start))
+        level = 1.0 if r.usd <= start else min(1.0, (st.total - start) / (r.usd - start))
         ranked = sorted(slots, key=lambda s: (blended_price(s), names.index(s.name)))
         keep = max(1, math.ceil(len(ranked) * (1.0 - level))) if level < 1.0 else 1
         keep = min(keep, len(ranked) - 1) if len(ranked) > 1 else 1  # nearing the cap always drops the dearest
         for s in ranked[keep:]:
-            bp.removed.setdefault(s.name, f"{r.label()} cap near: ${st.spent:.4f} of ${r.usd:g} spent "
-                                          f"({100 * st.spent / r.usd if r.usd else 100:.0f}%), so only the "
+            bp.removed.setdefault(s.name, f"{r.label()} cap near: {st.spent_text()} spent "
+                                          f"({100 * st.total / r.usd if r.usd else 100:.0f}%), so only the "
                                           f"{keep} cheapest slot(s) stay")
     return bp

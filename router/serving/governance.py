@@ -24,6 +24,7 @@ from router.routing import budgets, sensitivity
 from router.routing.costs import usage_cost
 from router.routing.pool import Pool, Slot
 from router.serving.state import REDIS_ENV, session_local_key, state_backends
+from router.upstream.deadline import DEFAULT_DEADLINE_S
 
 
 @dataclass
@@ -35,6 +36,9 @@ class Governance:
     link: Any = None
     clock: Callable[[], float] = time.time
     key_names: dict[str, str] = field(default_factory=dict)  # API key -> its name (ROUTER_API_KEYS name:key)
+    # How long a call's reservation holds at most: the proxy's default deadline and a margin. A
+    # stream that outlives it is still billed at its end; it just stops holding budget before.
+    reserve_ttl_s: float = DEFAULT_DEADLINE_S + 60.0
 
     @classmethod
     def create(cls, audit_path=None, redis_url: str | None = None, clock: Callable[[], float] = time.time,
@@ -55,7 +59,10 @@ class Governance:
             h["redis"] = self.link.health()
         return h
 
-    def caps(self, pool: Pool, client: str | None, now: float | None = None) -> list[budgets.CapState]:
+    def caps(self, pool: Pool, client: str | None, now: float | None = None,
+             exclude: str | None = None) -> list[budgets.CapState]:
+        """Every cap of `pool` that concerns `client`: settled spend and what other requests hold in
+        flight (`exclude`: the asking request's own reservation)."""
         now = self.clock() if now is None else now
         keys = []
         for r in pool.budgets:
@@ -64,15 +71,27 @@ class Governance:
             if k is not None:
                 keys.append(k)
         values = self.spend.get_many(keys)
-        return budgets.cap_states(pool.budgets, pool.policy, client, now, lambda k: values.get(k, 0.0))
+        flying = self.spend.in_flight_many(keys, exclude)
+        return budgets.cap_states(pool.budgets, pool.policy, client, now, lambda k: values.get(k, 0.0),
+                                  lambda k: flying.get(k, 0.0))
 
-    def budget_plan(self, pool: Pool, client: str | None, slots: Sequence[Slot]) -> budgets.BudgetPlan:
+    def budget_plan(self, pool: Pool, client: str | None, slots: Sequence[Slot],
+                    exclude: str | None = None) -> budgets.BudgetPlan:
         if not pool.budgets:
             return budgets.BudgetPlan(now=self.clock())
         now = self.clock()
-        states = self.caps(pool, client, now)
-        values = {s.key: s.spent for s in states}
-        return budgets.plan(pool.budgets, pool.policy, client, slots, now, lambda k: values.get(k, 0.0))
+        states = {s.key: s for s in self.caps(pool, client, now, exclude)}
+        return budgets.plan(pool.budgets, pool.policy, client, slots, now, lambda k: states[k].spent,
+                            lambda k: states[k].in_flight)
+
+    def reserve(self, pool: Pool, client: str | None, rid: str, usd: float, slot: str | None = None) -> None:
+        """Hold a call's estimated cost on the counters it will add to, until `release(rid)` or the TTL."""
+        now = self.clock()
+        keys = [k for k, _ in budgets.spend_keys(pool.policy, slot, client, now)]
+        self.spend.reserve(rid, keys, max(0.0, float(usd)), now + self.reserve_ttl_s)
+
+    def release(self, rid: str) -> None:
+        self.spend.release(rid)
 
 
 @dataclass
@@ -85,6 +104,7 @@ class Gate:
     budget: budgets.BudgetPlan | None = None
     outgoing: Any = None  # the messages as they may leave (redacted), None: unchanged
     audit_text: str | None = None
+    reservation: str | None = None  # the request id whose estimated cost is held in flight (budgets.py)
 
     def info(self) -> dict[str, Any]:
         """What the gate did, for RoutingResult.governance / the router object / the audit line."""
@@ -121,12 +141,18 @@ def _forbidden(message: str, code: str, g: Gate) -> GovernanceError:
 
 def gate(gov: Governance | None, pool: Pool, *, scan_messages: Any, pinned: Slot | None,
          models: Sequence[str] | None, client: str | None, session_key: tuple | None,
-         routing_text: str, scan_fields: dict | None = None) -> Gate:
+         routing_text: str, scan_fields: dict | None = None, reservation: str | None = None,
+         estimate: Callable[[Slot], float] | None = None) -> Gate:
     """Everything that must happen before the encoder pass; raises GovernanceError to refuse.
 
     `scan_fields`: the request's other fields that go upstream as they are (`user`, `metadata`,
     tool descriptions...): scanned too; a match there keeps the request on-prem even for a redact
-    rule, since nothing masks those fields."""
+    rule, since nothing masks those fields.
+
+    `reservation` (a request id) and `estimate(slot)` (its call's estimated USD there): on a pool
+    with budgets, the dearest allowed slot's estimate is held in flight before the caps are read
+    (hold first, then read, so that two requests racing for the last dollars see each other); the
+    caller narrows it to the chosen slot and `settle` releases it. A refusal releases it here."""
     res = sensitivity.scan(pool.sensitive, scan_messages)
     if scan_fields:
         res = sensitivity.with_fields(res, sensitivity.scan(pool.sensitive, [scan_fields]))
@@ -134,13 +160,17 @@ def gate(gov: Governance | None, pool: Pool, *, scan_messages: Any, pinned: Slot
     if res.matches:  # before any refusal: a refused request is audited too, with this text
         g.audit_text = sensitivity.redact_text(pool.sensitive, routing_text)
     try:
-        return _gate(g, gov, pool, res, scan_messages, pinned, models, client, session_key)
+        return _gate(g, gov, pool, res, scan_messages, pinned, models, client, session_key, reservation, estimate)
     except GovernanceError as exc:
         exc.gate = g  # what the refusal's audit line needs (the masked query text, the rules)
+        if g.reservation is not None:
+            gov.release(g.reservation)
+            g.reservation = None
         raise
 
 
-def _gate(g: Gate, gov, pool: Pool, res, scan_messages, pinned, models, client, session_key) -> Gate:
+def _gate(g: Gate, gov, pool: Pool, res, scan_messages, pinned, models, client, session_key,
+          reservation, estimate) -> Gate:
     if res.blocked:
         raise _forbidden(f"request refused: it matches sensitivity rule(s) {', '.join(res.rules('block'))} "
                          f"(action block: {res.reason()}); remove the sensitive data and retry",
@@ -180,11 +210,15 @@ def _gate(g: Gate, gov, pool: Pool, res, scan_messages, pinned, models, client, 
                                       f"and {why}; it was not sent anywhere", status=503,
                                       code="no_local_slot", governance=g.info())
     if gov is not None and pool.budgets:
-        bp = gov.budget_plan(pool, client, allowed)
+        if reservation is not None:
+            gov.reserve(pool, client, reservation, max((estimate(s) for s in allowed), default=0.0) if estimate else 0.0,
+                        slot=pinned.name if pinned is not None else None)
+            g.reservation = reservation
+        bp = gov.budget_plan(pool, client, allowed, exclude=g.reservation)
         g.budget = bp
         if bp.refused is not None:
             st = bp.refused
-            raise GovernanceError(f"budget cap reached: {st.rule.label()} (${st.spent:.4f} of ${st.rule.usd:g} spent); "
+            raise GovernanceError(f"budget cap reached: {st.rule.label()} ({st.spent_text()} spent); "
                                   f"requests resume when the {st.rule.period} resets in {bp.retry_after_s} s",
                                   status=429, code="budget_exceeded", retry_after=bp.retry_after_s,
                                   governance=g.info())
@@ -203,6 +237,26 @@ def _gate(g: Gate, gov, pool: Pool, res, scan_messages, pinned, models, client, 
     return g
 
 
+def hold(gov: Governance | None, pool: Pool, client: str | None, rid: str, slot: Slot, usd: float) -> bool:
+    """Reserve one call on `slot` that was decided earlier (the playground sends a decision minutes
+    after routing it): the caps are read again, with what is in flight, and a cap reached since
+    refuses the call (429) and releases the hold. True when something is held (`settle` releases it)."""
+    if gov is None or not pool.budgets:
+        return False
+    gov.reserve(pool, client, rid, usd, slot=slot.name)
+    bp = gov.budget_plan(pool, client, [slot], exclude=rid)
+    why = (f"{bp.refused.rule.label()} ({bp.refused.spent_text()} spent)" if bp.refused is not None
+           else bp.removed.get(slot.name))
+    if why:
+        gov.release(rid)
+        wait = bp.retry_after_s or max(1, int(min([s.resets_at for s in bp.states if s.reached] or [bp.now + 1])
+                                             - bp.now))
+        raise GovernanceError(f"budget cap reached since this query was routed: {why}; nothing was sent, "
+                              f"retry in {wait} s", status=429, code="budget_exceeded", retry_after=wait,
+                              governance={"budget": bp.to_dict()})
+    return True
+
+
 def filter_plan(g: Gate, plan: list[Slot]) -> list[Slot]:
     """The failover plan minus anything the gate forbids; a local-only plan never holds a cloud slot."""
     if g.local_only:
@@ -219,13 +273,17 @@ def call_cost(slot: Slot, usage: dict | None) -> float:
     return usage_cost(slot, usage) if usage else 0.0
 
 
-def settle(gov: Governance | None, pool: Pool, client: str | None, slot: Slot | None, usage: dict | None) -> float:
-    """Add one finished call's real cost to its policy, slot and client counters (day and month)."""
-    if gov is None or slot is None or not usage or not pool.budgets:
-        return 0.0  # no caps on this pool: keep the hot path free of a counter write
-    usd = call_cost(slot, usage)
-    if usd > 0:
-        gov.spend.add(budgets.spend_keys(pool.policy, slot.name, client, gov.clock()), usd)
+def settle(gov: Governance | None, pool: Pool, client: str | None, slot: Slot | None, usage: dict | None,
+           reservation: str | None = None) -> float:
+    """Add one finished call's real cost to its policy, slot and client counters (day and month),
+    then drop its in-flight reservation (in that order: for a moment it counts twice, never zero times)."""
+    usd = 0.0
+    if gov is not None and slot is not None and usage and pool.budgets:  # no caps: no counter write
+        usd = call_cost(slot, usage)
+        if usd > 0:
+            gov.spend.add(budgets.spend_keys(pool.policy, slot.name, client, gov.clock()), usd)
+    if gov is not None and reservation is not None:
+        gov.release(reservation)
     return usd
 
 

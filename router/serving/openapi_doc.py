@@ -46,11 +46,13 @@ MODEL = {"type": "object", "required": ["id", "object", "created", "owned_by", "
 MODEL_LIST = {"type": "object", "required": ["object", "data", "has_more", "first_id", "last_id"],
               "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}},
                              "has_more": {"type": "boolean"}, "first_id": NULLABLE_STRING, "last_id": NULLABLE_STRING}}
-BUDGET_CAP = {"type": "object", "required": ["policy", "scope", "period", "mode", "cap_usd", "spent_usd", "remaining_usd",
-                                             "reached", "resets_at", "resets_in_s"],
+BUDGET_CAP = {"type": "object", "required": ["policy", "scope", "period", "mode", "cap_usd", "spent_usd", "in_flight_usd",
+                                             "remaining_usd", "reached", "resets_at", "resets_in_s"],
               "properties": {"policy": {"type": "string"}, "scope": {"enum": ["policy", "client", "slot"]}, "name": NULLABLE_STRING,
                              "period": {"enum": ["day", "month"]}, "mode": {"enum": ["soft", "hard"]},
                              "cap_usd": {"type": "number"}, "spent_usd": {"type": "number"},
+                             "in_flight_usd": {"type": "number", "minimum": 0,
+                                               "description": "estimated cost of calls that started and have not finished"},
                              "remaining_usd": {"type": "number"}, "reached": {"type": "boolean"},
                              "resets_at": {"type": "number"}, "resets_in_s": {"type": "integer", "minimum": 0}}}
 BUDGETS = {"type": "object", "required": ["object", "client", "now", "data", "state"],

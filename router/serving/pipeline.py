@@ -19,6 +19,7 @@ from router.audit.provenance import provenance
 from router.audit.record import DecisionRecord, client_id, new_request_id
 from router.errors import GovernanceError, InputError, UpstreamError
 from router.model.encoder import content_text
+from router.routing.costs import usage_cost
 from router.routing.pool import Slot
 from router.routing.registry import RouterRegistry
 from router.routing.router import PrefillRouter, RoutingResult, Scores
@@ -140,7 +141,7 @@ async def decide(state: ProxyState, model: str | None, messages: Any, *, toleran
     try:
         g = gov_hooks.gate(state.governance, router.pool, scan_messages=messages if scan is None else scan,
                            pinned=pinned, models=models, client=budget_client, session_key=key, routing_text=text,
-                           scan_fields=fields)
+                           scan_fields=fields, reservation=common["request_id"], estimate=call_estimate(router, text))
     except GovernanceError as exc:  # refused before any call: still one audit line (what rule, which client)
         _audit_refusal(state, Decision(result=None, pinned=pinned, plan=[], gate=getattr(exc, "gate", None),
                                        **common), api, exc)
@@ -159,8 +160,26 @@ async def decide(state: ProxyState, model: str | None, messages: Any, *, toleran
     except GovernanceError as exc:
         _audit_refusal(state, Decision(result=result, pinned=None, plan=[], **common), api, exc)
         raise
+    if g.reservation is not None:  # the dearest allowed slot was held; now the one that will answer
+        state.governance.reserve(router.pool, budget_client, g.reservation,
+                                 result.score(plan[0].name).expected_cost_usd, slot=plan[0].name)
     return Decision(result=result, pinned=None, plan=plan, sticky=sticky,
                     session_key=key, routing_wall_ms=round((time.perf_counter() - t0) * 1e3, 2), **common)
+
+
+def call_estimate(router: PrefillRouter, text: str):
+    """estimate(slot) -> USD of one call on `slot` for `text`, before the encoder pass (what a
+    budget reservation holds): ~4 characters per token in, the slot's expected output length out."""
+    from router.training.data import approx_tokens
+
+    tokens = approx_tokens(text) if text else 0
+    ck = router.checkpoint
+
+    def estimate(slot: Slot) -> float:
+        out = int(round(ck.output_tokens(slot.score_as)))
+        return usage_cost(slot, {"prompt_tokens": tokens, "completion_tokens": out})
+
+    return estimate
 
 
 def _audit_refusal(state: ProxyState, d: Decision, api: str | None, exc: GovernanceError) -> None:
@@ -249,7 +268,8 @@ def audit_line(d: Decision, **kw: Any) -> dict[str, Any]:
 
 def settle(state: ProxyState, d: Decision, kw: dict) -> None:
     """Count a finished call's real cost against the budgets (once per request, with or without an audit log)."""
-    gov_hooks.settle(state.governance, d.pool, d.budget_client, kw.get("selected"), kw.get("usage"))
+    gov_hooks.settle(state.governance, d.pool, d.budget_client, kw.get("selected"), kw.get("usage"),
+                     reservation=d.gate.reservation if d.gate is not None else None)
 
 
 def write_audit(state: ProxyState, d: Decision, _settled: bool = False, **kw: Any) -> None:

@@ -7,6 +7,10 @@ Two backends behind one interface:
 - Redis (`ROUTER_REDIS_URL`): spend counters are `INCRBYFLOAT` keys that expire after their period,
   sessions are keys with a TTL, so every replica behind a load balancer reads the same numbers.
 
+Both also hold in-flight reservations (router.routing.budgets): one row per (request, counter) in
+SQLite, one sorted-set member per request in Redis, scored by the time the reservation lapses, so
+that a replica that dies mid-call stops holding budget after the TTL instead of forever.
+
 Why SQLite for spend and not a rebuild from the audit log: the audit log can be off, rotated or
 hashed-only, a rebuild reads the whole file at each start, and SQLite's atomic upsert lets two
 processes on one host share the counters too.
@@ -62,7 +66,39 @@ class SqliteSpend:
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
         self._db.execute("CREATE TABLE IF NOT EXISTS spend (key TEXT PRIMARY KEY, usd REAL NOT NULL, "
                          "expires REAL NOT NULL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS inflight (rid TEXT NOT NULL, key TEXT NOT NULL, "
+                         "usd REAL NOT NULL, expires REAL NOT NULL, PRIMARY KEY (rid, key))")
         self._db.execute("DELETE FROM spend WHERE expires < ?", (self.clock(),))
+        self._db.execute("DELETE FROM inflight WHERE expires < ?", (self.clock(),))
+
+    def reserve(self, rid: str, keys: Sequence[str], usd: float, expires: float) -> None:
+        """Hold `usd` on `keys` for request `rid` until `expires` (replacing what it held before)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM inflight WHERE rid = ?", (rid,))
+                self._db.executemany("INSERT INTO inflight(rid, key, usd, expires) VALUES(?, ?, ?, ?)",
+                                     [(rid, k, float(usd), float(expires)) for k in keys])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def release(self, rid: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM inflight WHERE rid = ?", (rid,))
+
+    def in_flight_many(self, keys: Sequence[str], exclude: str | None = None) -> dict[str, float]:
+        """What other requests' unfinished calls hold on each key (`exclude`: the asking request)."""
+        out = {k: 0.0 for k in keys}
+        if not keys:
+            return out
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT key, SUM(usd) FROM inflight WHERE key IN ({','.join('?' * len(keys))}) AND expires >= ? "
+                "AND rid != ? GROUP BY key", [*keys, self.clock(), exclude or ""]).fetchall()
+        out.update({k: float(v) for k, v in rows})
+        return out
 
     def add(self, keys: Sequence[tuple[str, float]], usd: float) -> None:
         if usd <= 0 or not keys:
@@ -165,7 +201,82 @@ class RedisSpend:
         self._lock = threading.Lock()
         self._seen: dict[str, float] = {}  # last value read from Redis
         self._pending: dict[str, tuple[float, float]] = {}  # key -> (usd not yet in Redis, expiry)
+        self._held: dict[str, tuple[tuple[str, ...], str]] = {}  # rid -> (keys, sorted-set member) in Redis
         link.on_up.append(self._flush)
+
+    @staticmethod
+    def _zkey(key: str) -> str:
+        return PREFIX + "inflight:" + key
+
+    def reserve(self, rid: str, keys: Sequence[str], usd: float, expires: float) -> None:
+        self.local.reserve(rid, keys, usd, expires)  # this replica's view while Redis is away
+        member = f"{rid}|{float(usd)!r}"
+        with self._lock:
+            before = self._held.get(rid)
+            self._held[rid] = (tuple(keys), member)
+        now = self.local.clock()
+
+        def put(c):
+            p = c.pipeline(transaction=True)
+            if before is not None:
+                for k in before[0]:
+                    p.zrem(self._zkey(k), before[1])
+            for k in keys:
+                p.zremrangebyscore(self._zkey(k), "-inf", now)  # lapsed: a replica died mid-call
+                p.zadd(self._zkey(k), {member: float(expires)})
+                p.expireat(self._zkey(k), int(expires) + 1)
+            return p.execute()
+
+        try:
+            self.link.call(put)
+        except ConnectionError:
+            pass
+
+    def release(self, rid: str) -> None:
+        self.local.release(rid)
+        with self._lock:
+            held = self._held.pop(rid, None)
+        if held is None:
+            return
+
+        def drop(c):
+            p = c.pipeline(transaction=False)
+            for k in held[0]:
+                p.zrem(self._zkey(k), held[1])
+            return p.execute()
+
+        try:
+            self.link.call(drop)
+        except ConnectionError:
+            pass  # lapses by its score; until then other replicas count it, which errs on the safe side
+
+    def in_flight_many(self, keys: Sequence[str], exclude: str | None = None) -> dict[str, float]:
+        if not keys:
+            return {}
+        now = self.local.clock()
+
+        def read(c):
+            p = c.pipeline(transaction=False)
+            for k in keys:
+                p.zrangebyscore(self._zkey(k), now, "+inf")
+            return p.execute()
+
+        try:
+            found = self.link.call(read)
+        except ConnectionError:
+            return self.local.in_flight_many(keys, exclude)
+        out = {}
+        for k, members in zip(keys, found):
+            total = 0.0
+            for m in members:
+                rid, _, usd = m.rpartition("|")
+                if rid != exclude:
+                    try:
+                        total += float(usd)
+                    except ValueError:
+                        continue  # not one of ours: never let a stray member break the gate
+            out[k] = total
+        return out
 
     def add(self, keys: Sequence[tuple[str, float]], usd: float) -> None:
         if usd <= 0 or not keys:

@@ -180,7 +180,7 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
                governance=None) -> AsyncIterator[Answer]:
     """Stream the current query to the chosen model; yields the growing `Answer`, then the final one.
     A query the rules keep on-prem is never sent to a cloud slot; its spend counts against the budgets."""
-    from router.serving.governance import settle
+    from router.serving.governance import hold, settle
     from router.upstream.backends import Attempt, Backend, chunk_text, resolve_key
 
     if session.result is None:
@@ -196,6 +196,9 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
     if g is not None and g.local_only and not slot.local:  # fail closed, whatever the screen says
         raise GovernanceError(f"{slot.name} is a cloud slot and this query may only be answered on-prem "
                               f"({g.local_reason})", status=403, code="sensitive_data_local_only")
+    # Caps may have been reached since the route (or by a send in another tab): read them again and
+    # hold this call's estimate while it streams, as the proxy does.
+    held = hold(governance, router.pool, PLAYGROUND_CLIENT, request_id, slot, result.score(slot.name).expected_cost_usd)
     record = record_of(session, request_id)
     if record is None:
         record = decision_record(result, audit_query, request_id, router.pool.audit_query_text, router=router)
@@ -218,6 +221,10 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
         ans.error = f"{exc} (endpoint {slot.api_base})"
         if exc.status is None:
             ans.missing = slot.api_base
+    except BaseException:  # the page went away mid-stream (generator closed, task cancelled): let go
+        if held:
+            governance.release(request_id)
+        raise
     finally:
         if session.sending == request_id:
             session.sending = None
@@ -225,7 +232,7 @@ async def send(router: PrefillRouter, session: Session, client, max_tokens: int 
     ans.done = True
     if ans.usage is not None:
         ans.cost_usd = costs.usage_cost(slot, ans.usage)
-        settle(governance, router.pool, PLAYGROUND_CLIENT, slot, ans.usage)
+    settle(governance, router.pool, PLAYGROUND_CLIENT, slot, ans.usage, reservation=request_id if held else None)
     final = decision_record(result, audit_query, request_id, router.pool.audit_query_text, ts=record["ts"], ans=ans,
                             attempts=attempts, router=router)
     ans.record = final

@@ -112,9 +112,10 @@ def budgets_html(pool: Pool, governance) -> str:
     for st in governance.caps(pool, "playground", now):
         d = st.to_dict(now)
         who = d["scope"] + (f" {d['name']}" if d["name"] else "")
-        used = "reached" if d["reached"] else f"{100 * d['spent_usd'] / d['cap_usd']:.0f}%"
+        used = "reached" if d["reached"] else f"{100 * st.fraction:.0f}%"
+        flying = f" (+{usd(d['in_flight_usd'])} in flight)" if d["in_flight_usd"] > 0 else ""
         rows.append(f"<tr data-scope='{escape(who)}'><td>{escape(who)}</td><td>{d['period']}</td><td>{d['mode']}</td>"
-                    f"<td>{usd(d['spent_usd'])}</td><td>{usd(d['cap_usd'])}</td><td>{used}</td>"
+                    f"<td>{usd(d['spent_usd'])}{flying}</td><td>{usd(d['cap_usd'])}</td><td>{used}</td>"
                     f"<td>{d['resets_in_s'] // 3600} h {d['resets_in_s'] % 3600 // 60} min</td></tr>")
     return ("<div class='budgets' id='budgets'><b>Budgets</b> (this pool; client caps as the playground)"
             "<table><tr><th>scope</th><th>period</th><th>mode</th><th>spent</th><th>cap</th><th>used</th>"
