@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sys
 
+from router.commands.options import comma_list
+
 
 def configure(p):
     p.add_argument("--config", default=None, help="pool YAML whose enabled slots are asked (default: configs/default.yaml)")
@@ -67,7 +69,7 @@ def run(args) -> int:
     cfg = CollectConfig(concurrency=args.concurrency, max_usd=args.max_usd, max_tokens=args.max_tokens,
                         temperature=args.temperature, system=args.system, retries=args.retries,
                         timeout=args.timeout, limit=args.limit,
-                        models=tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None)
+                        models=tuple(comma_list(args.models)) if args.models else None)
     if args.judge == "reference" and not any(it.reference for it in items):
         raise InputError(f"{args.questions}: the reference judge needs a 'reference' per question "
                          "(.jsonl); use --judge vote or --judge llm for questions without references")

@@ -10,6 +10,8 @@ Questions the checkpoint was trained on are refused unless --allow-overlap.
 
 from __future__ import annotations
 
+from router.commands.options import comma_list
+
 
 def configure(p):
     p.add_argument("--checkpoint", default="assets/checkpoint", help="checkpoint directory (default: the bundled one)")
@@ -38,7 +40,7 @@ def run(args) -> int:
             check_output_file(path, flag, {"--data": args.data, "--checkpoint": args.checkpoint})
     report = evaluate(args.checkpoint, args.data, split=args.split, allow_overlap=args.allow_overlap,
                       default_tolerance=check_tolerance(args.tolerance), baselines=not args.no_baselines,
-                      models=[m.strip() for m in args.models.split(",") if m.strip()] if args.models else None)
+                      models=comma_list(args.models) if args.models else None)
     print(format_table(report))
     if args.json_out:
         write_json(report, args.json_out)

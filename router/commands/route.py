@@ -13,6 +13,8 @@ import json
 import sys
 import time
 
+from router.commands.options import comma_list
+
 
 def configure(p):
     p.add_argument("question", help="the query text")
@@ -61,7 +63,7 @@ def run(args) -> int:
     from router.routing.pool import load_pool
     from router.routing.router import PrefillRouter, pool_checkpoint
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models is not None else None
+    models = comma_list(args.models) if args.models is not None else None
     if models is not None and not models:
         from router.errors import InputError
 

@@ -10,6 +10,7 @@ name (pin). Set ROUTER_API_KEYS=key1,key2 to require a bearer key on /v1/*.
 
 from __future__ import annotations
 
+from router.commands.options import comma_list
 from router.upstream.deadline import DEFAULT_DEADLINE_S
 
 
@@ -49,7 +50,7 @@ def run(args) -> int:
         AuditLog(args.audit_log)  # a bad path fails now, before the model loads
     configs = args.config or []
     registry = RouterRegistry.from_paths(configs or None, default_path=configs[0] if configs else None)
-    cors = [o for o in (args.cors_origins or "").split(",") if o.strip()] or None
+    cors = comma_list(args.cors_origins or "") or None
     app = create_api(registry, audit_log=args.audit_log, retries=args.retries, timeout=args.timeout,
                      cors_origins=cors, deadline=args.deadline, max_body=args.max_body)
     print(f"serving {', '.join(registry.policies)} (default {registry.default}) on "

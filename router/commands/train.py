@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
+from router.commands.options import comma_list
+
 
 def _is_e5(source: str) -> bool:
     return "e5" in source.lower()
@@ -159,7 +161,7 @@ def check_options(args) -> None:
     need("--dropout", args.dropout, 0 <= args.dropout < 1, "a number in [0, 1)")
     need("--finetune-layers", args.finetune_layers, args.finetune_layers >= 0, "an integer >= 0")
     for flag, text in (("--layers", args.layers), ("--hidden", args.hidden)):
-        parts = [x.strip() for x in text.split(",") if x.strip()]
+        parts = comma_list(text)
         try:
             values = [int(x) for x in parts]
         except ValueError:
@@ -182,7 +184,7 @@ def run(args) -> int:
     check_output_dir(args.out)
     table = read_labels(args.data)
     if args.models:
-        table = table.select_models([m.strip() for m in args.models.split(",") if m.strip()])
+        table = table.select_models(comma_list(args.models))
     if args.extend:
         from router.training.extend import extend
 
