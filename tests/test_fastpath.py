@@ -128,7 +128,7 @@ def test_an_onnx_spec_asked_for_cuda_without_a_gpu_stays_on_onnx_runtime(monkeyp
     assert enc.features(["What is 2 + 2?"]).shape == (1, 384)
 
 
-def test_onnx_int8_moves_features_a_little_and_mostly_keeps_decisions():
+def test_onnx_int8_moves_features_a_little_and_mostly_keeps_decisions(monkeypatch):
     spec = json.loads((MINILM_CKPT / "router.json").read_text())["encoder"]
     ref = get_encoder(EncoderSpec.from_json(spec))
     q8 = get_encoder(EncoderSpec.from_json({**spec, "runtime": "onnx", "quantize": "int8"}))
@@ -137,6 +137,13 @@ def test_onnx_int8_moves_features_a_little_and_mostly_keeps_decisions():
     assert cos.min() > 0.9 and not np.allclose(X, Y, atol=1e-3)  # quantized, but the same encoder
     assert "QAttention" in graph_ops(q8.spec)  # fused first, then quantized
     # This checkpoint was trained on fp32 torch features; an int8 checkpoint is trained on int8 ones.
+    # MiniLM's int8 moves the probe texts too far (cosine ~0.92) for the head-encoder check, which
+    # refuses the swap; this study of what the swap does to decisions turns the check off.
+    from router.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="does not compute the features"):
+        minilm_router(q8)
+    monkeypatch.setenv("ROUTER_ENCODER_CHECK", "off")
     same = np.mean([a == b for a, b in zip(choices(minilm_router(ref), QUESTIONS), choices(minilm_router(q8), QUESTIONS))])
     print(f"int8 vs fp32 torch: same choice for {same:.0%} of {len(QUESTIONS)} questions; min cosine {cos.min():.4f}")
     assert same >= 0.6
@@ -297,6 +304,8 @@ def test_router_and_batcher_use_the_cache_and_report_it(minilm, monkeypatch):
     monkeypatch.setenv("ROUTER_EMBED_CACHE", "64")
     enc = CountingEncoder(minilm)
     router = minilm_router(enc)
+    assert enc.encoded == 3  # the head-encoder check's probe texts (router/model/encoder_probe.py), uncached
+    enc.encoded = 0
     first = router.route("Explain the difference between TCP and UDP.", tolerance=0.1)
     again = router.route("Explain the difference between TCP and UDP.", tolerance=0.1)
     assert enc.encoded == 1 and again.probabilities == first.probabilities

@@ -46,6 +46,7 @@ def test_train_searches_records_and_extends(tmp_path, capsys):
     assert {c["family"] for c in s["candidates"]} >= {"logistic", "knn", "mlp", "irt"}
     assert s["winner"] == s["candidates"][0]["name"] and s["fold_seed"] == 0 and s["folds"] == 3
     assert set(meta["training"]["calibration"]) == set(meta["slots"])
+    assert len(meta["encoder_probe"]["features_f32_b64"]) == len(meta["encoder_probe"]["texts"]) == 3
     ck = load_checkpoint(tmp_path / "ck")
     assert ck.slots == ["gpt-4-1106-preview", "mistralai/mistral-7b-chat"]
 

@@ -37,6 +37,7 @@ def run(args) -> int:
 
     from router.files import atomic_write, check_output_file
     from router.model.encoder import get_encoder
+    from router.model.encoder_probe import check as check_encoder
     from router.model.head import load_checkpoint
 
     check_output_file(args.output, "--output", {"--input": args.input, "--checkpoint": args.checkpoint})
@@ -51,6 +52,7 @@ def run(args) -> int:
         how = f"ray, {args.workers} workers"
     else:
         enc = get_encoder(ckpt.encoder_spec)
+        check_encoder(ckpt, enc)
         parts = []
         with tqdm(total=len(distinct), desc="scoring", unit="q") as bar:
             for s in range(0, len(distinct), args.batch_size):

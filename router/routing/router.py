@@ -156,6 +156,9 @@ class PrefillRouter:
             from router.model.encoder import get_encoder
 
             encoder = get_encoder(self.checkpoint.encoder_spec)
+        from router.model.encoder_probe import check as check_encoder
+
+        check_encoder(self.checkpoint, encoder)  # a head fed another model's features routes wrongly, silently
         self.encoder = encoder
         from router.model.embed_cache import cache_for
 

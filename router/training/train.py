@@ -281,6 +281,10 @@ def train(table: LabelTable, out: str | Path, cfg: TrainConfig | None = None, pr
         "train_question_hashes": sorted({short_hash(q) for q in table.questions}),
         **(extra_meta or {}),
     }
+    from router.model.encoder import get_encoder
+    from router.model.encoder_probe import record
+
+    meta["encoder_probe"] = record(get_encoder(spec))  # what loading checks the encoder against
     save_checkpoint(out, head, meta)
     return load_checkpoint(out)
 
