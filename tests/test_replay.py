@@ -142,12 +142,17 @@ def test_bad_lines_are_counted_never_fatal(logged, registry, tmp_path):
     drifted = json.loads(lines[1])
     drifted["models"][0]["p"] = round(drifted["models"][0]["p"] + 0.01, 6)
     other_pool = {**routed, "pool_hash": "sha256:0000"}
+    refused_gate = {k: v for k, v in routed.items() if k not in ("models", "chosen")} | {
+        "request_id": "refused-1", "status": "refused", "error": "budget cap reached"}  # no decision at all
+    refused_late = {**routed, "request_id": "refused-2", "status": "refused"}  # decided, then no slot left
     bad = tmp_path / "bad.jsonl"
     bad.write_text("\n".join([lines[0], '{"request_id": "torn', "[1, 2]", json.dumps({"hello": 1}),
                               json.dumps(other_policy), json.dumps(hashed), json.dumps(unknown),
-                              json.dumps(drifted), json.dumps(other_pool), ""]) + '{"ts": 1, "requ', encoding="utf-8")
+                              json.dumps(drifted), json.dumps(other_pool), json.dumps(refused_gate),
+                              json.dumps(refused_late), ""]) + '{"ts": 1, "requ', encoding="utf-8")
     report = replay(bad, pool_router(registry), out=tmp_path / "d.jsonl", progress=False)
-    assert report.skipped == {"torn": 3, "not_a_record": 1, "other_policy": 1, "no_query": 1, "unknown_slot": 1}
+    assert report.skipped == {"torn": 3, "not_a_record": 1, "other_policy": 1, "refused": 2, "no_query": 1,
+                              "unknown_slot": 1}  # refused lines were counted as "pinned" before
     assert report.replayed == 3 and report.other_pool_config == 1
     assert report.drifted == 1 and report.reproduced == 2
     diffs = [json.loads(x) for x in (tmp_path / "d.jsonl").read_text().splitlines()]

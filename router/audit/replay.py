@@ -13,7 +13,8 @@ Two questions in one pass:
 
 Replay needs the query text: only lines written under `audit_query_text: store` can be re-scored.
 Everything else is counted, never fatal: torn or non-JSON lines, lines that are not audit records,
-lines of another policy, pinned requests (no decision was made), hash/drop lines, lines whose
+lines of another policy, requests the sensitivity rules or budgets refused (`status: refused`,
+nothing was called), pinned requests (no decision was made), hash/drop lines, lines whose
 chosen slot the pool no longer has. The log is read as `audit summary` reads it (router.audit.log.walk):
 a stream's "started" line and its final line are one decision, replayed once. Lines of another pool config (`pool_hash`) or checkpoint are
 replayed and counted.
@@ -41,7 +42,7 @@ from router.routing.costs import price_usd
 from router.routing.router import PrefillRouter, Scores
 
 P_TOLERANCE = 1e-4
-SKIP_REASONS = ("torn", "not_a_record", "other_policy", "pinned", "no_query", "unknown_slot", "bad_fields")
+SKIP_REASONS = ("torn", "not_a_record", "other_policy", "refused", "pinned", "no_query", "unknown_slot", "bad_fields")
 
 
 @dataclass
@@ -83,6 +84,8 @@ def _classify(rec: dict, router: PrefillRouter) -> str | None:
         return "not_a_record"
     if rec.get("policy") != router.pool.policy:
         return "other_policy"
+    if rec.get("status") == "refused":  # before "pinned": a gate refusal has no models either
+        return "refused"
     if rec.get("pinned") or not rec.get("models"):
         return "pinned"
     if not isinstance(rec.get("query"), str) or not rec["query"].strip():
