@@ -227,23 +227,29 @@ def test_reasoning_tokens_are_billed_and_audited(make_proxy, stubs, tmp_path):
     assert p.http.get("/v1/budgets").json()["data"][0]["spent_usd"] == pytest.approx(MID_COST)
 
 
-def test_a_cap_reached_mid_stream_does_not_cut_the_stream(make_proxy, stubs):
-    clock = Clock(EVENING)
-    p = make_proxy([{"scope": "policy", "period": "day", "usd": 0.003}], clock)
-    words = " ".join(f"w{i}" for i in range(30))
-    # onprem-big's call is priced in millionths: its reservation leaves the cap to cloud-mid's calls
-    stubs[0].behave(dest("onprem-big"), usage=dict(USAGE), answer=words, chunk_delay=0.05)
+def _stream_in_background(p, model: str):
+    """A pinned streaming call on a thread; `got` gets its status and whole body once it ends."""
     got: dict = {}
 
     def stream():
         with p.http.stream("POST", "/v1/chat/completions",
-                           json={"model": "onprem-big", "stream": True,
+                           json={"model": model, "stream": True,
                                  "messages": [{"role": "user", "content": "count"}]}) as r:
             got["status"] = r.status_code
             got["body"] = "".join(r.iter_text())
 
     t = threading.Thread(target=stream)
     t.start()
+    return t, got
+
+
+def test_a_cap_reached_mid_stream_does_not_cut_the_stream(make_proxy, stubs):
+    clock = Clock(EVENING)
+    p = make_proxy([{"scope": "policy", "period": "day", "usd": 0.003}], clock)
+    words = " ".join(f"w{i}" for i in range(30))
+    # onprem-big's call is priced in millionths: its reservation leaves the cap to cloud-mid's calls
+    stubs[0].behave(dest("onprem-big"), usage=dict(USAGE), answer=words, chunk_delay=0.05)
+    t, got = _stream_in_background(p, "onprem-big")
     time.sleep(0.4)  # the stream has started; now spend past the cap elsewhere
     assert p.chat("cloud-mid").status_code == 200 and p.chat("cloud-mid").status_code == 200
     assert p.chat("cloud-mid").status_code == 429
@@ -266,17 +272,7 @@ def test_a_call_in_flight_holds_its_estimate_until_it_is_billed(make_proxy, stub
     assert 0.0004 <= est < 0.04  # the stub bills $0.04: the estimate is the checkpoint's mean answer length
     stubs[1].behave(dest("cloud-best"), usage=dict(USAGE), answer=" ".join(f"w{i}" for i in range(30)),
                     chunk_delay=0.05)
-    got: dict = {}
-
-    def stream():
-        with p.http.stream("POST", "/v1/chat/completions",
-                           json={"model": "cloud-best", "stream": True,
-                                 "messages": [{"role": "user", "content": "count"}]}) as r:
-            got["status"] = r.status_code
-            got["body"] = "".join(r.iter_text())
-
-    t = threading.Thread(target=stream)
-    t.start()
+    t, got = _stream_in_background(p, "cloud-best")
     time.sleep(0.4)
     cap = p.http.get("/v1/budgets").json()["data"][0]
     assert cap["spent_usd"] == 0 and cap["in_flight_usd"] == pytest.approx(est) and cap["reached"] is True
