@@ -160,6 +160,12 @@ class BudgetPlan:
     def retry_after_s(self) -> int:
         return 0 if self.refused is None else max(1, int(math.ceil(self.refused.resets_at - self.now)))
 
+    @property
+    def first_reset_s(self) -> int:
+        """Seconds until the first reached cap resets (at least 1): when a dropped slot may return."""
+        resets = [s.resets_at for s in self.states if s.reached] or [self.now + 1]
+        return max(1, int(min(resets) - self.now))
+
     def reason(self) -> str:
         return "; ".join(dict.fromkeys(self.removed.values()))
 

@@ -224,8 +224,7 @@ def _gate(g: Gate, gov, pool: Pool, res, scan_messages, pinned, models, client, 
                                   governance=g.info())
         kept = [s for s in allowed if s.name not in bp.removed]
         if not kept:
-            resets = [s.resets_at for s in bp.states if s.reached] or [bp.now + 1]
-            wait = max(1, int(min(resets) - bp.now))
+            wait = bp.first_reset_s
             raise GovernanceError(f"budget cap reached for every slot this request may use ({bp.reason()}); "
                                   f"retry in {wait} s", status=429, code="budget_exceeded", retry_after=wait,
                                   governance=g.info())
@@ -249,8 +248,7 @@ def hold(gov: Governance | None, pool: Pool, client: str | None, rid: str, slot:
            else bp.removed.get(slot.name))
     if why:
         gov.release(rid)
-        wait = bp.retry_after_s or max(1, int(min([s.resets_at for s in bp.states if s.reached] or [bp.now + 1])
-                                             - bp.now))
+        wait = bp.retry_after_s or bp.first_reset_s
         raise GovernanceError(f"budget cap reached since this query was routed: {why}; nothing was sent, "
                               f"retry in {wait} s", status=429, code="budget_exceeded", retry_after=wait,
                               governance={"budget": bp.to_dict()})
