@@ -178,24 +178,35 @@ def blended_price(slot: Any) -> float:
     return float(slot.cost_per_m_input_tokens) + float(slot.cost_per_m_output_tokens)
 
 
-def cap_states(rules: Sequence[BudgetRule], policy: str, client: str | None, now: float,
-               spent: Callable[[str], float], in_flight: Callable[[str], float] | None = None) -> list[CapState]:
+def cap_counters(rules: Sequence[BudgetRule], policy: str, client: str | None,
+                 now: float) -> list[tuple[BudgetRule, str, float]]:
+    """(rule, counter key of the period at `now`, that period's end) for each rule that concerns `client`."""
     out = []
     for r in rules:
         pid, _, end = period_bounds(r.period, now)
         key = counter_key(policy, r, client, pid)
         if key is not None:
-            out.append(CapState(r, key, float(spent(key)), end, float(in_flight(key)) if in_flight else 0.0))
+            out.append((r, key, end))
     return out
+
+
+def cap_states(rules: Sequence[BudgetRule], policy: str, client: str | None, now: float,
+               spent: Callable[[str], float], in_flight: Callable[[str], float] | None = None) -> list[CapState]:
+    return [CapState(r, key, float(spent(key)), end, float(in_flight(key)) if in_flight else 0.0)
+            for r, key, end in cap_counters(rules, policy, client, now)]
 
 
 def plan(rules: Sequence[BudgetRule], policy: str, client: str | None, slots: Sequence[Any], now: float,
          spent: Callable[[str], float], in_flight: Callable[[str], float] | None = None) -> BudgetPlan:
     """Apply every cap that concerns this request to the pool's (enabled) `slots`."""
-    bp = BudgetPlan(now=now)
     if not rules:
-        return bp
-    bp.states = cap_states(rules, policy, client, now, spent, in_flight)
+        return BudgetPlan(now=now)
+    return apply_caps(cap_states(rules, policy, client, now, spent, in_flight), slots, now)
+
+
+def apply_caps(states: Sequence[CapState], slots: Sequence[Any], now: float) -> BudgetPlan:
+    """What the caps' current states do to a request that may use `slots`."""
+    bp = BudgetPlan(now=now, states=list(states))
     names = [s.name for s in slots]
     for st in bp.states:
         r = st.rule

@@ -64,25 +64,19 @@ class Governance:
         """Every cap of `pool` that concerns `client`: settled spend and what other requests hold in
         flight (`exclude`: the asking request's own reservation)."""
         now = self.clock() if now is None else now
-        keys = []
-        for r in pool.budgets:
-            pid, _, _ = budgets.period_bounds(r.period, now)
-            k = budgets.counter_key(pool.policy, r, client, pid)
-            if k is not None:
-                keys.append(k)
+        counters = budgets.cap_counters(pool.budgets, pool.policy, client, now)
+        keys = [k for _, k, _ in counters]
         values = self.spend.get_many(keys)
         flying = self.spend.in_flight_many(keys, exclude)
-        return budgets.cap_states(pool.budgets, pool.policy, client, now, lambda k: values.get(k, 0.0),
-                                  lambda k: flying.get(k, 0.0))
+        return [budgets.CapState(r, k, float(values.get(k, 0.0)), end, float(flying.get(k, 0.0)))
+                for r, k, end in counters]
 
     def budget_plan(self, pool: Pool, client: str | None, slots: Sequence[Slot],
                     exclude: str | None = None) -> budgets.BudgetPlan:
-        if not pool.budgets:
-            return budgets.BudgetPlan(now=self.clock())
         now = self.clock()
-        states = {s.key: s for s in self.caps(pool, client, now, exclude)}
-        return budgets.plan(pool.budgets, pool.policy, client, slots, now, lambda k: states[k].spent,
-                            lambda k: states[k].in_flight)
+        if not pool.budgets:
+            return budgets.BudgetPlan(now=now)
+        return budgets.apply_caps(self.caps(pool, client, now, exclude), slots, now)
 
     def reserve(self, pool: Pool, client: str | None, rid: str, usd: float, slot: str | None = None) -> None:
         """Hold a call's estimated cost on the counters it will add to, until `release(rid)` or the TTL."""
