@@ -227,14 +227,14 @@ def test_reasoning_tokens_are_billed_and_audited(make_proxy, stubs, tmp_path):
     assert p.http.get("/v1/budgets").json()["data"][0]["spent_usd"] == pytest.approx(MID_COST)
 
 
-def _stream_in_background(p, model: str):
+def _stream_in_background(p, model: str, **body):
     """A pinned streaming call on a thread; `got` gets its status and whole body once it ends."""
     got: dict = {}
 
     def stream():
         with p.http.stream("POST", "/v1/chat/completions",
                            json={"model": model, "stream": True,
-                                 "messages": [{"role": "user", "content": "count"}]}) as r:
+                                 "messages": [{"role": "user", "content": "count"}], **body}) as r:
             got["status"] = r.status_code
             got["body"] = "".join(r.iter_text())
 
@@ -257,12 +257,12 @@ def test_a_cap_reached_mid_stream_does_not_cut_the_stream(make_proxy, stubs):
     assert got["status"] == 200 and "w29" in got["body"] and got["body"].rstrip().endswith("[DONE]")
 
 
-def _estimate(p, slot_name: str, text: str) -> float:
+def _estimate(p, slot_name: str, text: str, max_output: int | None = None) -> float:
     from router.serving.pipeline import call_estimate
 
     router, _ = p.reg.resolve(POLICY)
     slot = next(s for s in router.pool.models if s.name == slot_name)
-    return call_estimate(router, text)(slot)
+    return call_estimate(router, text, max_output)(slot)
 
 
 def test_a_call_in_flight_holds_its_estimate_until_it_is_billed(make_proxy, stubs):
@@ -328,6 +328,45 @@ def test_routed_reservation_narrows_to_the_chosen_slot(make_proxy, stubs):
     dearest = _estimate(p, "cloud-best", "What is the capital of France?")
     assert flying == pytest.approx(chosen, abs=1e-8) and 0 < flying < dearest / 100
     assert p.http.get("/v1/budgets").json()["data"][0]["in_flight_usd"] == 0
+
+
+def test_a_hold_counts_no_more_output_than_max_tokens_allows(make_proxy, stubs):
+    """A request that caps its answer at 3 tokens cannot be billed for the mean answer length."""
+    clock = Clock(EVENING)
+    p = make_proxy([{"scope": "policy", "period": "day", "usd": 100}], clock)
+    unbounded, bounded = _estimate(p, "cloud-best", "count"), _estimate(p, "cloud-best", "count", 3)
+    assert bounded < unbounded / 2  # the checkpoint expects far more than 3 output tokens
+    for field in ("max_tokens", "max_completion_tokens"):
+        stubs[1].behave(dest("cloud-best"), usage=dict(USAGE), answer="w1 w2 w3", delay=1.0)
+        t, got = _stream_in_background(p, "cloud-best", **{field: 3})
+        time.sleep(0.4)
+        flying = p.http.get("/v1/budgets").json()["data"][0]["in_flight_usd"]
+        t.join(30)
+        assert got["status"] == 200 and flying == pytest.approx(bounded), field
+
+
+def test_a_failover_moves_the_hold_to_the_slot_that_answers(make_proxy, stubs):
+    """Routed to the cheap slot, which fails: while the dear fallback runs, the dear call is held."""
+    clock = Clock(EVENING)
+    p = make_proxy([{"scope": "policy", "period": "day", "usd": 100}], clock)
+    body, question = {"tolerance": 1.0, "models": ["onprem-big", "cloud-best"]}, "What is the capital of France?"
+    route = p.http.post("/v1/route", json={"policy": POLICY, "question": question, **body}).json()
+    cost = {m["name"]: m["expected_cost_usd"] for m in route["models"]}
+    assert route["chosen"] == "onprem-big" and cost["cloud-best"] > 100 * cost["onprem-big"]
+    stubs[0].behave(dest("onprem-big"), fail_status=500, fail_times=100)
+    stubs[1].behave(dest("cloud-best"), usage=dict(USAGE), answer="Paris", delay=1.0)
+    calls = {"chat": lambda: p.chat(**body), "chat stream": lambda: p.chat(stream=True, **body),
+             "responses": lambda: p.http.post("/v1/responses", json={"model": POLICY, "input": question, **body})}
+    for name, call in calls.items():
+        seen: dict = {}
+        t = threading.Thread(target=lambda seen=seen, call=call: seen.update(r=call()))
+        t.start()
+        time.sleep(0.7)  # onprem-big has failed its tries; cloud-best is answering
+        flying = p.http.get("/v1/budgets").json()["data"][0]["in_flight_usd"]
+        t.join(30)
+        assert seen["r"].status_code == 200 and "Paris" in seen["r"].text, name
+        assert flying == pytest.approx(cost["cloud-best"], rel=1e-6), name
+        assert p.http.get("/v1/budgets").json()["data"][0]["in_flight_usd"] == 0
 
 
 def test_sqlite_reservations_replace_release_lapse_and_exclude_the_asker(tmp_path):

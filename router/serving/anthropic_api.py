@@ -72,7 +72,7 @@ async def messages(state: ProxyState, req: MessagesRequest, *, token: str | None
     d = await decide(state, routed_model(state.registry, req.model), raw_msgs, tolerance=req.tolerance,
                      models=req.models, session=session, token=token, stream=req.stream,
                      scan=raw_msgs if upstream_msgs is None else upstream_msgs,
-                     fields=None if params is None else params["extra"], api="anthropic")
+                     fields=None if params is None else params["extra"], api="anthropic", max_output=req.max_tokens)
     with audit_on_error(state, d, "anthropic"):
         if bad is not None:
             raise bad

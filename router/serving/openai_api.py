@@ -38,7 +38,8 @@ async def chat_completions(state: ProxyState, req: ChatCompletionRequest, *, tok
     messages = [m.model_dump(exclude_unset=True) for m in req.messages]
     params = upstream_params(req)
     d = await decide(state, req.model, messages, tolerance=req.tolerance, models=req.models, session=session,
-                     token=token, stream=req.stream, fields=params["extra"], api="openai")
+                     token=token, stream=req.stream, fields=params["extra"], api="openai",
+                     max_output=req.max_tokens or params["extra"].get("max_completion_tokens"))
     with audit_on_error(state, d, "openai"):
         return await _answer(state, d, req, outgoing(d, messages), params, request)
 

@@ -19,10 +19,10 @@ from router.audit.provenance import provenance
 from router.audit.record import DecisionRecord, client_id, new_request_id
 from router.errors import GovernanceError, InputError, UpstreamError
 from router.model.encoder import content_text
-from router.routing.costs import usage_cost
+from router.routing.costs import price_usd, usage_cost
 from router.routing.pool import Slot
 from router.routing.registry import RouterRegistry
-from router.routing.router import PrefillRouter, RoutingResult, Scores
+from router.routing.router import ModelScore, PrefillRouter, RoutingResult, Scores
 from router.serving import governance as gov_hooks
 from router.serving import telemetry
 from router.serving.batching import ScoreBatcher
@@ -79,6 +79,7 @@ class Decision:
     gate: gov_hooks.Gate | None = None  # what the sensitivity rules and budgets did
     budget_client: str | None = None  # the client as budgets count it (key name or pseudonym)
     deadline: Deadline = field(default_factory=lambda: Deadline(None))
+    max_output: int | None = None  # the request's output cap (max_tokens), which bounds what a budget hold counts
 
     @property
     def pool(self):
@@ -124,10 +125,12 @@ def parts_placeholder(messages: Any) -> str | None:
 async def decide(state: ProxyState, model: str | None, messages: Any, *, tolerance: Any = None,
                  models: Sequence[str] | None = None, session: str | None = None, token: str | None = None,
                  stream: bool = False, scan: Any = None, fields: dict | None = None,
-                 api: str | None = None) -> Decision:
+                 api: str | None = None, max_output: Any = None) -> Decision:
     """`scan`: the messages as they will go upstream (system prompt included), for the sensitivity
     rules; default `messages`. `fields`: the request's other fields that go upstream as they are
-    (scanned too). `api`: the endpoint, for the audit line of a request the rules or budgets refuse."""
+    (scanned too). `api`: the endpoint, for the audit line of a request the rules or budgets refuse.
+    `max_output`: the request's output cap in tokens (max_tokens), if any: a budget hold never counts
+    more output than the upstream may bill."""
     t0 = time.perf_counter()
     deadline = Deadline(state.deadline)  # from the request's arrival: the encoder wait counts too
     router, pinned = state.registry.resolve(model)
@@ -136,12 +139,13 @@ async def decide(state: ProxyState, model: str | None, messages: Any, *, toleran
     client = client_id(token)
     key = (client, router.pool.policy, session) if session else None
     budget_client = state.governance.client_name(token)
+    cap = output_cap(max_output)
     common = dict(request_id=new_request_id(), router=router, text=text, client=client, stream=stream, started=t0,
-                  budget_client=budget_client, deadline=deadline)
+                  budget_client=budget_client, deadline=deadline, max_output=cap)
     try:
         g = gov_hooks.gate(state.governance, router.pool, scan_messages=messages if scan is None else scan,
                            pinned=pinned, models=models, client=budget_client, session_key=key, routing_text=text,
-                           scan_fields=fields, reservation=common["request_id"], estimate=call_estimate(router, text))
+                           scan_fields=fields, reservation=common["request_id"], estimate=call_estimate(router, text, cap))
     except GovernanceError as exc:  # refused before any call: still one audit line (what rule, which client)
         _audit_refusal(state, Decision(result=None, pinned=pinned, plan=[], gate=getattr(exc, "gate", None),
                                        **common), api, exc)
@@ -162,14 +166,21 @@ async def decide(state: ProxyState, model: str | None, messages: Any, *, toleran
         raise
     if g.reservation is not None:  # the dearest allowed slot was held; now the one that will answer
         state.governance.reserve(router.pool, budget_client, g.reservation,
-                                 result.score(plan[0].name).expected_cost_usd, slot=plan[0].name)
+                                 held_cost(result.score(plan[0].name), cap), slot=plan[0].name)
     return Decision(result=result, pinned=None, plan=plan, sticky=sticky,
                     session_key=key, routing_wall_ms=round((time.perf_counter() - t0) * 1e3, 2), **common)
 
 
-def call_estimate(router: PrefillRouter, text: str):
+def output_cap(value: Any) -> int | None:
+    """A request's max_tokens as a hold's bound: a positive int, else no bound (the schemas validate
+    the fields they know; a pass-through `max_completion_tokens` is only trusted when it is sane)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def call_estimate(router: PrefillRouter, text: str, max_output: int | None = None):
     """estimate(slot) -> USD of one call on `slot` for `text`, before the encoder pass (what a
-    budget reservation holds): ~4 characters per token in, the slot's expected output length out."""
+    budget reservation holds): ~4 characters per token in, the slot's expected output length out,
+    at most `max_output`."""
     from router.training.data import approx_tokens
 
     tokens = approx_tokens(text) if text else 0
@@ -177,9 +188,34 @@ def call_estimate(router: PrefillRouter, text: str):
 
     def estimate(slot: Slot) -> float:
         out = int(round(ck.output_tokens(slot.score_as)))
+        out = out if max_output is None else min(out, max_output)
         return usage_cost(slot, {"prompt_tokens": tokens, "completion_tokens": out})
 
     return estimate
+
+
+def held_cost(score: ModelScore, max_output: int | None) -> float:
+    """What a routed request holds on the slot that will answer: its expected cost, with the output
+    bounded by the request's max_tokens."""
+    if max_output is None or score.expected_output_tokens <= max_output:
+        return score.expected_cost_usd
+    return price_usd(score, score.expected_input_tokens, max_output)
+
+
+def hold_mover(state: ProxyState, d: Decision):
+    """before_try(slot) for the failover loops: a request that fails over moves its budget hold to
+    the slot it calls next (a dearer fallback is counted as dear while it runs). None: nothing held."""
+    if d.gate is None or d.gate.reservation is None or d.result is None or not d.plan:
+        return None
+    held = {"slot": d.plan[0].name}
+
+    def move(slot: Slot) -> None:
+        if slot.name != held["slot"]:
+            state.governance.reserve(d.pool, d.budget_client, d.gate.reservation,
+                                     held_cost(d.result.score(slot.name), d.max_output), slot=slot.name)
+            held["slot"] = slot.name
+
+    return move
 
 
 def _audit_refusal(state: ProxyState, d: Decision, api: str | None, exc: GovernanceError) -> None:
@@ -344,7 +380,8 @@ async def complete(state: ProxyState, d: Decision, messages: list[dict], api: st
 
     try:
         slot, res, attempts = await unless_disconnected(
-            request, chat_with_failover(state.backend, d.plan, messages, deadline=d.deadline, **params))
+            request, chat_with_failover(state.backend, d.plan, messages, deadline=d.deadline,
+                                        before_try=hold_mover(state, d), **params))
     except UpstreamError as exc:
         raise fail(state, d, exc, api) from None
     remember(state, d, slot)

@@ -19,7 +19,16 @@ import anyio
 
 from router.errors import UpstreamError
 from router.serving.guard import UsageSoFar, unless_disconnected
-from router.serving.pipeline import Decision, ProxyState, fail, prompt_tokens, remember, router_info, write_audit
+from router.serving.pipeline import (
+    Decision,
+    ProxyState,
+    fail,
+    hold_mover,
+    prompt_tokens,
+    remember,
+    router_info,
+    write_audit,
+)
 from router.upstream.failover import OpenStream, open_stream_with_failover
 
 log = logging.getLogger("router.serving")
@@ -65,7 +74,7 @@ async def open_stream(state: ProxyState, d: Decision, api: str, messages: list[d
     client that hangs up before the first chunk cancels the wait (ClientClosed, for audit_on_error)."""
     try:
         return await unless_disconnected(request, open_stream_with_failover(
-            state.backend, d.plan, messages, deadline=d.deadline, **params))
+            state.backend, d.plan, messages, deadline=d.deadline, before_try=hold_mover(state, d), **params))
     except UpstreamError as exc:
         raise fail(state, d, exc, api) from None
 

@@ -27,6 +27,7 @@ from router.serving.pipeline import (
     decide,
     estimated_usage,
     fail,
+    hold_mover,
     outgoing,
     remember,
     router_headers,
@@ -87,7 +88,8 @@ async def responses(state: ProxyState, req: ResponsesRequest, *, token: str | No
     messages, params = to_chat_request(body)  # validates and refuses stateful requests before routing
     d = await decide(state, routed_model(state.registry, req.model), messages, tolerance=req.tolerance,
                      models=req.models, session=session, token=token, stream=req.stream,
-                     fields={k: v for k, v in body.items() if k not in ("input", "instructions")}, api="responses")
+                     fields={k: v for k, v in body.items() if k not in ("input", "instructions")}, api="responses",
+                     max_output=req.max_output_tokens)
     if d.gate is not None and d.gate.outgoing is not None:
         # A redact rule matched: only the masked chat translation may leave, never the raw body.
         messages, body = outgoing(d, messages), {**body, "_redacted": True}
@@ -129,9 +131,12 @@ async def _create(state: ProxyState, d: Decision, body: dict, messages: list[dic
     """The first slot of the plan that answers: (slot, Responses object, attempts, its usage)."""
     attempts: list[Attempt] = []
     errors: list[UpstreamError] = []
+    move_hold = hold_mover(state, d)
     for slot in d.plan:
         if d.deadline.expired:
             break
+        if move_hold is not None:
+            move_hold(slot)
         try:
             if _speaks_responses(slot, body):
                 out, tries = await responses_backend.create(state.backend, slot, _passthrough_body(body),
@@ -166,7 +171,7 @@ async def _open_stream(state: ProxyState, d: Decision, body: dict, messages: lis
 
     try:
         st = await open_stream_with_failover(state.backend, d.plan, messages, deadline=d.deadline,
-                                             opener=passthrough, **params)
+                                             opener=passthrough, before_try=hold_mover(state, d), **params)
     except UpstreamError as exc:
         raise fail(state, d, exc, "responses") from None
     if _speaks_responses(st.slot, body):

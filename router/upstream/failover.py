@@ -20,6 +20,7 @@ from router.upstream.backends import Attempt, Backend, ChatResult, chunk_has_sub
 from router.upstream.deadline import Deadline, DeadlineExceeded
 
 CLIENT_ERROR_STATUSES = {400, 413, 422}
+BeforeTry = Callable[[Slot], None]
 
 
 def failover_plan(result: RoutingResult, first: str, pool: Pool) -> list[Slot]:
@@ -60,12 +61,16 @@ def final_error(errors: list[UpstreamError], attempts: list[Attempt],
 
 
 async def chat_with_failover(backend: Backend, plan: list[Slot], messages: list[dict],
-                             deadline: Deadline | None = None, **params: Any) -> tuple[Slot, ChatResult, list[Attempt]]:
+                             deadline: Deadline | None = None, before_try: BeforeTry | None = None,
+                             **params: Any) -> tuple[Slot, ChatResult, list[Attempt]]:
+    """`before_try(slot)`: called before each slot is tried (the proxy moves its budget hold)."""
     attempts: list[Attempt] = []
     errors: list[UpstreamError] = []
     for slot in plan:
         if deadline is not None and deadline.expired:
             break
+        if before_try is not None:
+            before_try(slot)
         try:
             res = await backend.chat(slot, messages, deadline=deadline, **params)
         except MissingKeyError as exc:
@@ -110,7 +115,7 @@ Opener = Callable[[Slot, list[Attempt]], AsyncIterator[Any] | None]
 
 async def open_stream_with_failover(backend: Backend, plan: list[Slot], messages: list[dict],
                                     deadline: Deadline | None = None, opener: Opener | None = None,
-                                    **params: Any) -> OpenStream:
+                                    before_try: BeforeTry | None = None, **params: Any) -> OpenStream:
     """`opener(slot, attempts)`: the stream of a slot that speaks something else than chat completions
     (it returns None for the others, which get `backend.stream`); its first item settles the model."""
     attempts: list[Attempt] = []
@@ -118,6 +123,8 @@ async def open_stream_with_failover(backend: Backend, plan: list[Slot], messages
     for slot in plan:
         if deadline is not None and deadline.expired:
             break
+        if before_try is not None:
+            before_try(slot)
         # The backend appends every try to `attempts`, including the closing one of a stream that
         # is still running when this returns.
         agen = opener(slot, attempts) if opener is not None else None
