@@ -86,6 +86,21 @@ def test_a_moved_probe_vector_is_caught_with_the_file_named(tmp_path):
         encoder_probe.check(ck, get_encoder(ck.encoder_spec))
 
 
+def test_a_batch_scorer_checks_the_encoder_it_loads(tmp_path):
+    """What a Ray worker builds on its node (and `score`'s local engine): the same check as the proxy."""
+    from router.routing.parallel import CheckpointScorer
+
+    def shift(m):
+        rows = m["encoder_probe"]["features_f32_b64"]
+        v = np.frombuffer(base64.b64decode(rows[0]), dtype="<f4")
+        rows[0] = base64.b64encode((-v).tobytes()).decode()  # the opposite direction
+
+    ck = _copy(tmp_path, shift)
+    with pytest.raises(CheckpointError, match="does not compute the features"):
+        CheckpointScorer(str(ck.path))
+    assert CheckpointScorer(str(E5)).score(["hello"])[0].shape == (1, len(load_checkpoint(E5).slots))
+
+
 @pytest.mark.parametrize("change", [
     lambda m: m.update(encoder_probe="yes"),
     lambda m: m["encoder_probe"].update(features_f32_b64=["!!not base64!!"] * 3),

@@ -37,10 +37,14 @@ class CheckpointScorer:
 
     def __init__(self, checkpoint_dir: str):
         from router.model.encoder import get_encoder
+        from router.model.encoder_probe import check as check_encoder
         from router.model.head import load_checkpoint
 
         self.checkpoint = load_checkpoint(checkpoint_dir)
         self.encoder = get_encoder(self.checkpoint.encoder_spec)
+        # Each Ray node reads its own encoder cache: a node holding another model under the same
+        # name would score silently wrong, so every worker checks what it loaded.
+        check_encoder(self.checkpoint, self.encoder)
 
     @classmethod
     def loaded(cls, checkpoint, encoder) -> CheckpointScorer:
