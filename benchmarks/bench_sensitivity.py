@@ -4,13 +4,16 @@
     python -m benchmarks.bench_sensitivity [--repeats 200] [--tokens 2000]
 
 Prints the median and p90 of `scan` (the rules over every string of every message), of `redact`
-when a redact rule matched, and the token count (the bundled encoder's tokenizer, when it loads;
-otherwise ~0.75 words per token). Pure CPU, single thread: on a busy machine the numbers are noisy.
+when a redact rule matched, of the scan of the request's pass-through fields (what a coding agent
+sends besides messages: `--tools` tool definitions with JSON schemas, metadata, user), and the token
+count (the bundled encoder's tokenizer, when it loads; otherwise ~0.75 words per token). Pure CPU,
+single thread: on a busy machine the numbers are noisy.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import time
@@ -38,6 +41,26 @@ def conversation(tokens: int, seed: int = 0) -> list[dict]:
         {"role": "assistant", "content": text(per)},
         {"role": "user", "content": [{"type": "text", "text": text(per) + " is project falcon confidential?"}]},
     ]
+
+
+def agent_fields(tools: int, seed: int = 1) -> dict:
+    """A coding agent's other fields: `tools` definitions (a description and a parameter schema each,
+    about the size Claude Code and Codex send), plus metadata and a user id."""
+    rnd = random.Random(seed)
+
+    def text(n):
+        return " ".join(rnd.choice(WORDS) for _ in range(n))
+
+    defs = [{"type": "function", "function": {
+        "name": f"tool_{i}", "description": text(120),
+        "parameters": {"type": "object", "required": ["path"], "properties": {
+            "path": {"type": "string", "description": text(25)},
+            "pattern": {"type": "string", "description": text(25)},
+            "limit": {"type": "integer", "description": text(12)},
+            "mode": {"type": "string", "enum": ["read", "write", "append"], "description": text(12)}}}}}
+        for i in range(tools)]
+    return {"tools": defs, "tool_choice": "auto", "metadata": {"session": "s-42", "repo": "acme/api"},
+            "user": "dev-17", "temperature": 0.2}
 
 
 def count_tokens(msgs) -> tuple[int, str]:
@@ -69,6 +92,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--tokens", type=int, default=2000)
+    ap.add_argument("--tools", type=int, default=20, help="tool definitions in the pass-through fields")
     args = ap.parse_args()
     rules = [SensitiveRule(name="pii", detectors=BUILTIN_NAMES, patterns=[r"(?i)project\s+falcon"],
                            keywords=["confidential", "internal only"], action="local_only"),
@@ -83,6 +107,11 @@ def main() -> None:
           f"CPU median {cpu:.3f} ms over {args.repeats} runs")
     med, p90, cpu = timed(lambda: redact(msgs, scan(rules, msgs)), args.repeats)
     print(f"scan + redact: median {med:.3f} ms, p90 {p90:.3f} ms, CPU median {cpu:.3f} ms")
+    fields = agent_fields(args.tools)
+    kb = len(json.dumps(fields)) / 1024
+    med, p90, cpu = timed(lambda: scan(rules, [fields]), args.repeats)
+    print(f"fields scan ({args.tools} tool definitions, {kb:.0f} KB of JSON): median {med:.3f} ms, p90 {p90:.3f} ms, "
+          f"CPU median {cpu:.3f} ms")
     none = [SensitiveRule(name="none", keywords=["zzzz-never"], action="block")]
     med, p90, cpu = timed(lambda: scan(none, msgs), args.repeats)
     print(f"floor (one keyword, no match): median {med:.3f} ms, p90 {p90:.3f} ms, CPU median {cpu:.3f} ms")

@@ -171,7 +171,7 @@ class SensitiveRule(BaseModel):
     keywords: list[str] = Field(default_factory=list)
     presidio: PresidioSpec | None = None
     action: Literal["local_only", "block", "redact"]
-    _compiled: list[tuple[str, re.Pattern]] = PrivateAttr(default_factory=list)
+    _matcher: Matcher | None = PrivateAttr(default=None)
 
     @field_validator("detectors")
     @classmethod
@@ -219,21 +219,46 @@ class SensitiveRule(BaseModel):
         if self.keywords:
             words = "|".join(re.escape(k.strip()) for k in self.keywords)
             comp.append(("keyword", re.compile(rf"(?i)(?<!\w)(?:{words})(?!\w)")))
-        self._compiled = comp
+        plan = tuple((d, DETECTORS[n], DETECTORS[n].needs == "digits")
+                     for d in self.detectors for n in ALIASES.get(d, (d,)))
+        self._matcher = Matcher(plan, tuple(comp), self.presidio)
 
-    def find(self, text: str) -> list[tuple[str, list[Span]]]:
+    @property
+    def matcher(self) -> Matcher:
+        return self._matcher
+
+    def find(self, text: str, runs: list[Span] | None = None) -> list[tuple[str, list[Span]]]:
         """(detector, spans) for every detector of this rule that matched `text`."""
+        return self._matcher.find(text, runs)
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """A rule compiled: its detectors (aliases resolved), its regexes and keywords, its Presidio spec.
+    A plain object, because a tool schema or an agent conversation has hundreds of short strings and
+    the per-string overhead (a pydantic attribute costs ~1 us), not the regexes, is what a scan costs."""
+
+    plan: tuple[tuple[str, Detector, bool], ...]  # (label, detector, needs DIGIT_RUN spans)
+    compiled: tuple[tuple[str, re.Pattern], ...]
+    presidio: PresidioSpec | None = None
+
+    @property
+    def needs_digit_runs(self) -> bool:
+        return any(digits for _, _, digits in self.plan)
+
+    def find(self, text: str, runs: list[Span] | None = None) -> list[tuple[str, list[Span]]]:
+        """`runs`: DIGIT_RUN's spans in `text`, when the caller computed them (once for every rule)."""
         out = []
-        runs = None
-        for d in self.detectors:
-            for name in ALIASES.get(d, (d,)):
-                det = DETECTORS[name]
-                if det.needs == "digits" and runs is None:
+        for d, det, digits in self.plan:
+            if digits:
+                if runs is None:
                     runs = [m.span() for m in DIGIT_RUN.finditer(text)]
-                spans = det.find(text, runs)
-                if spans:
-                    out.append((d, spans))
-        for label, rx in self._compiled:
+                if not runs:
+                    continue
+            spans = det.find(text, runs)
+            if spans:
+                out.append((d, spans))
+        for label, rx in self.compiled:
             spans = [m.span() for m in rx.finditer(text) if m.end() > m.start()]
             if spans:
                 out.append((label, spans))
@@ -374,17 +399,20 @@ def scan(rules: Sequence[SensitiveRule], messages: Sequence[Any] | str) -> Scan:
     t0 = time.perf_counter()
     out = Scan()
     msgs = [messages] if isinstance(messages, str) else list(messages or [])
+    found = [(r.name, r.action, r.matcher) for r in rules]
+    digit_rules = any(m.needs_digit_runs for _, _, m in found)
     if rules:
         for mi, msg in enumerate(msgs):
             counts: dict[tuple[str, str, str], int] = {}
 
             def visit(path: str, text: str, mi=mi, counts=counts) -> None:
-                for r in rules:
-                    for det, spans in r.find(text):
-                        key = (r.name, det, r.action)
+                runs = [m.span() for m in DIGIT_RUN.finditer(text)] if digit_rules else None
+                for name, action, matcher in found:
+                    for det, spans in matcher.find(text, runs):
+                        key = (name, det, action)
                         counts[key] = counts.get(key, 0) + len(spans)
                         out._all.setdefault(mi, []).extend((path, s) for s in spans)
-                        if r.action == "redact":
+                        if action == "redact":
                             out._redact.setdefault(mi, []).extend((path, s) for s in spans)
                 return None
 
