@@ -16,6 +16,7 @@ from router.routing.sensitivity import (
     presidio_available,
     redact,
     redact_all,
+    redact_text,
     scan,
 )
 
@@ -23,8 +24,10 @@ from .proxy_env import CHECKPOINT
 
 # detector -> (texts it must flag, texts it must not)
 CASES = {
-    "email": (["write to bob.smith+x@example.co.uk today", "A@B.IO"],
-              ["user@localhost", "foo@bar", "an @ sign", "price 5@3"]),
+    "email": (["write to bob.smith+x@example.co.uk today", "A@B.IO", "メールはyamada@example.jpです",
+               "josé.garcía@correo.es", "user@bücher.de", "山田さん：yamada＠example.jp", "bob [at] example [dot] com",
+               "bob(at)example.com", "email: иван@mail.ru", "x" * 3000 + " late@example.org"],
+              ["user@localhost", "foo@bar", "an @ sign", "price 5@3", "We met (at) the cafe.", "a@b.c0m"]),
     "phone": (["+1 415 555 2671", "call (415) 555-2671", "+447911123456", "03-1234-5678 (Tokyo)"],
               ["on 2026-12-01", "version 1.2.3", "call 555-1234", "pi is 3.14159"]),
     "credit_card": (["card 4111 1111 1111 1111 exp 12/29", "5555-5555-5555-4444", "378282246310005"],
@@ -57,6 +60,15 @@ def test_each_builtin_detector_flags_its_data_and_not_lookalikes(detector):
         assert [d for d, _ in rule.find(text)] == [detector], f"{detector} missed {text!r}"
     for text in misses:
         assert rule.find(text) == [], f"{detector} flagged {text!r}"
+
+
+def test_an_email_inside_japanese_text_is_masked_alone():
+    """Japanese writes no spaces around an address: the old ASCII detector found none of these."""
+    rules = [SensitiveRule(name="pii", detectors=["email"], action="redact")]
+    assert redact_text(rules, "メールはyamada@example.jpです") == "メールは[REDACTED]です"
+    assert redact_text(rules, "連絡先yamada.taro+work@mail.example.co.jpまで") == "連絡先[REDACTED]まで"
+    many = " ".join(f"user{i}@example.com" for i in range(50))  # windows around each @ merge
+    assert redact_text(rules, many) == " ".join(["[REDACTED]"] * 50)
 
 
 def test_check_digit_functions():

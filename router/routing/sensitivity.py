@@ -15,6 +15,7 @@ go into the audit log as it is. Pure: no serving imports, no I/O.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -23,6 +24,8 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from router.routing.scan_cache import ScanCache, rules_key
 
 Span = tuple[int, int]
 ACTIONS = ("local_only", "block", "redact")
@@ -82,6 +85,9 @@ class Detector:
     regex: re.Pattern
     check: Callable[[str], bool] | None = None
     needs: str | None = None  # a substring without which the detector cannot match ("digits": DIGIT_RUN)
+    # Where in a text a match can be (the regex runs only there): for a regex too costly to try at
+    # every position of a long conversation.
+    windows: Callable[[str], list[Span]] | None = None
 
     def find(self, text: str, runs: list[Span] | None = None) -> list[Span]:
         if self.needs == "digits":
@@ -89,6 +95,8 @@ class Detector:
             # pos/endpos: lookbehinds still see the character before a run; a run is maximal, so one
             # character after it is all a lookahead needs.
             found = (m for a, b in runs for m in self.regex.finditer(text, a, min(len(text), b + 2)))
+        elif self.windows is not None:
+            found = (m for a, b in self.windows(text) for m in self.regex.finditer(text, a, b))
         elif self.needs is not None and self.needs not in text:
             return []
         else:
@@ -110,6 +118,40 @@ def _ipv6_ok(s: str) -> bool:
 
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+
+# Emails. A local part may hold any letter (josé, иван) but not kana or CJK ideographs, so that an
+# address written inside Japanese text without spaces (メールはyamada@example.jpです) starts where the
+# address starts; the domain may be internationalised (bücher.de, 例え.jp); the TLD is ASCII or
+# punycode, and ends at the first non-ASCII-letter, so the Japanese after it is not part of it. Also
+# the fullwidth ＠ and the "[at]" / "(dot)" spellings people use to hide an address from scrapers.
+# Not found: a local part in kana or kanji (山田@...), a TLD in another script (.рф, .日本).
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+_AT = r"(?:[@\uff20]|\s?[\[(]\s?(?i:at)\s?[\])]\s?)"
+_DOT = r"(?:\.|\s?[\[(]\s?(?i:dot)\s?[\])]\s?)"
+_LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
+EMAIL = re.compile(rf"(?<![^\W{_CJK}])(?<![.%+-])(?:[^\W{_CJK}]|[.%+-])+{_AT}(?:{_LABEL}{_DOT})+"
+                   r"(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{2,59})(?![A-Za-z0-9-])")
+_AT_SPELLED = re.compile(r"[\[(]\s?[aA][tT]\s?[\])]")
+
+
+def email_windows(text: str, back: int = 130, ahead: int = 300) -> list[Span]:
+    """Spans around each at sign (`@`, `＠`, "[at]"): a local part is at most 64 characters, a
+    domain 253, so an address lies within them; trying the regex at every position of a
+    100k-token conversation cost more than every other detector together."""
+    ats = [m.start() for m in _AT_SPELLED.finditer(text)] if ("[" in text or "(" in text) else []
+    for sign in ("@", "\uff20"):
+        i = text.find(sign)
+        while i >= 0:
+            ats.append(i)
+            i = text.find(sign, i + 1)
+    out: list[list[int]] = []
+    for p in sorted(ats):
+        a, b = max(0, p - back), min(len(text), p + ahead)
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
 _API_KEYS = "|".join([
     r"sk-ant-[A-Za-z0-9_-]{20,}",  # Anthropic
     r"sk-or-v1-[A-Fa-f0-9]{32,}",  # OpenRouter
@@ -125,8 +167,7 @@ _API_KEYS = "|".join([
 ])
 
 DETECTORS: dict[str, Detector] = {d.name: d for d in [
-    Detector("email", re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?!\w)"),
-             needs="@"),
+    Detector("email", EMAIL, windows=email_windows),
     # 10..15 digits in a phone-like shape (a date, a version or an SSN has fewer).
     Detector("phone", re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,4}){1,4}(?![\w-])"
                                  r"|(?<![\w+])\+\d{8,15}(?!\w)"),
@@ -221,7 +262,8 @@ class SensitiveRule(BaseModel):
             comp.append(("keyword", re.compile(rf"(?i)(?<!\w)(?:{words})(?!\w)")))
         plan = tuple((d, DETECTORS[n], DETECTORS[n].needs == "digits")
                      for d in self.detectors for n in ALIASES.get(d, (d,)))
-        self._matcher = Matcher(plan, tuple(comp), self.presidio)
+        digest = hashlib.blake2b(self.model_dump_json().encode(), digest_size=16).digest()
+        self._matcher = Matcher(plan, tuple(comp), self.presidio, digest)
 
     @property
     def matcher(self) -> Matcher:
@@ -241,6 +283,7 @@ class Matcher:
     plan: tuple[tuple[str, Detector, bool], ...]  # (label, detector, needs DIGIT_RUN spans)
     compiled: tuple[tuple[str, re.Pattern], ...]
     presidio: PresidioSpec | None = None
+    fingerprint: bytes = b""  # of the rule as configured: what a cached result was computed under
 
     @property
     def needs_digit_runs(self) -> bool:
@@ -385,41 +428,66 @@ def with_fields(messages_scan: Scan, fields_scan: Scan) -> Scan:
     """The messages' scan plus the matches in the request's other fields (message FIELDS_MESSAGE).
     Those fields are passed upstream unmasked, so a redact rule matching there keeps the request
     on-prem (local_only) instead: failing closed."""
+    spans: dict[tuple[str, str, str], int] = {}  # the fields may come scanned one by one: one match per kind
     for m in fields_scan.matches:
-        action = "local_only" if m.action == "redact" else m.action
-        messages_scan.matches.append(Match(FIELDS_MESSAGE, m.rule, m.detector, m.spans, action))
+        key = (m.rule, m.detector, "local_only" if m.action == "redact" else m.action)
+        spans[key] = spans.get(key, 0) + m.spans
+    for (rule, det, action), n in spans.items():
+        messages_scan.matches.append(Match(FIELDS_MESSAGE, rule, det, n, action))
     messages_scan.ms += fields_scan.ms
     return messages_scan
 
 
-def scan(rules: Sequence[SensitiveRule], messages: Sequence[Any] | str) -> Scan:
-    """Run every rule over every string of every message (a bare string is one user message)."""
+def scan(rules: Sequence[SensitiveRule], messages: Sequence[Any] | str, cache: ScanCache | None = None) -> Scan:
+    """Run every rule over every string of every message (a bare string is one user message).
+    `cache`: per-message results kept by the message's hash (router/routing/scan_cache.py), so that
+    a conversation resent with one more turn scans only that turn."""
     import time
 
     t0 = time.perf_counter()
     out = Scan()
     msgs = [messages] if isinstance(messages, str) else list(messages or [])
     found = [(r.name, r.action, r.matcher) for r in rules]
-    digit_rules = any(m.needs_digit_runs for _, _, m in found)
-    if rules:
+    rkey = rules_key([m.fingerprint for _, _, m in found]) if cache is not None and found else None
+    if found:
         for mi, msg in enumerate(msgs):
-            counts: dict[tuple[str, str, str], int] = {}
-
-            def visit(path: str, text: str, mi=mi, counts=counts) -> None:
-                runs = [m.span() for m in DIGIT_RUN.finditer(text)] if digit_rules else None
-                for name, action, matcher in found:
-                    for det, spans in matcher.find(text, runs):
-                        key = (name, det, action)
-                        counts[key] = counts.get(key, 0) + len(spans)
-                        out._all.setdefault(mi, []).extend((path, s) for s in spans)
-                        if action == "redact":
-                            out._redact.setdefault(mi, []).extend((path, s) for s in spans)
-                return None
-
-            _walk(msg, visit)
-            out.matches.extend(Match(mi, rule, det, n, act) for (rule, det, act), n in counts.items())
+            key = cache.key(rkey, msg) if rkey is not None else None
+            entry = cache.get(key) if key is not None else None
+            if entry is None:
+                entry = _scan_message(found, msg)
+                if key is not None:
+                    cache.put(key, entry)
+            counts, every, red = entry
+            if every:
+                out._all[mi] = list(every)
+            if red:
+                out._redact[mi] = list(red)
+            out.matches.extend(Match(mi, rule, det, n, act) for (rule, det, act), n in counts)
     out.ms = (time.perf_counter() - t0) * 1e3
     return out
+
+
+def _scan_message(found: Sequence[tuple[str, str, Matcher]], msg: Any) -> tuple[tuple, tuple, tuple]:
+    """What one message contributes to a scan: its (rule, detector, action) span counts, in the order
+    they were first seen, and its spans by string path (all of them, and those of redact rules)."""
+    digit_rules = any(m.needs_digit_runs for _, _, m in found)
+    counts: dict[tuple[str, str, str], int] = {}
+    every: list[tuple[str, Span]] = []
+    red: list[tuple[str, Span]] = []
+
+    def visit(path: str, text: str) -> None:
+        runs = [m.span() for m in DIGIT_RUN.finditer(text)] if digit_rules else None
+        for name, action, matcher in found:
+            for det, spans in matcher.find(text, runs):
+                key = (name, det, action)
+                counts[key] = counts.get(key, 0) + len(spans)
+                every.extend((path, s) for s in spans)
+                if action == "redact":
+                    red.extend((path, s) for s in spans)
+        return None
+
+    _walk(msg, visit)
+    return tuple(counts.items()), tuple(every), tuple(red)
 
 
 def mask(text: str, spans: Iterable[Span], label: str = "[REDACTED]") -> str:

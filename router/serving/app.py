@@ -97,7 +97,7 @@ def create_api(registry: RouterRegistry | None = None, *, audit_log: str | Path 
     if metrics:
         from router.serving.metrics import Metrics
 
-        metrics_obj = Metrics()
+        metrics_obj = Metrics(scan_cache=governance.scans)
     state = ProxyState(registry=registry, api_keys=tuple(configured_keys() if api_keys is None else api_keys),
                        audit=AuditLog(audit_path) if audit_path else None, retries=retries, backoff=backoff,
                        timeout=timeout, governance=governance, metrics=metrics_obj, tracing=tracing,

@@ -23,6 +23,7 @@ from router.errors import GovernanceError
 from router.routing import budgets, sensitivity
 from router.routing.costs import usage_cost
 from router.routing.pool import Pool, Slot
+from router.routing.scan_cache import ScanCache
 from router.serving.state import REDIS_ENV, session_local_key, state_backends
 from router.upstream.deadline import DEFAULT_DEADLINE_S
 
@@ -39,6 +40,8 @@ class Governance:
     # How long a call's reservation holds at most: the proxy's default deadline and a margin. A
     # stream that outlives it is still billed at its end; it just stops holding budget before.
     reserve_ttl_s: float = DEFAULT_DEADLINE_S + 60.0
+    # Per-message sensitivity results: an agent's resent history and tool definitions are scanned once.
+    scans: ScanCache = field(default_factory=ScanCache)
 
     @classmethod
     def create(cls, audit_path=None, redis_url: str | None = None, clock: Callable[[], float] = time.time,
@@ -147,9 +150,12 @@ def gate(gov: Governance | None, pool: Pool, *, scan_messages: Any, pinned: Slot
     with budgets, the dearest allowed slot's estimate is held in flight before the caps are read
     (hold first, then read, so that two requests racing for the last dollars see each other); the
     caller narrows it to the chosen slot and `settle` releases it. A refusal releases it here."""
-    res = sensitivity.scan(pool.sensitive, scan_messages)
+    cache = gov.scans if gov is not None else None
+    res = sensitivity.scan(pool.sensitive, scan_messages, cache)
     if scan_fields:
-        res = sensitivity.with_fields(res, sensitivity.scan(pool.sensitive, [scan_fields]))
+        # One unit per field: a `tools` list resent unchanged stays cached while `metadata` varies.
+        units = [{k: v} for k, v in scan_fields.items()]
+        res = sensitivity.with_fields(res, sensitivity.scan(pool.sensitive, units, cache))
     g = Gate(scan=res)
     if res.matches:  # before any refusal: a refused request is audited too, with this text
         g.audit_text = sensitivity.redact_text(pool.sensitive, routing_text)

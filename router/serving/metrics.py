@@ -21,6 +21,8 @@ What is counted (all names start with `router_`):
     encoder_cache_{hits,misses,evictions}_total         the encoder-output cache (router/model/embed_cache.py),
     encoder_cache_entries, encoder_cache_hit_ratio      read at scrape time; the cache is per process, so
                                                         every app of one process reports the same numbers
+    scan_cache_{hits,misses,evictions}_total            the per-message sensitivity results of this app's
+    scan_cache_entries, scan_cache_hit_ratio            governance (router/routing/scan_cache.py), read at scrape time
 
 Labels are bounded by the pools' slot names and a fixed set of reasons, never by client input.
 """
@@ -74,10 +76,29 @@ class EmbedCacheCollector:
                                 value=s["hit_rate"])
 
 
+class ScanCacheCollector:
+    """The sensitivity scan cache's counters (one cache per app's Governance), read at scrape time."""
+
+    def __init__(self, cache) -> None:
+        self.cache = cache
+
+    def collect(self):
+        s = self.cache.stats()
+        for name, help_ in (("hits", "Messages (and request fields) whose sensitivity scan came from the cache"),
+                            ("misses", "Messages (and request fields) the sensitivity rules had to read"),
+                            ("evictions", "Cache entries dropped to stay within ROUTER_SCAN_CACHE")):
+            yield CounterMetricFamily(f"router_scan_cache_{name}", help_, value=s[name])
+        yield GaugeMetricFamily("router_scan_cache_entries", "Per-message scan results held", value=s["entries"])
+        yield GaugeMetricFamily("router_scan_cache_hit_ratio", "hits / (hits + misses) since start",
+                                value=s["hit_rate"])
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, scan_cache=None) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
         r.register(EmbedCacheCollector())
+        if scan_cache is not None:
+            r.register(ScanCacheCollector(scan_cache))
         self.requests = Counter("router_requests", "Proxied requests that reached a decision",
                                 ["api", "policy", "chosen", "selected", "status"], registry=r)
         self.http = Counter("router_http_responses", "HTTP answers of /v1/* by route and status code",
