@@ -6,6 +6,8 @@ costs ~4 ms. A key is a BLAKE2b digest of the rules' fingerprints and the messag
 cache holds no text; a value is what the message contributed to the scan (its match counts and
 spans, by string path). One bounded LRU per `Governance` (per app), thread-safe. Size:
 ROUTER_SCAN_CACHE entries (default 4096; 0 turns it off); an entry with no match is ~200 bytes.
+The spans held are bounded too (MAX_SPANS over all entries, ~150 bytes each): a resent log with
+thousands of IP addresses must not make 4096 entries cost gigabytes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 SIZE_ENV = "ROUTER_SCAN_CACHE"
 DEFAULT_SIZE = 4096
+MAX_SPANS = 200_000
 
 # (((rule, detector, action), spans count), ...), ((path, span), ...) of every rule, ((path, span), ...) of redact rules
 Entry = tuple[tuple, tuple, tuple]
@@ -43,7 +46,9 @@ class ScanCache:
         self.maxsize = configured_size() if maxsize is None else int(maxsize)
         if self.maxsize < 0:
             raise ValueError(f"scan cache size must be >= 0, got {self.maxsize}")
+        self.max_spans = MAX_SPANS
         self._data: OrderedDict[bytes, Entry] = OrderedDict()
+        self._spans = 0  # held by every entry together
         self._lock = threading.Lock()
         self.hits = self.misses = self.evictions = 0
 
@@ -75,11 +80,18 @@ class ScanCache:
             return v
 
     def put(self, key: bytes, entry: Entry) -> None:
+        weight = _spans(entry)
+        if weight > self.max_spans:  # alone over the bound: scanned again next time
+            return
         with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._spans -= _spans(old)
             self._data[key] = entry
-            self._data.move_to_end(key)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
+            self._spans += weight
+            while len(self._data) > self.maxsize or self._spans > self.max_spans:
+                _, dropped = self._data.popitem(last=False)
+                self._spans -= _spans(dropped)
                 self.evictions += 1
 
     def stats(self) -> dict[str, float]:
@@ -87,6 +99,10 @@ class ScanCache:
             seen = self.hits + self.misses
             return {"hits": self.hits, "misses": self.misses, "evictions": self.evictions,
                     "entries": len(self._data), "hit_rate": self.hits / seen if seen else 0.0}
+
+
+def _spans(entry: Entry) -> int:
+    return len(entry[1]) + len(entry[2])
 
 
 def rules_key(fingerprints: Sequence[bytes]) -> bytes:
