@@ -270,10 +270,10 @@ class _Silent(Exception):
 def encode_body(body: dict[str, Any]) -> bytes:
     """The upstream request as strict JSON, checked once before any send: a lone surrogate or a
     non-finite number is the caller's error (400, audited), not a crash in the transport."""
-    check_value(body, "request")
-    try:
+    try:  # one encoder pass: strict JSON refuses non-finite numbers, UTF-8 refuses lone surrogates
         return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        check_value(body, "request")  # names the field, when it is one of those two
         raise InputError(f"the request cannot be sent upstream as JSON: {exc}") from None
 
 
