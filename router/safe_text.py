@@ -59,8 +59,8 @@ def _sendable(value: Any) -> bool:
     """One pass of the C JSON encoder: True when `value` holds no lone surrogate and no non-finite
     number. An agent's request holds tens of thousands of strings; walking them in Python, naming
     each one's path, cost ~10 ms per 100k tokens, so the walk runs only to name what failed here."""
-    try:
-        dumped = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError):  # a non-finite number, or something that is not JSON: walk it
+    try:  # UTF-8 refuses a lone surrogate faster than a regex finds one
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError):  # non-finite, a surrogate (UnicodeEncodeError), not JSON: walk it
         return False
-    return _SURROGATE.search(dumped) is None
+    return True
