@@ -1,11 +1,14 @@
 """Latency the proxy adds over calling the upstream directly, at concurrency 1 and 50.
 
     python -m benchmarks.bench_proxy [--requests 200] [--concurrency 1 50] [--delay 0.02]
+    python -m benchmarks.bench_proxy --history-tokens 100000 --requests 40 --concurrency 1   # agent traffic
 
 Runs the loopback upstream stub and the real proxy (`python -m router serve`, bundled checkpoint,
 real encoder) as separate processes on 127.0.0.1, as deployed, then sends the same chat request
 (a) straight to the stub, (b) through the proxy routed by a policy, and (c) through the proxy
-pinned to a slot (no encoder pass: pure proxy overhead).
+pinned to a slot (no encoder pass: pure proxy overhead). `--history-tokens N` sends what a coding
+agent sends instead: a conversation of ~N tokens (user turns, tool calls and their results) and 20
+tool definitions, the same body every time (as an agent's next turn resends its history).
 Prints median and p99 per path, the added latency in ms and as a ratio, and the median routing
 time the proxy reported, so the target "adds no more than routing time + 5 ms at the median" can
 be read off directly. Direct and proxied calls are interleaved in rounds so that load from other
@@ -59,6 +62,32 @@ async def timed_calls(url: str, body: dict, n: int, concurrency: int, collect: l
     return out
 
 
+def agent_body(tokens: int) -> tuple[list[dict], dict]:
+    """(messages, other fields) of a coding agent's request with a ~`tokens`-token history."""
+    import json
+    import random
+
+    from benchmarks.bench_sensitivity import WORDS, agent_fields
+
+    rnd = random.Random(0)
+
+    def text(n):
+        return " ".join(rnd.choice(WORDS) for _ in range(n))
+
+    msgs, i = [{"role": "system", "content": "You are a coding agent. " + text(300)}], 0
+    while sum(len(str(m.get("content") or "")) for m in msgs) / 4 < tokens:
+        msgs += [{"role": "user", "content": text(60)},
+                 {"role": "assistant", "content": None, "tool_calls": [
+                     {"id": f"t{i}", "type": "function", "function": {"name": "tool_1",
+                                                                      "arguments": json.dumps({"path": f"a{i}.py"})}}]},
+                 {"role": "tool", "tool_call_id": f"t{i}", "content": text(400)}]
+        i += 1
+    msgs.append({"role": "user", "content": QUESTION})
+    fields = agent_fields(20)
+    fields.pop("temperature", None)
+    return msgs, fields
+
+
 def in_proxy_overhead(audit: Path, offset: int) -> dict[str, tuple[float, float]]:
     """Per request: total latency − upstream attempts − routing, as the proxy itself logged it."""
     import json
@@ -83,6 +112,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds per measurement")
     ap.add_argument("--checkpoint", default=None, help="checkpoint for the routed path (default: the bundled one)")
     ap.add_argument("--cache", action="store_true", help="keep the encoder-output cache on (every request is a hit)")
+    ap.add_argument("--history-tokens", type=int, default=0,
+                    help="send an agent's request: a history of this many tokens and 20 tool definitions")
+    ap.add_argument("--rules", action="store_true",
+                    help="give the pool sensitive rules (every built-in detector, a regex, keywords): their scan is "
+                         "part of what the proxy adds")
     args = ap.parse_args()
 
     from tests.proxy_env import POLICY, SLOTS, dest, write_pool
@@ -97,19 +131,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stub_base = f"http://127.0.0.1:{stub_port}/v1"
         pool = write_pool(Path(tmp), stub_base)
-        if args.checkpoint:  # same pool, another checkpoint (e.g. a fast-path encoder, docs/fastpath.md)
+        if args.checkpoint or args.rules:
             import yaml
 
+            from router.routing.sensitivity import BUILTIN_NAMES
+
             cfg = yaml.safe_load(pool.read_text(encoding="utf-8"))
-            cfg["checkpoint"] = str(Path(args.checkpoint).resolve())
+            if args.checkpoint:  # same pool, another checkpoint (e.g. a fast-path encoder, docs/fastpath.md)
+                cfg["checkpoint"] = str(Path(args.checkpoint).resolve())
+            if args.rules:  # the slots are all local here, so local_only changes no decision
+                cfg["sensitive"] = [{"name": "pii", "detectors": list(BUILTIN_NAMES), "patterns": [r"(?i)project\s+falcon"],
+                                     "keywords": ["confidential", "internal only"], "action": "local_only"}]
             pool.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
         srv_url = f"http://127.0.0.1:{proxy_port}"
         audit = Path(tmp) / "audit.jsonl"
-        msgs = [{"role": "user", "content": QUESTION}]
+        msgs, extra = ([{"role": "user", "content": QUESTION}], {}) if not args.history_tokens else \
+            agent_body(args.history_tokens)
         paths = {
-            "direct (stub)": (f"{stub_base}/chat/completions", {"model": dest("mid"), "messages": msgs}),
-            "proxy, routed": (f"{srv_url}/v1/chat/completions", {"model": POLICY, "messages": msgs}),
-            "proxy, pinned": (f"{srv_url}/v1/chat/completions", {"model": "mid", "messages": msgs}),
+            "direct (stub)": (f"{stub_base}/chat/completions", {"model": dest("mid"), "messages": msgs, **extra}),
+            "proxy, routed": (f"{srv_url}/v1/chat/completions", {"model": POLICY, "messages": msgs, **extra}),
+            "proxy, pinned": (f"{srv_url}/v1/chat/completions", {"model": "mid", "messages": msgs, **extra}),
         }
         try:
             procs.append(subprocess.Popen([sys.executable, "-c", stub_code], cwd=ROOT))
@@ -121,6 +162,11 @@ def main() -> None:
                                           stderr=subprocess.DEVNULL, env=env))
             wait_http(f"http://127.0.0.1:{stub_port}/health", procs[0])
             wait_http(f"{srv_url}/health", procs[1])
+            if args.history_tokens:
+                import json
+
+                print(f"agent requests: {len(msgs)} messages (~{args.history_tokens} tokens) + {len(extra['tools'])} "
+                      f"tool definitions, {len(json.dumps({'messages': msgs, **extra})) // 1024} KB of JSON")
             print(f"stub delay {args.delay * 1e3:.0f} ms; {args.requests} requests per path and level; "
                   f"{args.rounds} interleaved rounds\n")
             for c in args.concurrency:
