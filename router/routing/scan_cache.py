@@ -4,8 +4,9 @@ conversation and the same tool definitions on every turn, so a turn scans only w
 A 100k-token conversation costs ~50 ms to scan from cold on this project's CPU, and without a
 cache every request pays it; hashing it costs ~3 ms. A key is a BLAKE2b digest of the rules'
 fingerprints and the message's JSON, so the cache holds no text; a value is what the message
-contributed to the scan (its match counts and spans, by string path). One bounded LRU per `Governance` (per app), thread-safe. Size:
-ROUTER_SCAN_CACHE entries (default 4096; 0 turns it off); an entry with no match is ~200 bytes.
+contributed to the scan (its match counts and spans, by string path). One bounded LRU per
+`Governance` (per app), thread-safe. Size: ROUTER_SCAN_CACHE entries (default 4096; 0 turns it
+off); an entry with no match is ~200 bytes.
 The spans held are bounded too (MAX_SPANS over all entries, ~150 bytes each): a resent log with
 thousands of IP addresses must not make 4096 entries cost gigabytes.
 """
