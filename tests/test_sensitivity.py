@@ -28,8 +28,11 @@ CASES = {
                "josé.garcía@correo.es", "user@bücher.de", "山田さん：yamada＠example.jp", "bob [at] example [dot] com",
                "bob(at)example.com", "email: иван@mail.ru", "x" * 3000 + " late@example.org"],
               ["user@localhost", "foo@bar", "an @ sign", "price 5@3", "We met (at) the cafe.", "a@b.c0m"]),
-    "phone": (["+1 415 555 2671", "call (415) 555-2671", "+447911123456", "03-1234-5678 (Tokyo)"],
-              ["on 2026-12-01", "version 1.2.3", "call 555-1234", "pi is 3.14159"]),
+    "phone": (["+1 415 555 2671", "call (415) 555-2671", "+447911123456", "03-1234-5678 (Tokyo)",
+               "電話は03-1234-5678です", "携帯：090-1234-5678まで", "+81 3-1234-5678", "+33 1 23 45 67 89",
+               "０３－１２３４－５６７８", "+44 (0)20 7946 0958"],
+              ["on 2026-12-01", "version 1.2.3", "call 555-1234", "pi is 3.14159", "1 2 3 4 5 6 7 8 9 10",
+               "ISBN 978-4-06-519981-7", "id abc0312345678"]),
     "credit_card": (["card 4111 1111 1111 1111 exp 12/29", "5555-5555-5555-4444", "378282246310005"],
                     ["card 4111 1111 1111 1112", "order 1234567890123", "ts 1764576000000"]),
     "iban": (["IBAN GB82 WEST 1234 5698 7654 32", "DE89370400440532013000"],
@@ -62,13 +65,15 @@ def test_each_builtin_detector_flags_its_data_and_not_lookalikes(detector):
         assert rule.find(text) == [], f"{detector} flagged {text!r}"
 
 
-def test_an_email_inside_japanese_text_is_masked_alone():
+def test_an_email_or_a_phone_number_inside_japanese_text_is_masked_alone():
     """Japanese writes no spaces around an address: the old ASCII detector found none of these."""
     rules = [SensitiveRule(name="pii", detectors=["email"], action="redact")]
     assert redact_text(rules, "メールはyamada@example.jpです") == "メールは[REDACTED]です"
     assert redact_text(rules, "連絡先yamada.taro+work@mail.example.co.jpまで") == "連絡先[REDACTED]まで"
     many = " ".join(f"user{i}@example.com" for i in range(50))  # windows around each @ merge
     assert redact_text(rules, many) == " ".join(["[REDACTED]"] * 50)
+    phones = [SensitiveRule(name="pii", detectors=["phone"], action="redact")]
+    assert redact_text(phones, "電話は03-1234-5678です") == "電話は[REDACTED]です"
 
 
 def test_check_digit_functions():

@@ -76,7 +76,8 @@ def _only_digits(s: str) -> str:
 
 # Runs of digits and separators: the digit detectors only look inside these (one cheap pass
 # instead of five regexes tried at every position of a long conversation).
-DIGIT_RUN = re.compile(r"[+(]?\d[\d \-.()/]*\d")
+DIGIT_RUN = re.compile(r"[+(]?\d[\d \-.()/\uff0d]*\d")
+_SEP = r"[\s.\-\uff0d]"  # between a phone number's groups
 
 
 @dataclass(frozen=True)
@@ -168,9 +169,13 @@ _API_KEYS = "|".join([
 
 DETECTORS: dict[str, Detector] = {d.name: d for d in [
     Detector("email", EMAIL, windows=email_windows),
-    # 10..15 digits in a phone-like shape (a date, a version or an SSN has fewer).
-    Detector("phone", re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,4}){1,4}(?![\w-])"
-                                 r"|(?<![\w+])\+\d{8,15}(?!\w)"),
+    # 10..15 digits in a phone-like shape (a date, a version or an SSN has fewer). After a country
+    # code the area code may be one digit (+81 3 ..., +33 1 ...). The bounds are ASCII letters and
+    # digits, so that a number inside Japanese text (電話は03-1234-5678です) is one; the fullwidth
+    # hyphen separates groups too (０３－１２３４－５６７８).
+    Detector("phone", re.compile(rf"(?<![A-Za-z0-9_+])(?:\+\d{{1,3}}{_SEP}?(?:\(\d{{1,4}}\){_SEP}?)?\d{{1,4}}"
+                                 rf"|(?:\(\d{{1,4}}\){_SEP}?)?\d{{2,4}})(?:{_SEP}\d{{2,4}}){{1,4}}(?![A-Za-z0-9_-])"
+                                 r"|(?<![A-Za-z0-9_+])\+\d{8,15}(?![A-Za-z0-9_])"),
              lambda s: 10 <= len(_only_digits(s)) <= 15 and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", s),
              needs="digits"),
     Detector("credit_card", re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"),
