@@ -76,6 +76,34 @@ def test_an_email_or_a_phone_number_inside_japanese_text_is_masked_alone():
     assert redact_text(phones, "電話は03-1234-5678です") == "電話は[REDACTED]です"
 
 
+@pytest.mark.parametrize("text,hit", [
+    ("これは社外秘です", True), ("【社外秘】資料", True), ("プロジェクトXの件", True), ("confidential資料", True),
+    ("Internal Only!", True), ("unconfidentiality", False), ("internal onlyness", False), ("プロジェクトXY", False),
+    ("極秘", False),
+])
+def test_keywords_are_whole_words_in_scripts_with_spaces_and_found_inside_japanese(text, hit):
+    """社外秘 inside a Japanese sentence was never found: the bound was any letter, kana included."""
+    rule = SensitiveRule(name="k", keywords=["社外秘", "confidential", "プロジェクトX", "internal only"],
+                         action="local_only")
+    assert scan([rule], text).local_only is hit
+
+
+def test_keyword_search_agrees_with_its_regex():
+    """Keywords are found with str.find for speed; the regex of the same rule is the reference (and
+    the fallback for a text whose lowering changes its length)."""
+    import random
+
+    from router.routing.sensitivity import Keywords
+
+    k = Keywords.of(["internal", "internal only", "社外秘", "x-ray", "aa", "プロジェクトX"])
+    pieces = ["internal", " only", "社外秘", "X-RAY", "aa", "a", "_", " ", "は", "プロジェクトX", "y", "資料", "-", "."]
+    rnd = random.Random(0)
+    for _ in range(2000):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 12)))
+        assert k.spans(text) == [m.span() for m in k.regex.finditer(text)], text
+    assert k.spans("İ internal") == [(2, 10)]  # lowering "İ" adds a character: the regex answers
+
+
 def test_check_digit_functions():
     assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
     assert iban_ok("GB82 WEST 1234 5698 7654 32") and not iban_ok("GB82 WEST 1234 5698 7654 33")
