@@ -104,6 +104,28 @@ def test_keyword_search_agrees_with_its_regex():
     assert k.spans("İ internal") == [(2, 10)]  # lowering "İ" adds a character: the regex answers
 
 
+def test_the_fast_searches_find_what_the_plain_regexes_find():
+    """Digit runs without the regex's optional lead, IPv6 only around colons: same spans."""
+    import random
+
+    from router.routing.sensitivity import DETECTORS, DIGIT_RUN, digit_runs
+
+    rnd = random.Random(0)
+    runs = ["1", "23", "+", "(", ")", " ", "-", ".", "/", "a", "+(", "((", "\uff0d"]
+    for _ in range(3000):
+        text = "".join(rnd.choice(runs) for _ in range(rnd.randint(1, 30)))
+        assert digit_runs(text) == [m.span() for m in DIGIT_RUN.finditer(text)], text
+    v6 = DETECTORS["ipv6"]
+    hexes = ["2001", ":", "db8", "::", "1", "fe80", "g", " ", "abcd", "12345", "x" * 60, "\n", ":::", "a" * 45]
+    for _ in range(3000):
+        text = "".join(rnd.choice(hexes) for _ in range(rnd.randint(1, 40)))
+        plain = []
+        for m in v6.regex.finditer(text):
+            if v6.check(m.group(0)) and (not plain or m.start() >= plain[-1][1]):
+                plain.append(m.span())
+        assert v6.find(text) == plain, text
+
+
 def test_check_digit_functions():
     assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
     assert iban_ok("GB82 WEST 1234 5698 7654 32") and not iban_ok("GB82 WEST 1234 5698 7654 33")

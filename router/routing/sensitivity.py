@@ -77,6 +77,18 @@ def _only_digits(s: str) -> str:
 # Runs of digits and separators: the digit detectors only look inside these (one cheap pass
 # instead of five regexes tried at every position of a long conversation).
 DIGIT_RUN = re.compile(r"[+(]?\d[\d \-.()/\uff0d]*\d")
+_RUN_CORE = re.compile(r"\d[\d \-.()/\uff0d]*\d")  # DIGIT_RUN without its optional lead: 3x faster to search
+
+
+def digit_runs(text: str) -> list[Span]:
+    """DIGIT_RUN's matches: the runs without the lead, then one `+` or `(` before each taken in."""
+    out = []
+    for m in _RUN_CORE.finditer(text):
+        a, b = m.span()
+        if a > 0 and text[a - 1] in "+(" and (not out or out[-1][1] <= a - 1):
+            a -= 1
+        out.append((a, b))
+    return out
 _SEP = r"[\s.\-\uff0d]"  # between a phone number's groups
 
 
@@ -92,7 +104,7 @@ class Detector:
 
     def find(self, text: str, runs: list[Span] | None = None) -> list[Span]:
         if self.needs == "digits":
-            runs = [m.span() for m in DIGIT_RUN.finditer(text)] if runs is None else runs
+            runs = digit_runs(text) if runs is None else runs
             # pos/endpos: lookbehinds still see the character before a run; a run is maximal, so one
             # character after it is all a lookahead needs.
             found = (m for a, b in runs for m in self.regex.finditer(text, a, min(len(text), b + 2)))
@@ -187,24 +199,50 @@ def _regex_spans(rx: re.Pattern, text: str) -> list[Span]:
 _AT_SPELLED = re.compile(r"[\[(]\s?[aA][tT]\s?[\])]")
 
 
+def _find_all(text: str, needle: str) -> list[int]:
+    out, i = [], text.find(needle)
+    while i >= 0:
+        out.append(i)
+        i = text.find(needle, i + 1)
+    return out
+
+
+def _merged(positions: list[int], n: int, back: int, ahead: int) -> list[list[int]]:
+    out: list[list[int]] = []
+    for p in sorted(positions):
+        a, b = max(0, p - back), min(n, p + ahead)
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return out
+
+
 def email_windows(text: str, back: int = 130, ahead: int = 300) -> list[Span]:
     """Spans around each at sign (`@`, `＠`, "[at]"): a local part is at most 64 characters, a
     domain 253, so an address lies within them; trying the regex at every position of a
     100k-token conversation cost more than every other detector together."""
     ats = [m.start() for m in _AT_SPELLED.finditer(text)] if ("[" in text or "(" in text) else []
-    for sign in ("@", "\uff20"):
-        i = text.find(sign)
-        while i >= 0:
-            ats.append(i)
-            i = text.find(sign, i + 1)
-    out: list[list[int]] = []
-    for p in sorted(ats):
-        a, b = max(0, p - back), min(len(text), p + ahead)
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
+    ats += _find_all(text, "@") + _find_all(text, "\uff20")
+    return [(a, b) for a, b in _merged(ats, len(text), back, ahead)]
+
+
+_HEX_OR_COLON = frozenset("0123456789abcdefABCDEF:")
+
+
+def ipv6_windows(text: str, reach: int = 40) -> list[Span]:
+    """Spans around each colon (an address is at most 39 characters and holds two or more), widened
+    to whole runs of hex digits and colons, so that the regex's bounds see what they would see in
+    the whole text. Prose holds few colons: there the regex no longer runs over every position."""
+    out = _merged(_find_all(text, ":"), len(text), reach, reach)
+    for w in out:
+        while w[0] > 0 and text[w[0] - 1] in _HEX_OR_COLON:
+            w[0] -= 1
+        while w[1] < len(text) and text[w[1]] in _HEX_OR_COLON:
+            w[1] += 1
     return [(a, b) for a, b in out]
+
+
 _API_KEYS = "|".join([
     r"sk-ant-[A-Za-z0-9_-]{20,}",  # Anthropic
     r"sk-or-v1-[A-Fa-f0-9]{32,}",  # OpenRouter
@@ -243,7 +281,7 @@ DETECTORS: dict[str, Detector] = {d.name: d for d in [
                                        r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)"), needs="-----BEGIN"),
     Detector("ip_address", re.compile(rf"(?<![\d.])(?:{_OCTET}\.){{3}}{_OCTET}(?!\.?\d)"), needs="digits"),
     Detector("ipv6", re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])"),
-             _ipv6_ok, needs=":"),
+             _ipv6_ok, windows=ipv6_windows),
 ]}
 # `ip_address` in a rule means both families.
 ALIASES = {"ip_address": ("ip_address", "ipv6")}
@@ -352,7 +390,7 @@ class Matcher:
         for d, det, digits in self.plan:
             if digits:
                 if runs is None:
-                    runs = [m.span() for m in DIGIT_RUN.finditer(text)]
+                    runs = digit_runs(text)
                 if not runs:
                     continue
             spans = det.find(text, runs)
@@ -533,7 +571,7 @@ def _scan_message(found: Sequence[tuple[str, str, Matcher]], msg: Any) -> tuple[
     red: list[tuple[str, Span]] = []
 
     def visit(path: str, text: str) -> None:
-        runs = [m.span() for m in DIGIT_RUN.finditer(text)] if digit_rules else None
+        runs = digit_runs(text) if digit_rules else None
         for name, action, matcher in found:
             for det, spans in matcher.find(text, runs):
                 key = (name, det, action)
