@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from router.errors import InputError
 from router.routing.scan_cache import ScanCache, configured_size
 from router.routing.sensitivity import BUILTIN_NAMES, SensitiveRule, redact, scan
 
@@ -73,20 +74,20 @@ def test_the_cache_is_bounded_and_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("ROUTER_SCAN_CACHE", "12")
     assert configured_size() == 12
     monkeypatch.setenv("ROUTER_SCAN_CACHE", "lots")
-    with pytest.raises(ValueError, match="ROUTER_SCAN_CACHE='lots': expected a whole number"):
+    with pytest.raises(InputError, match="ROUTER_SCAN_CACHE='lots': expected a whole number >= 0 of entries"):
         ScanCache()
 
 
 def test_the_spans_held_are_bounded_too():
     cache = ScanCache()
-    cache.max_spans = 30
+    cache.max_weight = 30
     logs = [{"role": "tool", "content": " ".join(f"10.0.{i}.{j}" for j in range(12))} for i in range(4)]
     for _ in range(2):
         res = scan(RULES, logs, cache)
         assert _same(res, scan(RULES, logs)) and sum(m.spans for m in res.matches) == 48
-    assert len(cache) == 2 and cache._spans == 24  # 12 spans each: the oldest were dropped to stay <= 30
+    assert len(cache) == 2 and cache.weight == 24  # 12 spans each: the oldest were dropped to stay <= 30
     huge = [{"role": "tool", "content": " ".join(f"10.1.0.{j}" for j in range(40))}]
-    assert scan(RULES, huge, cache).local_only and cache._spans <= 30  # too big alone: not kept
+    assert scan(RULES, huge, cache).local_only and cache.weight <= 30  # too big alone: not kept
 
 
 def test_a_message_that_is_not_json_is_scanned_but_not_kept():

@@ -10,12 +10,12 @@ at 384 float32 features an entry is ~1.6 kB, 4096 entries ~7 MB.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
+
+from router.lru import CountingLRU
 
 DEFAULT_SIZE = 4096
 
@@ -24,57 +24,18 @@ def text_key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
-class EmbeddingCache:
+class EmbeddingCache(CountingLRU):
+    """Values: (read-only float32 features, untruncated token count)."""
+
     def __init__(self, maxsize: int = DEFAULT_SIZE):
-        if maxsize < 0:
-            raise ValueError(f"cache size must be >= 0, got {maxsize}")
-        self.maxsize = int(maxsize)
-        self._data: OrderedDict[bytes, tuple[np.ndarray, int]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-        self.evictions = 0
+        super().__init__(maxsize)
 
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def get(self, key: bytes) -> tuple[np.ndarray, int] | None:
-        with self._lock:
-            v = self._data.get(key)
-            if v is None:
-                self.misses += 1
-                return None
-            self._data.move_to_end(key)
-            self.hits += 1
-            return v
-
-    def count_hits(self, n: int) -> None:
-        if n:
-            with self._lock:
-                self.hits += n
-
-    def put(self, key: bytes, features: np.ndarray, n_tokens: int) -> None:
+    def put(self, key: bytes, features: np.ndarray, n_tokens: int) -> None:  # type: ignore[override]
         if self.maxsize == 0:
             return
         v = np.array(features, dtype=np.float32, copy=True)
         v.setflags(write=False)  # shared between requests: nobody may write into it
-        with self._lock:
-            self._data[key] = (v, int(n_tokens))
-            self._data.move_to_end(key)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
-                self.evictions += 1
-
-    def stats(self) -> dict[str, float]:
-        with self._lock:
-            total = self.hits + self.misses
-            return {"entries": len(self._data), "maxsize": self.maxsize, "hits": self.hits, "misses": self.misses,
-                    "evictions": self.evictions, "hit_rate": round(self.hits / total, 4) if total else 0.0}
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-            self.hits = self.misses = self.evictions = 0
+        super().put(key, (v, int(n_tokens)))
 
 
 def encode_cached(encoder, texts: Sequence[str], cache: EmbeddingCache | None) -> tuple[np.ndarray, list[int]]:
@@ -116,14 +77,9 @@ _LOCK = threading.Lock()
 
 
 def cache_size() -> int:
-    raw = os.environ.get("ROUTER_EMBED_CACHE", "")
-    try:
-        return max(0, int(raw)) if raw.strip() else DEFAULT_SIZE
-    except ValueError:
-        from router.errors import InputError
+    from router.envvars import whole_number
 
-        raise InputError(f"environment variable ROUTER_EMBED_CACHE must be a whole number of entries "
-                         f"(0 = off), got {raw!r}") from None
+    return whole_number("ROUTER_EMBED_CACHE", DEFAULT_SIZE, 0, meaning="entries (0 turns the cache off)")
 
 
 def cache_for(spec) -> EmbeddingCache:

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
+
+from router.envvars import whole_number
+from router.lru import CountingLRU
 
 SIZE_ENV = "ROUTER_SCAN_CACHE"
 DEFAULT_SIZE = 4096
@@ -30,31 +30,14 @@ Entry = tuple[tuple, tuple, tuple]
 
 
 def configured_size() -> int:
-    raw = os.environ.get(SIZE_ENV, "").strip()
-    if not raw:
-        return DEFAULT_SIZE
-    try:
-        n = int(raw)
-    except ValueError:
-        raise ValueError(f"{SIZE_ENV}={raw!r}: expected a whole number of entries (0 turns the cache off)") from None
-    if n < 0:
-        raise ValueError(f"{SIZE_ENV}={raw!r}: expected 0 or more entries")
-    return n
+    return whole_number(SIZE_ENV, DEFAULT_SIZE, 0, meaning="entries (0 turns the cache off)")
 
 
-class ScanCache:
+class ScanCache(CountingLRU):
+    """Values: Entry; an entry weighs its spans, bounded by MAX_SPANS over all entries."""
+
     def __init__(self, maxsize: int | None = None):
-        self.maxsize = configured_size() if maxsize is None else int(maxsize)
-        if self.maxsize < 0:
-            raise ValueError(f"scan cache size must be >= 0, got {self.maxsize}")
-        self.max_spans = MAX_SPANS
-        self._data: OrderedDict[bytes, Entry] = OrderedDict()
-        self._spans = 0  # held by every entry together
-        self._lock = threading.Lock()
-        self.hits = self.misses = self.evictions = 0
-
-    def __len__(self) -> int:
-        return len(self._data)
+        super().__init__(configured_size() if maxsize is None else int(maxsize), max_weight=MAX_SPANS)
 
     def key(self, rules_key: bytes, message: Any) -> bytes | None:
         """None when the message is not plain JSON (nothing is cached for it) or the cache is off."""
@@ -70,36 +53,8 @@ class ScanCache:
         h.update(raw.encode("utf-8", "surrogatepass"))
         return h.digest()
 
-    def get(self, key: bytes) -> Entry | None:
-        with self._lock:
-            v = self._data.get(key)
-            if v is None:
-                self.misses += 1
-                return None
-            self._data.move_to_end(key)
-            self.hits += 1
-            return v
-
-    def put(self, key: bytes, entry: Entry) -> None:
-        weight = _spans(entry)
-        if weight > self.max_spans:  # alone over the bound: scanned again next time
-            return
-        with self._lock:
-            old = self._data.pop(key, None)
-            if old is not None:
-                self._spans -= _spans(old)
-            self._data[key] = entry
-            self._spans += weight
-            while len(self._data) > self.maxsize or self._spans > self.max_spans:
-                _, dropped = self._data.popitem(last=False)
-                self._spans -= _spans(dropped)
-                self.evictions += 1
-
-    def stats(self) -> dict[str, float]:
-        with self._lock:
-            seen = self.hits + self.misses
-            return {"hits": self.hits, "misses": self.misses, "evictions": self.evictions,
-                    "entries": len(self._data), "hit_rate": self.hits / seen if seen else 0.0}
+    def put(self, key: bytes, entry: Entry) -> None:  # type: ignore[override]
+        super().put(key, entry, _spans(entry))
 
 
 def _spans(entry: Entry) -> int:

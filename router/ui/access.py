@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from router.envvars import whole_number
 from router.errors import InputError
 
 AUTH_ENV = "ROUTER_UI_AUTH"
@@ -55,19 +56,6 @@ def _pairs(raw: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InputError(f"{name}={raw!r}: expected a positive whole number") from None
-    if value < 1:
-        raise InputError(f"{name}={raw!r}: expected a positive whole number")
-    return value
-
-
 def ui_access(environ: Mapping[str, str] | None = None, api_keys: tuple[str, ...] | None = None) -> UIAccess:
     env = os.environ if environ is None else environ
     if api_keys is None:
@@ -92,5 +80,5 @@ def ui_access(environ: Mapping[str, str] | None = None, api_keys: tuple[str, ...
         enabled, reason = False, (f"sending is off on this public Space; its owner can put the UI behind a login "
                                   f"({AUTH_ENV}) or set {SEND_ENV}=on")
     return UIAccess(login=login, send_enabled=enabled, send_off_reason=reason,
-                    max_tokens=_int(env, MAX_TOKENS_ENV, DEFAULT_MAX_TOKENS),
-                    concurrency=_int(env, CONCURRENCY_ENV, DEFAULT_CONCURRENCY))
+                    max_tokens=whole_number(MAX_TOKENS_ENV, DEFAULT_MAX_TOKENS, 1, env),
+                    concurrency=whole_number(CONCURRENCY_ENV, DEFAULT_CONCURRENCY, 1, env))
