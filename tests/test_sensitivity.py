@@ -105,7 +105,8 @@ def test_keyword_search_agrees_with_its_regex():
 
 
 def test_the_fast_searches_find_what_the_plain_regexes_find():
-    """Digit runs without the regex's optional lead, IPv6 only around colons: same spans."""
+    """Digit runs without the regex's optional lead; email, IPv6, IBAN and API keys searched only
+    where they can start: the same spans as the plain regexes."""
     import random
 
     from router.routing.sensitivity import DETECTORS, DIGIT_RUN, digit_runs
@@ -115,15 +116,25 @@ def test_the_fast_searches_find_what_the_plain_regexes_find():
     for _ in range(3000):
         text = "".join(rnd.choice(runs) for _ in range(rnd.randint(1, 30)))
         assert digit_runs(text) == [m.span() for m in DIGIT_RUN.finditer(text)], text
-    v6 = DETECTORS["ipv6"]
-    hexes = ["2001", ":", "db8", "::", "1", "fe80", "g", " ", "abcd", "12345", "x" * 60, "\n", ":::", "a" * 45]
-    for _ in range(3000):
-        text = "".join(rnd.choice(hexes) for _ in range(rnd.randint(1, 40)))
-        plain = []
-        for m in v6.regex.finditer(text):
-            if v6.check(m.group(0)) and (not plain or m.start() >= plain[-1][1]):
-                plain.append(m.span())
-        assert v6.find(text) == plain, text
+    pieces = {
+        "ipv6": ["2001", ":", "db8", "::", "1", "fe80", "g", " ", "abcd", "12345", "x" * 60, "\n", ":::", "a" * 45],
+        "iban": ["GB82", " WEST", " 1234", " 5698", " 7654", " 32", "DE89370400440532013000", "x", " ", "12", "AB",
+                 "CD34", "日本", "\n", "Z"],
+        "api_key": ["sk-", "proj-", "ant-", "abcdefghijklmnopqrstuvwxyz", "0123456789", "AKIA", "IOSFODNN7EXAMPLE",
+                    "ghp_", "a1B2" * 9, "eyJ", "eyJhbGciOiJIUzI1NiJ9", ".", "-", "_", " ", "hf_", "q" * 34, "xoxb-",
+                    "sk_live_", "AIza", "B" * 35, "glpat-", "github_pat_", "é", " " + "y" * 400],  # long texts too
+        "email": ["bob", "@", "example", ".", "com", " ", "x" * 20, "は", "＠", "[at]", "(dot)", "jp", "-"],
+    }
+    for name, parts in pieces.items():
+        det = DETECTORS[name]
+        for _ in range(2000):
+            text = "".join(rnd.choice(parts) for _ in range(rnd.randint(1, 30)))
+            plain = [m.span() for m in det.regex.finditer(text)]  # the regex tried at every position
+            windowed = []
+            for a, b in det.windows(text, digit_runs(text)):
+                windowed += [m.span() for m in det.regex.finditer(text, a, b)
+                             if not windowed or m.start() >= windowed[-1][1]]
+            assert windowed == plain, (name, text)
 
 
 def test_check_digit_functions():

@@ -1,7 +1,7 @@
 """Sensitivity results per message, kept by the hash of the message: an agent resends the whole
 conversation and the same tool definitions on every turn, so a turn scans only what is new.
 
-A 100k-token conversation costs ~30 ms to scan from cold on this project's CPU, and without a
+A 100k-token conversation costs ~15 ms to scan from cold on this project's CPU, and without a
 cache every request pays it; hashing it costs ~3 ms. A key is a BLAKE2b digest of the rules'
 fingerprints and the message's JSON, so the cache holds no text; a value is what the message
 contributed to the scan (its match counts and spans, by string path). One bounded LRU per

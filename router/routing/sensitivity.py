@@ -89,6 +89,8 @@ def digit_runs(text: str) -> list[Span]:
             a -= 1
         out.append((a, b))
     return out
+
+
 _SEP = r"[\s.\-\uff0d]"  # between a phone number's groups
 
 
@@ -100,16 +102,19 @@ class Detector:
     needs: str | None = None  # a substring without which the detector cannot match ("digits": DIGIT_RUN)
     # Where in a text a match can be (the regex runs only there): for a regex too costly to try at
     # every position of a long conversation.
-    windows: Callable[[str], list[Span]] | None = None
+    # windows(text, digit runs or None) -> spans; a lookbehind sees before a span, so a span starts
+    # where a match may start and ends where the regex's lookahead sees what it sees in the text.
+    windows: Callable[[str, list[Span] | None], list[Span]] | None = None
 
     def find(self, text: str, runs: list[Span] | None = None) -> list[Span]:
         if self.needs == "digits":
             runs = digit_runs(text) if runs is None else runs
+        if self.windows is not None:
+            found = (m for a, b in self.windows(text, runs) for m in self.regex.finditer(text, a, b))
+        elif self.needs == "digits":
             # pos/endpos: lookbehinds still see the character before a run; a run is maximal, so one
             # character after it is all a lookahead needs.
             found = (m for a, b in runs for m in self.regex.finditer(text, a, min(len(text), b + 2)))
-        elif self.windows is not None:
-            found = (m for a, b in self.windows(text) for m in self.regex.finditer(text, a, b))
         elif self.needs is not None and self.needs not in text:
             return []
         else:
@@ -218,7 +223,7 @@ def _merged(positions: list[int], n: int, back: int, ahead: int) -> list[list[in
     return out
 
 
-def email_windows(text: str, back: int = 130, ahead: int = 300) -> list[Span]:
+def email_windows(text: str, _runs=None, back: int = 130, ahead: int = 300) -> list[Span]:
     """Spans around each at sign (`@`, `＠`, "[at]"): a local part is at most 64 characters, a
     domain 253, so an address lies within them; trying the regex at every position of a
     100k-token conversation cost more than every other detector together."""
@@ -230,7 +235,7 @@ def email_windows(text: str, back: int = 130, ahead: int = 300) -> list[Span]:
 _HEX_OR_COLON = frozenset("0123456789abcdefABCDEF:")
 
 
-def ipv6_windows(text: str, reach: int = 40) -> list[Span]:
+def ipv6_windows(text: str, _runs=None, reach: int = 40) -> list[Span]:
     """Spans around each colon (an address is at most 39 characters and holds two or more), widened
     to whole runs of hex digits and colons, so that the regex's bounds see what they would see in
     the whole text. Prose holds few colons: there the regex no longer runs over every position."""
@@ -240,6 +245,54 @@ def ipv6_windows(text: str, reach: int = 40) -> list[Span]:
             w[0] -= 1
         while w[1] < len(text) and text[w[1]] in _HEX_OR_COLON:
             w[1] += 1
+    return [(a, b) for a, b in out]
+
+
+def _run_end(text: str, i: int, chars: frozenset) -> int:
+    """The end of the run of `chars` from `i`, plus one character: what a lookahead reads."""
+    n = len(text)
+    while i < n and text[i] in chars:
+        i += 1
+    return min(n, i + 1)
+
+
+_IBAN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ")
+
+
+def iban_windows(text: str, runs: list[Span] | None) -> list[Span]:
+    """An IBAN starts two letters before a digit run (its check digits) and runs over capitals,
+    digits and single spaces."""
+    out: list[list[int]] = []
+    for a, _ in digit_runs(text) if runs is None else runs:
+        if a < 2:
+            continue
+        w = [a - 2, _run_end(text, a, _IBAN_CHARS)]
+        if out and w[0] <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], w[1])
+        else:
+            out.append(w)
+    return [(a, b) for a, b in out]
+
+
+# Every branch of _API_KEYS starts with one of these.
+_KEY_PREFIXES = ("sk-", "sk_live_", "sk_test_", "rk_live_", "rk_test_", "AKIA", "ASIA", "ghp_", "gho_", "ghu_",
+                 "ghs_", "ghr_", "github_pat_", "glpat-", "AIza", "xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-",
+                 "xoxr-", "hf_", "eyJ")
+_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
+
+
+def api_key_windows(text: str, _runs=None) -> list[Span]:
+    """From each known prefix to the end of its run of key characters (a JWT's dots included)."""
+    if len(text) < 1024:  # 23 searches cost more than the regex over a short string (a tool schema's)
+        return [(0, len(text))]
+    starts = sorted(i for p in _KEY_PREFIXES for i in _find_all(text, p))
+    out: list[list[int]] = []
+    for i in starts:
+        w = [i, _run_end(text, i, _KEY_CHARS)]
+        if out and w[0] <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], w[1])
+        else:
+            out.append(w)
     return [(a, b) for a, b in out]
 
 
@@ -270,13 +323,14 @@ DETECTORS: dict[str, Detector] = {d.name: d for d in [
              needs="digits"),
     Detector("credit_card", re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"),
              lambda s: 13 <= len(_only_digits(s)) <= 19 and luhn_ok(_only_digits(s)), needs="digits"),
-    Detector("iban", re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])"), iban_ok),
+    Detector("iban", re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])"), iban_ok,
+             needs="digits", windows=iban_windows),
     Detector("us_ssn", re.compile(r"(?<![\d-])(?<!\d )(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}"
                                   r"(?![\d-]| \d)"), needs="digits"),
     # 12 digits (4-4-4 with one separator kind or none) that are not part of a longer digit group.
     Detector("my_number", re.compile(r"(?<![\d-])(?<!\d )\d{4}([- ]?)\d{4}\1\d{4}(?![\d-]| \d)"),
              lambda s: my_number_ok(_only_digits(s)), needs="digits"),
-    Detector("api_key", re.compile(rf"(?<![A-Za-z0-9_-])(?:{_API_KEYS})(?![A-Za-z0-9_-])")),
+    Detector("api_key", re.compile(rf"(?<![A-Za-z0-9_-])(?:{_API_KEYS})(?![A-Za-z0-9_-])"), windows=api_key_windows),
     Detector("private_key", re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
                                        r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\Z)"), needs="-----BEGIN"),
     Detector("ip_address", re.compile(rf"(?<![\d.])(?:{_OCTET}\.){{3}}{_OCTET}(?!\.?\d)"), needs="digits"),
