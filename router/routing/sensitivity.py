@@ -100,10 +100,9 @@ class Detector:
     regex: re.Pattern
     check: Callable[[str], bool] | None = None
     needs: str | None = None  # a substring without which the detector cannot match ("digits": DIGIT_RUN)
-    # Where in a text a match can be (the regex runs only there): for a regex too costly to try at
-    # every position of a long conversation.
-    # windows(text, digit runs or None) -> spans; a lookbehind sees before a span, so a span starts
-    # where a match may start and ends where the regex's lookahead sees what it sees in the text.
+    # windows(text, digit runs or None) -> where a match can be, for a regex too costly to try at
+    # every position of a long conversation. A lookbehind sees before a span, so a span starts where
+    # a match may start, and ends where the regex's lookahead sees what it sees in the whole text.
     windows: Callable[[str, list[Span] | None], list[Span]] | None = None
 
     def find(self, text: str, runs: list[Span] | None = None) -> list[Span]:
@@ -144,15 +143,14 @@ _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 # the fullwidth ＠ and the "[at]" / "(dot)" spellings people use to hide an address from scrapers.
 # Not found: a local part in kana or kanji (山田@...), a TLD in another script (.рф, .日本).
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+_LETTER = f"[^\\W{_CJK}]"  # a letter (or digit, _) of a script written with spaces
 _AT = r"(?:[@\uff20]|\s?[\[(]\s?(?i:at)\s?[\])]\s?)"
 _DOT = r"(?:\.|\s?[\[(]\s?(?i:dot)\s?[\])]\s?)"
 _LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
-EMAIL = re.compile(rf"(?<![^\W{_CJK}])(?<![.%+-])(?:[^\W{_CJK}]|[.%+-])+{_AT}(?:{_LABEL}{_DOT})+"
+EMAIL = re.compile(rf"(?<!{_LETTER})(?<![.%+-])(?:{_LETTER}|[.%+-])+{_AT}(?:{_LABEL}{_DOT})+"
                    r"(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{2,59})(?![A-Za-z0-9-])")
 _CJK_CHAR = re.compile(f"[{_CJK}]")
-
-
-_WORDISH = re.compile(f"[^\\W{_CJK}]")  # a letter of a script written with spaces
+_WORDISH = re.compile(_LETTER)
 
 
 @dataclass(frozen=True)
@@ -174,7 +172,7 @@ class Keywords:
             left, right = not _CJK_CHAR.match(k[0]), not _CJK_CHAR.match(k[-1])
             words.append((k.lower(), left, right))
             lit = re.escape(k)
-            parts.append((f"(?<![^\\W{_CJK}])" if left else "") + lit + (f"(?![^\\W{_CJK}])" if right else ""))
+            parts.append((f"(?<!{_LETTER})" if left else "") + lit + (f"(?!{_LETTER})" if right else ""))
         return cls(tuple(words), re.compile("(?i)" + "|".join(parts)))
 
     def spans(self, text: str) -> list[Span]:
@@ -212,15 +210,19 @@ def _find_all(text: str, needle: str) -> list[int]:
     return out
 
 
-def _merged(positions: list[int], n: int, back: int, ahead: int) -> list[list[int]]:
+def _union(spans: Iterable[Span]) -> list[Span]:
+    """Overlapping or touching spans merged, in order (search windows; the spans `mask` replaces)."""
     out: list[list[int]] = []
-    for p in sorted(positions):
-        a, b = max(0, p - back), min(n, p + ahead)
+    for a, b in sorted(spans):
         if out and a <= out[-1][1]:
             out[-1][1] = max(out[-1][1], b)
         else:
             out.append([a, b])
-    return out
+    return [(a, b) for a, b in out]
+
+
+def _around(positions: Iterable[int], n: int, back: int, ahead: int) -> list[Span]:
+    return _union((max(0, p - back), min(n, p + ahead)) for p in positions)
 
 
 def email_windows(text: str, _runs=None, back: int = 130, ahead: int = 300) -> list[Span]:
@@ -229,7 +231,7 @@ def email_windows(text: str, _runs=None, back: int = 130, ahead: int = 300) -> l
     100k-token conversation cost more than every other detector together."""
     ats = [m.start() for m in _AT_SPELLED.finditer(text)] if ("[" in text or "(" in text) else []
     ats += _find_all(text, "@") + _find_all(text, "\uff20")
-    return [(a, b) for a, b in _merged(ats, len(text), back, ahead)]
+    return _around(ats, len(text), back, ahead)
 
 
 _HEX_OR_COLON = frozenset("0123456789abcdefABCDEF:")
@@ -239,13 +241,15 @@ def ipv6_windows(text: str, _runs=None, reach: int = 40) -> list[Span]:
     """Spans around each colon (an address is at most 39 characters and holds two or more), widened
     to whole runs of hex digits and colons, so that the regex's bounds see what they would see in
     the whole text. Prose holds few colons: there the regex no longer runs over every position."""
-    out = _merged(_find_all(text, ":"), len(text), reach, reach)
-    for w in out:
-        while w[0] > 0 and text[w[0] - 1] in _HEX_OR_COLON:
-            w[0] -= 1
-        while w[1] < len(text) and text[w[1]] in _HEX_OR_COLON:
-            w[1] += 1
-    return [(a, b) for a, b in out]
+    return [(_run_start(text, a, _HEX_OR_COLON), _run_end(text, b, _HEX_OR_COLON))
+            for a, b in _around(_find_all(text, ":"), len(text), reach, reach)]
+
+
+def _run_start(text: str, i: int, chars: frozenset) -> int:
+    """Where the run of `chars` that ends at `i` starts (a lookbehind then sees what precedes it)."""
+    while i > 0 and text[i - 1] in chars:
+        i -= 1
+    return i
 
 
 def _run_end(text: str, i: int, chars: frozenset) -> int:
@@ -262,16 +266,8 @@ _IBAN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ")
 def iban_windows(text: str, runs: list[Span] | None) -> list[Span]:
     """An IBAN starts two letters before a digit run (its check digits) and runs over capitals,
     digits and single spaces."""
-    out: list[list[int]] = []
-    for a, _ in digit_runs(text) if runs is None else runs:
-        if a < 2:
-            continue
-        w = [a - 2, _run_end(text, a, _IBAN_CHARS)]
-        if out and w[0] <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], w[1])
-        else:
-            out.append(w)
-    return [(a, b) for a, b in out]
+    return _union((a - 2, _run_end(text, a, _IBAN_CHARS)) for a, _ in (digit_runs(text) if runs is None else runs)
+                  if a >= 2)
 
 
 # Every branch of _API_KEYS starts with one of these.
@@ -285,15 +281,7 @@ def api_key_windows(text: str, _runs=None) -> list[Span]:
     """From each known prefix to the end of its run of key characters (a JWT's dots included)."""
     if len(text) < 1024:  # 23 searches cost more than the regex over a short string (a tool schema's)
         return [(0, len(text))]
-    starts = sorted(i for p in _KEY_PREFIXES for i in _find_all(text, p))
-    out: list[list[int]] = []
-    for i in starts:
-        w = [i, _run_end(text, i, _KEY_CHARS)]
-        if out and w[0] <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], w[1])
-        else:
-            out.append(w)
-    return [(a, b) for a, b in out]
+    return _union((i, _run_end(text, i, _KEY_CHARS)) for p in _KEY_PREFIXES for i in _find_all(text, p))
 
 
 _API_KEYS = "|".join([
@@ -598,12 +586,13 @@ def scan(rules: Sequence[SensitiveRule], messages: Sequence[Any] | str, cache: S
     msgs = [messages] if isinstance(messages, str) else list(messages or [])
     found = [(r.name, r.action, r.matcher) for r in rules]
     rkey = rules_key([m.fingerprint for _, _, m in found]) if cache is not None and found else None
+    digit_rules = any(m.needs_digit_runs for _, _, m in found)
     if found:
         for mi, msg in enumerate(msgs):
             key = cache.key(rkey, msg) if rkey is not None else None
             entry = cache.get(key) if key is not None else None
             if entry is None:
-                entry = _scan_message(found, msg)
+                entry = _scan_message(found, digit_rules, msg)
                 if key is not None:
                     cache.put(key, entry)
             counts, every, red = entry
@@ -616,10 +605,10 @@ def scan(rules: Sequence[SensitiveRule], messages: Sequence[Any] | str, cache: S
     return out
 
 
-def _scan_message(found: Sequence[tuple[str, str, Matcher]], msg: Any) -> tuple[tuple, tuple, tuple]:
+def _scan_message(found: Sequence[tuple[str, str, Matcher]], digit_rules: bool, msg: Any) -> tuple[tuple, tuple, tuple]:
     """What one message contributes to a scan: its (rule, detector, action) span counts, in the order
-    they were first seen, and its spans by string path (all of them, and those of redact rules)."""
-    digit_rules = any(m.needs_digit_runs for _, _, m in found)
+    they were first seen, and its spans by string path (all of them, and those of redact rules).
+    `digit_rules`: some rule has a digit detector, so each string's digit runs are found once."""
     counts: dict[tuple[str, str, str], int] = {}
     every: list[tuple[str, Span]] = []
     red: list[tuple[str, Span]] = []
@@ -640,13 +629,7 @@ def _scan_message(found: Sequence[tuple[str, str, Matcher]], msg: Any) -> tuple[
 
 
 def mask(text: str, spans: Iterable[Span], label: str = "[REDACTED]") -> str:
-    merged: list[list[int]] = []
-    for a, b in sorted(spans):
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    for a, b in reversed(merged):
+    for a, b in reversed(_union(spans)):
         text = text[:a] + label + text[b:]
     return text
 
