@@ -190,10 +190,11 @@ def cap_counters(rules: Sequence[BudgetRule], policy: str, client: str | None,
     return out
 
 
-def cap_states(rules: Sequence[BudgetRule], policy: str, client: str | None, now: float,
-               spent: Callable[[str], float], in_flight: Callable[[str], float] | None = None) -> list[CapState]:
+def cap_states(counters: Sequence[tuple[BudgetRule, str, float]], spent: Callable[[str], float],
+               in_flight: Callable[[str], float] | None = None) -> list[CapState]:
+    """The states of `cap_counters(...)`, from each counter's settled spend and what is in flight."""
     return [CapState(r, key, float(spent(key)), end, float(in_flight(key)) if in_flight else 0.0)
-            for r, key, end in cap_counters(rules, policy, client, now)]
+            for r, key, end in counters]
 
 
 def plan(rules: Sequence[BudgetRule], policy: str, client: str | None, slots: Sequence[Any], now: float,
@@ -201,7 +202,7 @@ def plan(rules: Sequence[BudgetRule], policy: str, client: str | None, slots: Se
     """Apply every cap that concerns this request to the pool's (enabled) `slots`."""
     if not rules:
         return BudgetPlan(now=now)
-    return apply_caps(cap_states(rules, policy, client, now, spent, in_flight), slots, now)
+    return apply_caps(cap_states(cap_counters(rules, policy, client, now), spent, in_flight), slots, now)
 
 
 def apply_caps(states: Sequence[CapState], slots: Sequence[Any], now: float) -> BudgetPlan:

@@ -71,8 +71,7 @@ class Governance:
         keys = [k for _, k, _ in counters]
         values = self.spend.get_many(keys)
         flying = self.spend.in_flight_many(keys, exclude)
-        return [budgets.CapState(r, k, float(values.get(k, 0.0)), end, float(flying.get(k, 0.0)))
-                for r, k, end in counters]
+        return budgets.cap_states(counters, lambda k: values.get(k, 0.0), lambda k: flying.get(k, 0.0))
 
     def budget_plan(self, pool: Pool, client: str | None, slots: Sequence[Slot],
                     exclude: str | None = None) -> budgets.BudgetPlan:
