@@ -79,11 +79,11 @@ def test_an_email_or_a_phone_number_inside_japanese_text_is_masked_alone():
 @pytest.mark.parametrize("text,hit", [
     ("これは社外秘です", True), ("【社外秘】資料", True), ("プロジェクトXの件", True), ("confidential資料", True),
     ("Internal Only!", True), ("unconfidentiality", False), ("internal onlyness", False), ("プロジェクトXY", False),
-    ("極秘", False),
+    ("極秘", False), ("เอกสารลับนี้ห้ามเผยแพร่", True), ("이 문서는 기밀입니다", True), ("ลับๆ ล่อๆ", True),
 ])
 def test_keywords_are_whole_words_in_scripts_with_spaces_and_found_inside_japanese(text, hit):
     """社外秘 inside a Japanese sentence was never found: the bound was any letter, kana included."""
-    rule = SensitiveRule(name="k", keywords=["社外秘", "confidential", "プロジェクトX", "internal only"],
+    rule = SensitiveRule(name="k", keywords=["社外秘", "confidential", "プロジェクトX", "internal only", "ลับ", "기밀"],
                          action="local_only")
     assert scan([rule], text).local_only is hit
 
@@ -95,8 +95,9 @@ def test_keyword_search_agrees_with_its_regex():
 
     from router.routing.sensitivity import Keywords
 
-    k = Keywords.of(["internal", "internal only", "社外秘", "x-ray", "aa", "プロジェクトX"])
-    pieces = ["internal", " only", "社外秘", "X-RAY", "aa", "a", "_", " ", "は", "プロジェクトX", "y", "資料", "-", "."]
+    k = Keywords.of(["internal", "internal only", "社外秘", "x-ray", "aa", "プロジェクトX", "ลับ", "기밀"])
+    pieces = ["internal", " only", "社外秘", "X-RAY", "aa", "a", "_", " ", "は", "プロジェクトX", "y", "資料", "-", ".",
+              "ลับ", "เอกสาร", "기밀", "입니다"]
     rnd = random.Random(0)
     for _ in range(2000):
         text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 12)))

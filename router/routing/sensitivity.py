@@ -136,20 +136,26 @@ def _ipv6_ok(s: str) -> bool:
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 
-# Emails. A local part may hold any letter (josé, иван) but not kana or CJK ideographs, so that an
+# Emails. A local part may hold any letter (josé, иван) but not one of a script written without
+# spaces (kana, CJK ideographs, Thai...: _UNSPACED), so that an
 # address written inside Japanese text without spaces (メールはyamada@example.jpです) starts where the
 # address starts; the domain may be internationalised (bücher.de, 例え.jp); the TLD is ASCII or
 # punycode, and ends at the first non-ASCII-letter, so the Japanese after it is not part of it. Also
 # the fullwidth ＠ and the "[at]" / "(dot)" spellings people use to hide an address from scrapers.
 # Not found: a local part in kana or kanji (山田@...), a TLD in another script (.рф, .日本).
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
-_LETTER = f"[^\\W{_CJK}]"  # a letter (or digit, _) of a script written with spaces
+# Scripts whose words are not separated by spaces: kana, CJK ideographs, halfwidth katakana; Thai,
+# Lao, Khmer and Myanmar; and Hangul, which puts spaces between phrases but writes each particle onto
+# its noun (기밀입니다), so a keyword's right edge has no word boundary there either.
+_UNSPACED = ("\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+        "\u0e00-\u0eff\u1780-\u17ff\u1000-\u109f"
+        "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af")
+_LETTER = f"[^\\W{_UNSPACED}]"  # a letter (or digit, _) of a script written with spaces
 _AT = r"(?:[@\uff20]|\s?[\[(]\s?(?i:at)\s?[\])]\s?)"
 _DOT = r"(?:\.|\s?[\[(]\s?(?i:dot)\s?[\])]\s?)"
 _LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
 EMAIL = re.compile(rf"(?<!{_LETTER})(?<![.%+-])(?:{_LETTER}|[.%+-])+{_AT}(?:{_LABEL}{_DOT})+"
                    r"(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{2,59})(?![A-Za-z0-9-])")
-_CJK_CHAR = re.compile(f"[{_CJK}]")
+_UNSPACED_CHAR = re.compile(f"[{_UNSPACED}]")
 _WORDISH = re.compile(_LETTER)
 
 
@@ -157,9 +163,9 @@ _WORDISH = re.compile(_LETTER)
 class Keywords:
     """A rule's keywords, found as whole words, case-blind. A bound applies where the keyword's
     edge is a letter of a script written with spaces (`confidential` is not in `unconfidentiality`)
-    and only against such a letter; an edge in kana or CJK ideographs has no bound, since Japanese
-    and Chinese write no spaces (社外秘 in これは社外秘です), nor does a Latin edge next to them
-    (`confidential資料`). Found with str.find on the lowered text: a case-blind regex alternation
+    and only against such a letter; an edge in a script written without spaces between words (kana,
+    CJK ideographs, Thai, Lao, Khmer, Myanmar, Hangul: see _UNSPACED) has no bound (社外秘 in これは社外秘です,
+    ลับ in เอกสารลับนี้, 기밀 in 기밀입니다), nor does a Latin edge next to them (`confidential資料`). Found with str.find on the lowered text: a case-blind regex alternation
     was ~20 ms per 100k tokens, tried at every position."""
 
     words: tuple[tuple[str, bool, bool], ...]  # (lowered keyword, bound on its left, on its right)
@@ -169,7 +175,7 @@ class Keywords:
     def of(cls, keywords: Sequence[str]) -> Keywords:
         words, parts = [], []
         for k in keywords:
-            left, right = not _CJK_CHAR.match(k[0]), not _CJK_CHAR.match(k[-1])
+            left, right = not _UNSPACED_CHAR.match(k[0]), not _UNSPACED_CHAR.match(k[-1])
             words.append((k.lower(), left, right))
             lit = re.escape(k)
             parts.append((f"(?<!{_LETTER})" if left else "") + lit + (f"(?!{_LETTER})" if right else ""))
