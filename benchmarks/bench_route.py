@@ -48,10 +48,15 @@ def bare_encoder(spec, device=None):
 
         model = model.to(cuda_dtype(spec))  # the same precision the router's encoder runs in
 
+    cuda = model.device.type == "cuda"
+
     def run(text):
         with torch.inference_mode():
             enc = tok([prefix + text], truncation=True, max_length=spec.max_tokens, return_tensors="pt").to(model.device)
-            return model(**enc).last_hidden_state
+            out = model(**enc).last_hidden_state
+            if cuda:  # kernels run asynchronously: without this the timer stops when they are queued
+                torch.cuda.synchronize()
+            return out
 
     return run, tok
 
