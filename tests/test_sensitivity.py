@@ -26,8 +26,11 @@ from .proxy_env import CHECKPOINT
 CASES = {
     "email": (["write to bob.smith+x@example.co.uk today", "A@B.IO", "メールはyamada@example.jpです",
                "josé.garcía@correo.es", "user@bücher.de", "山田さん：yamada＠example.jp", "bob [at] example [dot] com",
-               "bob(at)example.com", "email: иван@mail.ru", "x" * 3000 + " late@example.org"],
-              ["user@localhost", "foo@bar", "an @ sign", "price 5@3", "We met (at) the cafe.", "a@b.c0m"]),
+               "bob(at)example.com", "email: иван@mail.ru", "x" * 3000 + " late@example.org",
+               "メールは山田@例え.jpです", "почта@пример.рф", "連絡はinfo@例え.みんなまで", "ลับ@ตัวอย่าง.ไทย",
+               "raj@उदाहरण.भारत", "김철수@회사.한국 입니다"],
+              ["user@localhost", "foo@bar", "an @ sign", "price 5@3", "We met (at) the cafe.", "a@b.c0m",
+               "写真@東京", "田中さん@東京タワーで"]),
     "phone": (["+1 415 555 2671", "call (415) 555-2671", "+447911123456", "03-1234-5678 (Tokyo)",
                "電話は03-1234-5678です", "携帯：090-1234-5678まで", "+81 3-1234-5678", "+33 1 23 45 67 89",
                "０３－１２３４－５６７８", "+44 (0)20 7946 0958"],
@@ -70,6 +73,10 @@ def test_an_email_or_a_phone_number_inside_japanese_text_is_masked_alone():
     rules = [SensitiveRule(name="pii", detectors=["email"], action="redact")]
     assert redact_text(rules, "メールはyamada@example.jpです") == "メールは[REDACTED]です"
     assert redact_text(rules, "連絡先yamada.taro+work@mail.example.co.jpまで") == "連絡先[REDACTED]まで"
+    # a kana/kanji local part has no visible start: the words that run into it are masked with it
+    assert redact_text(rules, "メールは山田@例え.jpです") == "[REDACTED]です"
+    assert redact_text(rules, "宛先：山田@例え.みんな、以上") == "宛先：[REDACTED]、以上"
+    assert redact_text(rules, "почта: иван@пример.рф, спасибо") == "почта: [REDACTED], спасибо"
     many = " ".join(f"user{i}@example.com" for i in range(50))  # windows around each @ merge
     assert redact_text(rules, many) == " ".join(["[REDACTED]"] * 50)
     phones = [SensitiveRule(name="pii", detectors=["phone"], action="redact")]
@@ -124,7 +131,8 @@ def test_the_fast_searches_find_what_the_plain_regexes_find():
         "api_key": ["sk-", "proj-", "ant-", "abcdefghijklmnopqrstuvwxyz", "0123456789", "AKIA", "IOSFODNN7EXAMPLE",
                     "ghp_", "a1B2" * 9, "eyJ", "eyJhbGciOiJIUzI1NiJ9", ".", "-", "_", " ", "hf_", "q" * 34, "xoxb-",
                     "sk_live_", "AIza", "B" * 35, "glpat-", "github_pat_", "é", " " + "y" * 400],  # long texts too
-        "email": ["bob", "@", "example", ".", "com", " ", "x" * 20, "は", "＠", "[at]", "(dot)", "jp", "-"],
+        "email": ["bob", "@", "example", ".", "com", " ", "x" * 20, "は", "＠", "[at]", "(dot)", "jp", "-",
+                  "山田", "рф", "пример", "みんな", "ไทย", "ตัวอย่าง", "\u093e", "भारत", "中国語"],
     }
     for name, parts in pieces.items():
         det = DETECTORS[name]

@@ -142,7 +142,6 @@ _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 # address starts; the domain may be internationalised (bücher.de, 例え.jp); the TLD is ASCII or
 # punycode, and ends at the first non-ASCII-letter, so the Japanese after it is not part of it. Also
 # the fullwidth ＠ and the "[at]" / "(dot)" spellings people use to hide an address from scrapers.
-# Not found: a local part in kana or kanji (山田@...), a TLD in another script (.рф, .日本).
 # Scripts whose words are not separated by spaces: kana, CJK ideographs, halfwidth katakana; Thai,
 # Lao, Khmer and Myanmar; and Hangul, which puts spaces between phrases but writes each particle onto
 # its noun (기밀입니다), so a keyword's right edge has no word boundary there either.
@@ -152,9 +151,23 @@ _UNSPACED = ("\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
 _LETTER = f"[^\\W{_UNSPACED}]"  # a letter (or digit, _) of a script written with spaces
 _AT = r"(?:[@\uff20]|\s?[\[(]\s?(?i:at)\s?[\])]\s?)"
 _DOT = r"(?:\.|\s?[\[(]\s?(?i:dot)\s?[\])]\s?)"
-_LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
-EMAIL = re.compile(rf"(?<!{_LETTER})(?<![.%+-])(?:{_LETTER}|[.%+-])+{_AT}(?:{_LABEL}{_DOT})+"
-                   r"(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]{2,59})(?![A-Za-z0-9-])")
+# Python's \w leaves out combining marks, without which Indic, Thai, Arabic or Hebrew words break
+# (ตัวอย่าง, उदाहरण): domain labels and TLDs take these blocks' marks too.
+_SPACED_MARKS = "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0900-\u0dff"
+_MARKS = _SPACED_MARKS + "\u0e00-\u0eff"  # Thai and Lao: listed TLDs only (they run into the text after them)
+_LABEL = rf"[^\W_](?:[\w{_MARKS}-]{{0,61}}(?:[^\W_]|[{_MARKS}]))?"
+# Internationalised TLDs in scripts written without spaces, listed: where such a TLD ends in running
+# text cannot be told from its letters (例え.みんなです). Those in other scripts (.рф, .ελ, .бел)
+# are any 2+ letters of one alphabet, ending where the letters end.
+_UNSPACED_TLDS = ("中文网", "新加坡", "みんな", "コム", "世界", "中国", "中國", "香港", "台湾", "台灣", "澳門", "公司",
+                  "网络", "网址", "在线", "在線", "商城", "集团", "游戏", "手机", "信息", "한국", "닷컴", "닷넷", "ไทย")
+_ALPHA = f"[^\\W\\d_A-Za-z{_UNSPACED}]"  # a letter of a spaced script other than ASCII
+# A local part in kana, kanji, Hangul or Thai (山田@例え.jp): its start cannot be seen in running text,
+# so it is taken as up to 21 such characters before the @ (64 bytes of UTF-8, RFC 5321's bound): an
+# address is then masked with at most the words that run into it, never only in part.
+EMAIL = re.compile(rf"(?:(?<!{_LETTER})(?<![.%+-])(?:{_LETTER}|[.%+-])+|[{_UNSPACED}]{{1,21}}){_AT}(?:{_LABEL}{_DOT})+"
+                   rf"(?:[A-Za-z]{{2,63}}(?![A-Za-z0-9-])|xn--[A-Za-z0-9-]{{2,59}}(?![A-Za-z0-9-])"
+                   rf"|(?:{_ALPHA}|[{_SPACED_MARKS}]){{2,63}}(?!{_LETTER}|[{_SPACED_MARKS}-])|{'|'.join(_UNSPACED_TLDS)})")
 _UNSPACED_CHAR = re.compile(f"[{_UNSPACED}]")
 _WORDISH = re.compile(_LETTER)
 
