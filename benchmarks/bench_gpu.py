@@ -42,21 +42,20 @@ def questions_and_labels(path: str, split: str, limit: int, slots: list[str]):
     from router.errors import InputError
     from router.training.data import read_labels
     from router.training.evaluate import _align, baseline_rows, eval_rows
+    from router.training.search import expected_costs
 
     table = read_labels(path)
-    rows = eval_rows(table, split)
-    if limit:
-        rows = rows.subset(range(min(limit, len(rows))))
     try:
         aligned = _align(table, slots, path)
     except InputError:
-        return rows.questions, None  # another pool's labels: agreement only
-    rows = eval_rows(aligned, split)
+        aligned = None  # another pool's labels: agreement only
+    rows = eval_rows(aligned if aligned is not None else table, split)
     if limit:
         rows = rows.subset(range(min(limit, len(rows))))
+    if aligned is None:
+        return rows.questions, None
     train = baseline_rows(aligned, rows) or rows
-    expected = np.array([np.nanmean(c) if (~np.isnan(c)).any() else 0.0 for c in train.cost.T])
-    return rows.questions, (rows.Y, rows.cost, expected)
+    return rows.questions, (rows.Y, rows.cost, expected_costs(train.cost))
 
 
 def candidates(spec, device: str, dtypes: list[str]):
@@ -85,13 +84,13 @@ def _free_cuda():
     torch.cuda.empty_cache()
 
 
-def agreement(ckpt, Xr, Xc, labels, cols, prices=None):
+def agreement(ckpt, Xr, Xc, labels, prices=None):
     """CPU features Xr against candidate features Xc. Choices use the set's own expected costs when it
     labels the checkpoint's models, else `prices` (another set's), else equal costs (then the lowest
     slot index within tolerance of the best: a check of P's order only)."""
     from router.training import metrics
 
-    Pr, Pc = ckpt.head.predict(Xr)[:, cols], ckpt.head.predict(Xc)[:, cols]
+    Pr, Pc = ckpt.head.predict(Xr), ckpt.head.predict(Xc)
     out = {"n": len(Xr), "max_dX": float(np.abs(Xr - Xc).max()), "max_dP": float(np.abs(Pr - Pc).max()),
            "mean_dP": float(np.abs(Pr - Pc).mean())}
     if labels is not None:
@@ -166,7 +165,6 @@ def main() -> None:
     ref_spec = (spec.torch_twin() or spec) if args.reference == "torch" else spec
     ref = get_encoder(ref_spec, device="cpu")
     ref_router = PrefillRouter(load_pool(None), checkpoint=ckpt, encoder=ref)
-    cols = list(range(len(ckpt.slots)))
     sets = {}
     for path in args.data or [str(ROOT / "assets" / "data" / "routerbench.jsonl.gz")]:
         qs, labels = questions_and_labels(path, args.split, args.limit, ckpt.slots)
@@ -183,7 +181,7 @@ def main() -> None:
         router = PrefillRouter(load_pool(None), checkpoint=ckpt, encoder=enc)
         row = {"load_s": enc.load_seconds, "agreement": {}}
         for path, (qs, labels, Xr, _) in sets.items():
-            row["agreement"][path] = agreement(ckpt, Xr, enc.features(qs, batch_size=64), labels, cols, prices)
+            row["agreement"][path] = agreement(ckpt, Xr, enc.features(qs, batch_size=64), labels, prices)
         row["throughput"] = throughput(router, speed_texts, batch_sizes)
         row["latency"] = latency(router, args.repeats)
         if args.device == "cuda":

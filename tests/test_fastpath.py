@@ -489,11 +489,11 @@ def test_bench_gpu_agreement_counts_changed_choices_and_scores_both_sides():
     ref = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
     cand = ref.copy()
     cand[2] = [0.4, 0.6]  # the best model flips on one question of four
-    a = agreement(ckpt, ref, cand, None, [0, 1], prices=np.array([2.0, 1.0]))
+    a = agreement(ckpt, ref, cand, None, prices=np.array([2.0, 1.0]))
     assert a["same@0"] == 0.75 and a["max_dP"] == pytest.approx(0.2)
     # at t = 0.2 both sides have both models in range on that question and take the cheaper one
     assert a["same@0.2"] == 1.0 and "aiq_ref" not in a
     Y = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 1.0]])
     cost = np.array([[2.0, 1.0]] * 4)
-    same = agreement(ckpt, ref, ref.copy(), (Y, cost, np.array([2.0, 1.0])), [0, 1])
+    same = agreement(ckpt, ref, ref.copy(), (Y, cost, np.array([2.0, 1.0])))
     assert same["aiq_ref"] == same["aiq_cand"] and same["same@0"] == 1.0 and same["max_dX"] == 0.0
