@@ -139,6 +139,7 @@ def evaluate_table(checkpoint: str | Path, table: LabelTable, data: str = "", sp
     from router.model.features import cached_features
     from router.model.head import load_checkpoint
     from router.training.baselines import all_baselines
+    from router.training.search import expected_costs
 
     t0 = time.time()
     ckpt = load_checkpoint(checkpoint)
@@ -151,7 +152,7 @@ def evaluate_table(checkpoint: str | Path, table: LabelTable, data: str = "", sp
     overlap = check_overlap(rows.questions, ckpt.train_hashes, allow_overlap, str(data))
     train_rows = baseline_rows(table, rows)
     price_rows = train_rows if train_rows is not None else rows
-    expected_cost = np.array([np.nanmean(c) if (~np.isnan(c)).any() else 0.0 for c in price_rows.cost.T])
+    expected_cost = expected_costs(price_rows.cost)
 
     X = cached_features(ckpt.encoder_spec, rows.questions, progress=progress, cache=features_cache)
     P = {"router": ckpt.head.predict(X)[:, cols]}
