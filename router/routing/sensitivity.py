@@ -136,25 +136,27 @@ def _ipv6_ok(s: str) -> bool:
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 
-# Emails. A local part may hold any letter (josé, иван) but not one of a script written without
-# spaces (kana, CJK ideographs, Thai...: _UNSPACED), so that an
-# address written inside Japanese text without spaces (メールはyamada@example.jpです) starts where the
-# address starts; the domain may be internationalised (bücher.de, 例え.jp); the TLD is ASCII or
-# punycode, and ends at the first non-ASCII-letter, so the Japanese after it is not part of it. Also
-# the fullwidth ＠ and the "[at]" / "(dot)" spellings people use to hide an address from scrapers.
+# Emails. A local part in a script written with spaces may hold any of its letters (josé, иван), so
+# that an address written inside Japanese text without spaces (メールはyamada@example.jpです) starts
+# where the address starts; one in a script without spaces is below (EMAIL). The domain may be
+# internationalised (bücher.de, 例え.jp). An ASCII or punycode TLD ends at the first character that
+# is not an ASCII letter, digit or hyphen, so the Japanese after it is not part of it. Also the
+# fullwidth ＠ and the "[at]" / "(dot)" spellings people use to hide an address from scrapers.
 # Scripts whose words are not separated by spaces: kana, CJK ideographs, halfwidth katakana; Thai,
 # Lao, Khmer and Myanmar; and Hangul, which puts spaces between phrases but writes each particle onto
 # its noun (기밀입니다), so a keyword's right edge has no word boundary there either.
 _UNSPACED = ("\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
-        "\u0e00-\u0eff\u1780-\u17ff\u1000-\u109f"
-        "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af")
+             "\u0e00-\u0eff\u1780-\u17ff\u1000-\u109f"
+             "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af")
 _LETTER = f"[^\\W{_UNSPACED}]"  # a letter (or digit, _) of a script written with spaces
 _AT = r"(?:[@\uff20]|\s?[\[(]\s?(?i:at)\s?[\])]\s?)"
 _DOT = r"(?:\.|\s?[\[(]\s?(?i:dot)\s?[\])]\s?)"
 # Python's \w leaves out combining marks, without which Indic, Thai, Arabic or Hebrew words break
 # (ตัวอย่าง, उदाहरण): domain labels and TLDs take these blocks' marks too.
 _SPACED_MARKS = "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0900-\u0dff"
-_MARKS = _SPACED_MARKS + "\u0e00-\u0eff"  # Thai and Lao: listed TLDs only (they run into the text after them)
+# Labels also take Thai and Lao (ตัวอย่าง); their TLDs come from _UNSPACED_TLDS alone, since a TLD of
+# letters would run on into the text after it.
+_MARKS = _SPACED_MARKS + "\u0e00-\u0eff"
 _LABEL = rf"[^\W_](?:[\w{_MARKS}-]{{0,61}}(?:[^\W_]|[{_MARKS}]))?"
 # Internationalised TLDs in scripts written without spaces, listed: where such a TLD ends in running
 # text cannot be told from its letters (例え.みんなです). Those in other scripts (.рф, .ελ, .бел)
@@ -177,8 +179,9 @@ class Keywords:
     """A rule's keywords, found as whole words, case-blind. A bound applies where the keyword's
     edge is a letter of a script written with spaces (`confidential` is not in `unconfidentiality`)
     and only against such a letter; an edge in a script written without spaces between words (kana,
-    CJK ideographs, Thai, Lao, Khmer, Myanmar, Hangul: see _UNSPACED) has no bound (社外秘 in これは社外秘です,
-    ลับ in เอกสารลับนี้, 기밀 in 기밀입니다), nor does a Latin edge next to them (`confidential資料`). Found with str.find on the lowered text: a case-blind regex alternation
+    CJK ideographs, Thai, Lao, Khmer, Myanmar, Hangul: see _UNSPACED) has no bound (社外秘 in
+    これは社外秘です, ลับ in เอกสารลับนี้, 기밀 in 기밀입니다), nor does a Latin edge next to them
+    (`confidential資料`). Found with str.find on the lowered text: a case-blind regex alternation
     was ~20 ms per 100k tokens, tried at every position."""
 
     words: tuple[tuple[str, bool, bool], ...]  # (lowered keyword, bound on its left, on its right)
