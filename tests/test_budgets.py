@@ -369,7 +369,7 @@ def test_a_failover_moves_the_hold_to_the_slot_that_answers(make_proxy, stubs):
         assert p.http.get("/v1/budgets").json()["data"][0]["in_flight_usd"] == 0
 
 
-def test_sqlite_reservations_replace_release_lapse_and_exclude_the_asker(tmp_path):
+def test_sqlite_reservations_replace_release_lapse_and_keep_their_place(tmp_path):
     from router.serving.state import SqliteSpend
 
     clock = Clock(1000.0)
@@ -377,9 +377,12 @@ def test_sqlite_reservations_replace_release_lapse_and_exclude_the_asker(tmp_pat
     db.reserve("r1", ["a", "b"], 0.5, expires=1100)
     db.reserve("r2", ["a"], 0.25, expires=1050)
     assert db.in_flight_many(["a", "b", "c"]) == {"a": 0.75, "b": 0.5, "c": 0.0}
-    assert db.in_flight_many(["a"], exclude="r1") == {"a": 0.25}
+    assert db.in_flight_many(["a"], asker="r2") == {"a": 0.5}  # r1 was placed first: r2 counts it
+    assert db.in_flight_many(["a"], asker="r1") == {"a": 0.0}  # r2 came later: r1 does not
     db.reserve("r1", ["a"], 0.1, expires=1100)  # narrowed: replaces what r1 held, on both keys
     assert db.in_flight_many(["a", "b"]) == {"a": pytest.approx(0.35), "b": 0.0}
+    assert db.in_flight_many(["a"], asker="r2") == {"a": pytest.approx(0.1)}  # and keeps its place
+    assert db.in_flight_many(["a"], asker="nobody") == {"a": pytest.approx(0.35)}  # no hold: counts all
     clock.now = 1060  # r2 lapsed (its replica died mid-call): it stops holding budget
     assert db.in_flight_many(["a"]) == {"a": pytest.approx(0.1)}
     db.release("r1")
@@ -393,6 +396,51 @@ def test_sqlite_reservations_replace_release_lapse_and_exclude_the_asker(tmp_pat
     third.close()
 
 
+def test_sqlite_holds_from_an_older_file_count_as_placed_first(tmp_path):
+    """A spend file written before holds had a place in line: its holds stay counted by every new one."""
+    import sqlite3
+
+    from router.serving.state import SqliteSpend
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE inflight (rid TEXT NOT NULL, key TEXT NOT NULL, usd REAL NOT NULL, "
+                "expires REAL NOT NULL, PRIMARY KEY (rid, key))")
+    old.execute("INSERT INTO inflight VALUES ('old', 'a', 0.5, 5000)")
+    old.commit()
+    old.close()
+    db = SqliteSpend(str(path), clock=Clock(1000.0))
+    db.reserve("new", ["a"], 0.25, expires=2000)
+    assert db.in_flight_many(["a"], asker="new") == {"a": 0.5}
+    assert db.in_flight_many(["a"], asker="old") == {"a": 0.0}
+    db.close()
+
+
+def test_racing_for_the_last_dollars_the_first_placed_gets_them(stubs, tmp_path):
+    """Two processes share the spend file, and less than one call's estimate is left under the cap.
+    Each holds its estimate, then reads the caps (in one process the event loop never interleaves
+    the two steps; across processes or replicas it does). When every hold counted every other, both
+    refused each other; counting only the holds placed before one's own, the first one passes."""
+    clock = Clock(EVENING)
+    reg = make_registry(write_pool(tmp_path, stubs[0].base_url, stubs[1].base_url,
+                                   budgets=[{"scope": "policy", "period": "day", "usd": 1.0}], sensitive=[]))
+    router, _ = reg.resolve(POLICY)
+    pool = router.pool
+    audit = tmp_path / "audit.jsonl"
+    one, two = (Governance.create(audit, redis_url="", clock=clock) for _ in range(2))
+    one.spend.add(B.spend_keys(pool.policy, "cloud-mid", None, clock()), 0.7)
+    one.reserve(pool, None, "first", 0.4)
+    two.reserve(pool, None, "second", 0.4)
+    assert two.budget_plan(pool, None, pool.models, asker="second").refused is not None
+    assert one.budget_plan(pool, None, pool.models, asker="first").refused is None
+    one.reserve(pool, None, "first", 0.1, slot="cloud-mid")  # narrowed once routed: still first in line
+    assert one.budget_plan(pool, None, pool.models, asker="first").refused is None
+    two.release("second")
+    assert two.budget_plan(pool, None, pool.models, asker="third").refused is None  # 0.7 + 0.1 < 1.0
+    one.spend.close()
+    two.spend.close()
+
+
 def test_in_flight_counts_toward_hard_and_soft_caps():
     rules = [B.BudgetRule(scope="policy", period="day", usd=1.0)]
     spent = {"policy:p:day:2026-12-31": 0.6}
@@ -403,3 +451,32 @@ def test_in_flight_counts_toward_hard_and_soft_caps():
     soft = [B.BudgetRule(scope="policy", period="day", usd=1.0, mode="soft", soft_at=0.5)]
     bp = B.plan(soft, "p", None, POOL_SLOTS, EVENING, lambda k: 0.2, lambda k: 0.8)
     assert bp.refused is None and len(bp.removed) == len(POOL_SLOTS) - 1
+
+
+@pytest.mark.parametrize("api", ["chat", "chat stream", "responses"])
+def test_a_failover_does_not_call_a_slot_whose_cap_was_reached_since_routing(make_proxy, stubs, api):
+    """Routed to onprem-big, which fails slowly; meanwhile a pinned call fills cloud-best's own cap.
+    The failover reads the caps again for its fallback: cloud-best is not called, and the attempts
+    say why."""
+    clock = Clock(EVENING)
+    p = make_proxy([{"scope": "slot", "name": "cloud-best", "period": "day", "usd": 0.03}], clock)
+    body = {"tolerance": 1.0, "models": ["onprem-big", "cloud-best"]}
+    stubs[0].behave(dest("onprem-big"), fail_status=500, fail_times=-1, delay=0.4)
+    call = {"chat": lambda: p.chat(**body), "chat stream": lambda: p.chat(stream=True, **body),
+            "responses": lambda: p.http.post("/v1/responses", json={"model": POLICY, "input": "What is 2+2?",
+                                                                    **body})}[api]
+    seen: dict = {}
+    t = threading.Thread(target=lambda: seen.update(r=call()))
+    t.start()
+    time.sleep(0.2)  # routed to onprem-big and waiting on it
+    assert p.chat("cloud-best").status_code == 200  # bills $0.04: cloud-best's day cap is reached
+    calls_before = len(stubs[1].calls(dest("cloud-best")))
+    t.join(30)
+    r = seen["r"]
+    assert r.status_code == 502, r.text
+    attempts = r.json()["router"]["attempts"]
+    skipped = [a for a in attempts if a["slot"] == "cloud-best"]
+    assert len(skipped) == 1 and skipped[0]["status"] is None
+    assert "not tried" in skipped[0]["error"] and "cap" in skipped[0]["error"]
+    assert len(stubs[1].calls(dest("cloud-best"))) == calls_before  # no call went to cloud-best
+    assert p.http.get("/v1/budgets").json()["data"][0]["in_flight_usd"] == 0

@@ -181,10 +181,12 @@ def test_redis_reservations_are_seen_by_every_replica_and_lapse(redis_server, mo
     b.reserve("rb", ["policy:p:day:x"], 0.25, expires=now[0] + 10)
     assert b.in_flight_many(["policy:p:day:x", "client:p:c:day:x"]) == {"policy:p:day:x": 0.75,
                                                                         "client:p:c:day:x": 0.5}
-    assert a.in_flight_many(["policy:p:day:x"], exclude="ra") == {"policy:p:day:x": 0.25}
+    assert a.in_flight_many(["policy:p:day:x"], asker="ra") == {"policy:p:day:x": 0.0}  # ra was first
+    assert b.in_flight_many(["policy:p:day:x"], asker="rb") == {"policy:p:day:x": 0.5}  # rb counts ra
     a.reserve("ra", ["policy:p:day:x"], 0.125, expires=now[0] + 60)  # narrowed once routed
     assert b.in_flight_many(["policy:p:day:x", "client:p:c:day:x"]) == {"policy:p:day:x": 0.375,
                                                                         "client:p:c:day:x": 0.0}
+    assert b.in_flight_many(["policy:p:day:x"], asker="rb") == {"policy:p:day:x": 0.125}  # ra kept its place
     now[0] += 30  # rb's replica died mid-call: its reservation lapses
     assert a.in_flight_many(["policy:p:day:x"]) == {"policy:p:day:x": 0.125}
     a.release("ra")
@@ -194,3 +196,29 @@ def test_redis_reservations_are_seen_by_every_replica_and_lapse(redis_server, mo
     assert a.in_flight_many(["policy:p:day:x"]) == {"policy:p:day:x": 1.0}
     a.release("rc")
     assert a.in_flight_many(["policy:p:day:x"]) == {"policy:p:day:x": 0.0}
+
+
+def test_redis_holds_keep_their_place_in_line_across_replicas(redis_server, monkeypatch):
+    """The first hold placed is served first, whichever replica placed it; a member written before
+    holds had a place counts as placed first; a stray member never breaks the gate."""
+    import redis
+
+    import router.serving.state as state
+
+    monkeypatch.setattr(state, "RETRY_S", 0.0)
+    now = [time.time()]
+    a = RedisSpend(RedisLink(redis_server.url), SqliteSpend(clock=lambda: now[0]))
+    b = RedisSpend(RedisLink(redis_server.url), SqliteSpend(clock=lambda: now[0]))
+    key = "policy:p:day:order"
+    b.reserve("rb1", [key], 0.5, expires=now[0] + 60)
+    a.reserve("ra1", [key], 0.25, expires=now[0] + 60)
+    b.reserve("rb1", [key], 0.125, expires=now[0] + 60)  # narrowed on b: keeps its place before ra1
+    assert a.in_flight_many([key], asker="ra1") == {key: 0.125}
+    assert b.in_flight_many([key], asker="rb1") == {key: 0.0}
+    assert a.in_flight_many([key]) == {key: 0.375}  # no asker: everything in flight
+    raw = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    raw.zadd(state.PREFIX + "inflight:" + key, {"legacy|0.0625": now[0] + 60, "not|ours|x": now[0] + 60})
+    assert b.in_flight_many([key], asker="rb1") == {key: 0.0625}
+    a.release("ra1")
+    b.release("rb1")
+    assert a.in_flight_many([key]) == {key: 0.0625}

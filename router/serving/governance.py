@@ -63,22 +63,23 @@ class Governance:
         return h
 
     def caps(self, pool: Pool, client: str | None, now: float | None = None,
-             exclude: str | None = None) -> list[budgets.CapState]:
-        """Every cap of `pool` that concerns `client`: settled spend and what other requests hold in
-        flight (`exclude`: the asking request's own reservation)."""
+             asker: str | None = None) -> list[budgets.CapState]:
+        """Every cap of `pool` that concerns `client`: settled spend and what is held in flight.
+        `asker`: the request id asking; holds placed after its own (and its own) are not counted,
+        so requests racing for a cap's last dollars get them first come, first served."""
         now = self.clock() if now is None else now
         counters = budgets.cap_counters(pool.budgets, pool.policy, client, now)
         keys = [k for _, k, _ in counters]
         values = self.spend.get_many(keys)
-        flying = self.spend.in_flight_many(keys, exclude)
+        flying = self.spend.in_flight_many(keys, asker)
         return budgets.cap_states(counters, lambda k: values.get(k, 0.0), lambda k: flying.get(k, 0.0))
 
     def budget_plan(self, pool: Pool, client: str | None, slots: Sequence[Slot],
-                    exclude: str | None = None) -> budgets.BudgetPlan:
+                    asker: str | None = None) -> budgets.BudgetPlan:
         now = self.clock()
         if not pool.budgets:
             return budgets.BudgetPlan(now=now)
-        return budgets.apply_caps(self.caps(pool, client, now, exclude), slots, now)
+        return budgets.apply_caps(self.caps(pool, client, now, asker), slots, now)
 
     def reserve(self, pool: Pool, client: str | None, rid: str, usd: float, slot: str | None = None) -> None:
         """Hold a call's estimated cost on the counters it will add to, until `release(rid)` or the TTL."""
@@ -147,8 +148,9 @@ def gate(gov: Governance | None, pool: Pool, *, scan_messages: Any, pinned: Slot
 
     `reservation` (a request id) and `estimate(slot)` (its call's estimated USD there): on a pool
     with budgets, the dearest allowed slot's estimate is held in flight before the caps are read
-    (hold first, then read, so that two requests racing for the last dollars see each other); the
-    caller narrows it to the chosen slot and `settle` releases it. A refusal releases it here."""
+    (hold first, then read the holds placed before it: of two requests racing for a cap's last
+    dollars, the one placed first gets them and the other sees them taken); the caller narrows it to
+    the chosen slot, keeping its place, and `settle` releases it. A refusal releases it here."""
     cache = gov.scans if gov is not None else None
     res = sensitivity.scan(pool.sensitive, scan_messages, cache)
     if scan_fields:
@@ -213,7 +215,7 @@ def _gate(g: Gate, gov, pool: Pool, res, scan_messages, pinned, models, client, 
             gov.reserve(pool, client, reservation, max((estimate(s) for s in allowed), default=0.0) if estimate else 0.0,
                         slot=pinned.name if pinned is not None else None)
             g.reservation = reservation
-        bp = gov.budget_plan(pool, client, allowed, exclude=g.reservation)
+        bp = gov.budget_plan(pool, client, allowed, asker=g.reservation)
         g.budget = bp
         if bp.refused is not None:
             st = bp.refused
@@ -242,7 +244,7 @@ def hold(gov: Governance | None, pool: Pool, client: str | None, rid: str, slot:
     if gov is None or not pool.budgets:
         return False
     gov.reserve(pool, client, rid, usd, slot=slot.name)
-    bp = gov.budget_plan(pool, client, [slot], exclude=rid)
+    bp = gov.budget_plan(pool, client, [slot], asker=rid)
     why = (f"{bp.refused.rule.label()} ({bp.refused.spent_text()} spent)" if bp.refused is not None
            else bp.removed.get(slot.name))
     if why:

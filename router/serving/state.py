@@ -9,7 +9,10 @@ Two backends behind one interface:
 
 Both also hold in-flight reservations (router.routing.budgets): one row per (request, counter) in
 SQLite, one sorted-set member per request in Redis, scored by the time the reservation lapses, so
-that a replica that dies mid-call stops holding budget after the TTL instead of forever.
+that a replica that dies mid-call stops holding budget after the TTL instead of forever. Each
+request's hold has a place in line (a sequence number taken with its first hold, kept when it is
+narrowed or moved): a request counts only the holds placed before its own, so requests racing for
+a cap's last dollars are served first come, first served instead of all refusing one another.
 
 Why SQLite for spend and not a rebuild from the audit log: the audit log can be off, rotated or
 hashed-only, a rebuild reads the whole file at each start, and SQLite's atomic upsert lets two
@@ -41,6 +44,7 @@ BUDGET_DB_ENV = "ROUTER_BUDGET_DB"
 PREFIX = "router:"
 RETRY_S = 2.0
 SESSION_TTL_S = 24 * 3600
+_LAST = 2 ** 62  # a place after every hold: an asker without a hold counts them all
 
 
 def budget_db_path(audit_path: str | Path | None) -> str:
@@ -67,18 +71,25 @@ class SqliteSpend:
         self._db.execute("CREATE TABLE IF NOT EXISTS spend (key TEXT PRIMARY KEY, usd REAL NOT NULL, "
                          "expires REAL NOT NULL)")
         self._db.execute("CREATE TABLE IF NOT EXISTS inflight (rid TEXT NOT NULL, key TEXT NOT NULL, "
-                         "usd REAL NOT NULL, expires REAL NOT NULL, PRIMARY KEY (rid, key))")
+                         "usd REAL NOT NULL, expires REAL NOT NULL, seq INTEGER NOT NULL DEFAULT 0, "
+                         "PRIMARY KEY (rid, key))")
+        if "seq" not in {row[1] for row in self._db.execute("PRAGMA table_info(inflight)")}:
+            # A file from before placement order: its holds read as placed before every new one.
+            self._db.execute("ALTER TABLE inflight ADD COLUMN seq INTEGER NOT NULL DEFAULT 0")
         self._db.execute("DELETE FROM spend WHERE expires < ?", (self.clock(),))
         self._db.execute("DELETE FROM inflight WHERE expires < ?", (self.clock(),))
 
     def reserve(self, rid: str, keys: Sequence[str], usd: float, expires: float) -> None:
-        """Hold `usd` on `keys` for request `rid` until `expires` (replacing what it held before)."""
+        """Hold `usd` on `keys` for request `rid` until `expires`, replacing what it held before. The
+        first hold of a request takes the next place in line; a replacement keeps its place."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                row = self._db.execute("SELECT seq FROM inflight WHERE rid = ? LIMIT 1", (rid,)).fetchone()
+                seq = row[0] if row else self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM inflight").fetchone()[0]
                 self._db.execute("DELETE FROM inflight WHERE rid = ?", (rid,))
-                self._db.executemany("INSERT INTO inflight(rid, key, usd, expires) VALUES(?, ?, ?, ?)",
-                                     [(rid, k, float(usd), float(expires)) for k in keys])
+                self._db.executemany("INSERT INTO inflight(rid, key, usd, expires, seq) VALUES(?, ?, ?, ?, ?)",
+                                     [(rid, k, float(usd), float(expires), seq) for k in keys])
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -88,15 +99,18 @@ class SqliteSpend:
         with self._lock:
             self._db.execute("DELETE FROM inflight WHERE rid = ?", (rid,))
 
-    def in_flight_many(self, keys: Sequence[str], exclude: str | None = None) -> dict[str, float]:
-        """What other requests' unfinished calls hold on each key (`exclude`: the asking request)."""
+    def in_flight_many(self, keys: Sequence[str], asker: str | None = None) -> dict[str, float]:
+        """What unfinished calls hold on each key. `asker`: the request asking, whose own hold and
+        every hold placed after it are left out, so of two requests racing for a cap's last dollars
+        the first one placed sees them free and the second sees them taken."""
         out = {k: 0.0 for k in keys}
         if not keys:
             return out
         with self._lock:
             rows = self._db.execute(
                 f"SELECT key, SUM(usd) FROM inflight WHERE key IN ({','.join('?' * len(keys))}) AND expires >= ? "
-                "AND rid != ? GROUP BY key", [*keys, self.clock(), exclude or ""]).fetchall()
+                "AND rid != ? AND seq < COALESCE((SELECT MIN(seq) FROM inflight WHERE rid = ?), ?) GROUP BY key",
+                [*keys, self.clock(), asker or "", asker or "", _LAST]).fetchall()
         out.update({k: float(v) for k, v in rows})
         return out
 
@@ -192,6 +206,47 @@ def _safe_url(url: str) -> str:
     return url
 
 
+SEQ_KEY = PREFIX + "inflight:seq"
+
+# One request's hold, atomically: drop its old member, take a place in line (INCR) unless it has one,
+# add the new member to each counter's sorted set. Atomic, because a place taken before the hold is
+# visible would let a later request read the counters without it and both pass.
+_RESERVE_LUA = """
+local n_old = tonumber(ARGV[6])
+for i = 2, 1 + n_old do redis.call('ZREM', KEYS[i], ARGV[7]) end
+local seq = ARGV[8]
+if seq == '' then seq = tostring(redis.call('INCR', KEYS[1])) end
+local member = ARGV[1] .. '|' .. seq .. '|' .. ARGV[2]
+for i = 2 + n_old, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[4])
+  redis.call('ZADD', KEYS[i], ARGV[3], member)
+  redis.call('EXPIREAT', KEYS[i], ARGV[5])
+end
+return seq
+"""
+
+
+def _reserve(client, keys, args):
+    return client.eval(_RESERVE_LUA, len(keys), *keys, *args)
+
+
+def _member(rid: str, seq, usd: float) -> str:
+    return f"{rid}|{int(seq)}|{float(usd)!r}"
+
+
+def _parse_member(m: str) -> tuple[str, int, float] | None:
+    """(request id, place in line, USD) of a sorted-set member; a member from before placement order
+    (`rid|usd`) reads as placed before all; anything else is not ours and never breaks the gate."""
+    head, _, usd = m.rpartition("|")
+    rid, sep, seq = head.rpartition("|")
+    if not sep or not seq.isdigit():
+        rid, seq = head, "0"
+    try:
+        return rid, int(seq), float(usd)
+    except ValueError:
+        return None
+
+
 class RedisSpend:
     """Spend in Redis (the truth for every replica), with a local fallback while Redis is away."""
 
@@ -201,7 +256,8 @@ class RedisSpend:
         self._lock = threading.Lock()
         self._seen: dict[str, float] = {}  # last value read from Redis
         self._pending: dict[str, tuple[float, float]] = {}  # key -> (usd not yet in Redis, expiry)
-        self._held: dict[str, tuple[tuple[str, ...], str]] = {}  # rid -> (keys, sorted-set member) in Redis
+        # rid -> (keys, its sorted-set member in Redis, its place in line); None: Redis never got it
+        self._held: dict[str, tuple[tuple[str, ...], str | None, int | None]] = {}
         link.on_up.append(self._flush)
 
     @staticmethod
@@ -210,33 +266,27 @@ class RedisSpend:
 
     def reserve(self, rid: str, keys: Sequence[str], usd: float, expires: float) -> None:
         self.local.reserve(rid, keys, usd, expires)  # this replica's view while Redis is away
-        member = f"{rid}|{float(usd)!r}"
         with self._lock:
             before = self._held.get(rid)
-            self._held[rid] = (tuple(keys), member)
-        now = self.local.clock()
-
-        def put(c):
-            p = c.pipeline(transaction=True)
-            if before is not None:
-                for k in before[0]:
-                    p.zrem(self._zkey(k), before[1])
-            for k in keys:
-                p.zremrangebyscore(self._zkey(k), "-inf", now)  # lapsed: a replica died mid-call
-                p.zadd(self._zkey(k), {member: float(expires)})
-                p.expireat(self._zkey(k), int(expires) + 1)
-            return p.execute()
-
+            self._held[rid] = (tuple(keys), None, None)  # what release drops if Redis never got it
+        old_keys, old_member, seq = before if before is not None else ((), None, None)
+        zkeys = [self._zkey(k) for k in keys]
+        args = [rid, repr(float(usd)), float(expires), self.local.clock(), int(expires) + 1,
+                len(old_keys) if old_member else 0, old_member or "", "" if seq is None else seq]
         try:
-            self.link.call(put)
+            seq = self.link.call(lambda c: _reserve(c, [SEQ_KEY, *(self._zkey(k) for k in old_keys if old_member),
+                                                       *zkeys], args))
         except ConnectionError:
-            pass
+            return
+        with self._lock:
+            if rid in self._held:  # not released meanwhile
+                self._held[rid] = (tuple(keys), _member(rid, seq, usd), int(seq))
 
     def release(self, rid: str) -> None:
         self.local.release(rid)
         with self._lock:
             held = self._held.pop(rid, None)
-        if held is None:
+        if held is None or held[1] is None:
             return
 
         def drop(c):
@@ -250,7 +300,7 @@ class RedisSpend:
         except ConnectionError:
             pass  # lapses by its score; until then other replicas count it, which errs on the safe side
 
-    def in_flight_many(self, keys: Sequence[str], exclude: str | None = None) -> dict[str, float]:
+    def in_flight_many(self, keys: Sequence[str], asker: str | None = None) -> dict[str, float]:
         if not keys:
             return {}
         now = self.local.clock()
@@ -264,17 +314,17 @@ class RedisSpend:
         try:
             found = self.link.call(read)
         except ConnectionError:
-            return self.local.in_flight_many(keys, exclude)
+            return self.local.in_flight_many(keys, asker)
+        with self._lock:
+            held = self._held.get(asker) if asker else None
+        place = held[2] if held is not None and held[2] is not None else _LAST
         out = {}
         for k, members in zip(keys, found):
             total = 0.0
             for m in members:
-                rid, _, usd = m.rpartition("|")
-                if rid != exclude:
-                    try:
-                        total += float(usd)
-                    except ValueError:
-                        continue  # not one of ours: never let a stray member break the gate
+                parsed = _parse_member(m)
+                if parsed is not None and parsed[0] != asker and parsed[1] < place:
+                    total += parsed[2]
             out[k] = total
         return out
 
