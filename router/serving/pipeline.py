@@ -29,7 +29,7 @@ from router.serving.batching import ScoreBatcher
 from router.serving.sessions import SessionStore, sticky_choice
 from router.upstream.backends import Attempt, Backend
 from router.upstream.deadline import DEFAULT_DEADLINE_S, Deadline
-from router.upstream.failover import chat_with_failover, failover_plan
+from router.upstream.failover import SlotSkipped, chat_with_failover, failover_plan
 
 
 @dataclass
@@ -204,16 +204,26 @@ def held_cost(score: ModelScore, max_output: int | None) -> float:
 
 def hold_mover(state: ProxyState, d: Decision):
     """before_try(slot) for the failover loops: a request that fails over moves its budget hold to
-    the slot it calls next (a dearer fallback is counted as dear while it runs). None: nothing held."""
+    the slot it calls next (a dearer fallback is counted as dear while it runs), and reads the caps
+    again for it: a hard cap or that slot's cap reached since routing skips it (SlotSkipped). The
+    hold keeps its place in line, so requests placed after this one do not count against it.
+    None: nothing held."""
     if d.gate is None or d.gate.reservation is None or d.result is None or not d.plan:
         return None
+    gov, rid = state.governance, d.gate.reservation
     held = {"slot": d.plan[0].name}
 
     def move(slot: Slot) -> None:
-        if slot.name != held["slot"]:
-            state.governance.reserve(d.pool, d.budget_client, d.gate.reservation,
-                                     held_cost(d.result.score(slot.name), d.max_output), slot=slot.name)
-            held["slot"] = slot.name
+        if slot.name == held["slot"]:
+            return
+        gov.reserve(d.pool, d.budget_client, rid, held_cost(d.result.score(slot.name), d.max_output), slot=slot.name)
+        held["slot"] = slot.name
+        bp = gov.budget_plan(d.pool, d.budget_client, [slot], asker=rid)
+        if bp.refused is not None:
+            raise SlotSkipped(f"budget cap {bp.refused.rule.label()} reached since routing "
+                              f"({bp.refused.spent_text()} spent)")
+        if slot.name in bp.removed:
+            raise SlotSkipped(f"{bp.removed[slot.name]}, since routing")
 
     return move
 

@@ -45,6 +45,7 @@ from router.upstream.failover import (
     chat_with_failover,
     final_error,
     open_stream_with_failover,
+    ready_to_try,
 )
 
 OPENAI_NAMES = re.compile(r"^(gpt-|o[1-9]|codex|chatgpt-|computer-use)", re.IGNORECASE)
@@ -135,8 +136,8 @@ async def _create(state: ProxyState, d: Decision, body: dict, messages: list[dic
     for slot in d.plan:
         if d.deadline.expired:
             break
-        if move_hold is not None:
-            move_hold(slot)
+        if not ready_to_try(slot, move_hold, attempts, errors):
+            continue
         try:
             if _speaks_responses(slot, body):
                 out, tries = await responses_backend.create(state.backend, slot, _passthrough_body(body),

@@ -23,6 +23,29 @@ CLIENT_ERROR_STATUSES = {400, 413, 422}
 BeforeTry = Callable[[Slot], None]
 
 
+class SlotSkipped(UpstreamError):
+    """Raised by `before_try` for a slot that must not be called now (a budget cap reached since
+    routing): the slot is recorded as not tried, with this message, and the plan goes on."""
+
+
+def _skipped(slot: Slot, exc: SlotSkipped) -> Attempt:
+    return Attempt(slot.name, slot.model, None, 0.0, f"not tried: {exc}")
+
+
+def ready_to_try(slot: Slot, before_try: BeforeTry | None, attempts: list[Attempt],
+                 errors: list[UpstreamError]) -> bool:
+    """Run `before_try(slot)`; False (the skip recorded in `attempts` and `errors`) for a skipped slot."""
+    if before_try is None:
+        return True
+    try:
+        before_try(slot)
+    except SlotSkipped as exc:
+        attempts.append(_skipped(slot, exc))
+        errors.append(exc)
+        return False
+    return True
+
+
 def failover_plan(result: RoutingResult, first: str, pool: Pool) -> list[Slot]:
     order = [first]
     names = pool.names
@@ -63,14 +86,15 @@ def final_error(errors: list[UpstreamError], attempts: list[Attempt],
 async def chat_with_failover(backend: Backend, plan: list[Slot], messages: list[dict],
                              deadline: Deadline | None = None, before_try: BeforeTry | None = None,
                              **params: Any) -> tuple[Slot, ChatResult, list[Attempt]]:
-    """`before_try(slot)`: called before each slot is tried (the proxy moves its budget hold)."""
+    """`before_try(slot)`: called before each slot is tried (the proxy moves its budget hold, and
+    raises SlotSkipped for a slot a cap now forbids)."""
     attempts: list[Attempt] = []
     errors: list[UpstreamError] = []
     for slot in plan:
         if deadline is not None and deadline.expired:
             break
-        if before_try is not None:
-            before_try(slot)
+        if not ready_to_try(slot, before_try, attempts, errors):
+            continue
         try:
             res = await backend.chat(slot, messages, deadline=deadline, **params)
         except MissingKeyError as exc:
@@ -123,8 +147,8 @@ async def open_stream_with_failover(backend: Backend, plan: list[Slot], messages
     for slot in plan:
         if deadline is not None and deadline.expired:
             break
-        if before_try is not None:
-            before_try(slot)
+        if not ready_to_try(slot, before_try, attempts, errors):
+            continue
         # The backend appends every try to `attempts`, including the closing one of a stream that
         # is still running when this returns.
         agen = opener(slot, attempts) if opener is not None else None
