@@ -441,6 +441,26 @@ def test_racing_for_the_last_dollars_the_first_placed_gets_them(stubs, tmp_path)
     two.spend.close()
 
 
+def test_concurrent_holds_on_one_file_each_count_exactly_those_placed_before(tmp_path):
+    """16 threads on two connections to one spend file each hold $1 and then read: the i-th placed
+    counts exactly i dollars, so the counts are 0..15, each once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from router.serving.state import SqliteSpend
+
+    stores = [SqliteSpend(str(tmp_path / "shared.sqlite"), clock=Clock(1000.0)) for _ in range(2)]
+
+    def hold_then_read(i: int) -> float:
+        stores[i % 2].reserve(f"c{i}", ["a"], 1.0, expires=2000)
+        return stores[i % 2].in_flight_many(["a"], asker=f"c{i}")["a"]
+
+    with ThreadPoolExecutor(16) as pool:
+        seen = list(pool.map(hold_then_read, range(16)))
+    assert sorted(seen) == [float(i) for i in range(16)], seen
+    for s in stores:
+        s.close()
+
+
 def test_in_flight_counts_toward_hard_and_soft_caps():
     rules = [B.BudgetRule(scope="policy", period="day", usd=1.0)]
     spent = {"policy:p:day:2026-12-31": 0.6}

@@ -222,3 +222,25 @@ def test_redis_holds_keep_their_place_in_line_across_replicas(redis_server, monk
     a.release("ra1")
     b.release("rb1")
     assert a.in_flight_many([key]) == {key: 0.0625}
+
+
+def test_concurrent_holds_on_two_replicas_each_count_exactly_those_placed_before(redis_server, monkeypatch):
+    """16 threads on two replicas each hold $1 and then read: with places taken atomically with the
+    holds, the i-th placed counts exactly i dollars, so the counts are 0..15, each once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import router.serving.state as state
+
+    monkeypatch.setattr(state, "RETRY_S", 0.0)
+    replicas = [RedisSpend(RedisLink(redis_server.url), SqliteSpend()) for _ in range(2)]
+    key = "policy:p:day:concurrent"
+    expires = time.time() + 60
+
+    def hold_then_read(i: int) -> float:
+        spend = replicas[i % 2]
+        spend.reserve(f"c{i}", [key], 1.0, expires=expires)
+        return spend.in_flight_many([key], asker=f"c{i}")[key]
+
+    with ThreadPoolExecutor(16) as pool:
+        seen = list(pool.map(hold_then_read, range(16)))
+    assert sorted(seen) == [float(i) for i in range(16)], seen
