@@ -22,7 +22,8 @@ def create_app(config: str | None = None, registry=None):
     from router.ui.access import ui_access
     from router.ui.layout import build_ui
 
-    registry = registry or RouterRegistry.from_paths(default_path=config or os.environ.get("ROUTER_CONFIG"))
+    # A registry built here serves people: warmed, so the first query shows routing's usual cost.
+    registry = registry or RouterRegistry.from_paths(default_path=config or os.environ.get("ROUTER_CONFIG")).warm()
     api = create_api(registry)
     # The UI follows the API's access rules: with ROUTER_API_KEYS or ROUTER_UI_AUTH set, Gradio's login
     # guards the page and every /gradio_api/* call (see router/ui/access.py, docs/hardening.md).

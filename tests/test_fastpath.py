@@ -324,6 +324,27 @@ def test_router_and_batcher_use_the_cache_and_report_it(minilm, monkeypatch):
         minilm_router(enc)
 
 
+def test_warming_a_router_routes_once_outside_the_cache_and_changes_no_decision(minilm, monkeypatch):
+    """Servers warm their routers before the first request (PrefillRouter.warm): one encoder pass
+    and one decision, with nothing left in the embedding cache or its hit/miss counts."""
+    from router.model import embed_cache
+
+    monkeypatch.setattr(embed_cache, "_CACHES", {})
+    monkeypatch.setenv("ROUTER_EMBED_CACHE", "64")
+    enc = CountingEncoder(minilm)
+    cold = minilm_router(enc)
+    before = cold.route("What is the capital of France?", tolerance=0.1)
+    monkeypatch.setattr(embed_cache, "_CACHES", {})
+    router = minilm_router(enc)
+    enc.encoded = 0
+    router.warm()
+    assert enc.encoded == 1
+    s = embed_cache.stats()
+    assert s["caches"] == 1 and s["entries"] == s["hits"] == s["misses"] == 0
+    after = router.route("What is the capital of France?", tolerance=0.1)
+    assert enc.encoded == 2 and after.probabilities == before.probabilities and after.chosen == before.chosen
+
+
 # ---- cold start ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

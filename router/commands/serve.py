@@ -49,7 +49,7 @@ def run(args) -> int:
 
         AuditLog(args.audit_log)  # a bad path fails now, before the model loads
     configs = args.config or []
-    registry = RouterRegistry.from_paths(configs or None, default_path=configs[0] if configs else None)
+    registry = RouterRegistry.from_paths(configs or None, default_path=configs[0] if configs else None).warm()
     cors = comma_list(args.cors_origins or "") or None
     app = create_api(registry, audit_log=args.audit_log, retries=args.retries, timeout=args.timeout,
                      cors_origins=cors, deadline=args.deadline, max_body=args.max_body)

@@ -36,6 +36,12 @@ class RouterRegistry:
         routers = [PrefillRouter(load_pool(p)) for p in ordered]
         return cls(routers, default=routers[0].pool.policy)
 
+    def warm(self) -> RouterRegistry:
+        """Warm every router (PrefillRouter.warm): for servers, before their first request."""
+        for r in self._routers.values():
+            r.warm()
+        return self
+
     @property
     def policies(self) -> list[str]:
         return list(self._routers)
