@@ -461,6 +461,18 @@ def test_concurrent_holds_on_one_file_each_count_exactly_those_placed_before(tmp
         s.close()
 
 
+def test_the_budget_benchmark_leaves_only_the_other_requests_holds(tmp_path):
+    from benchmarks.bench_budgets import GATE_KEYS, time_store
+    from router.serving.state import SqliteSpend
+
+    store = SqliteSpend(str(tmp_path / "bench.sqlite"))
+    r = time_store(store, requests=5, others=3)
+    assert 0 < r["p50_ms"] <= r["p90_ms"]
+    assert store.in_flight_many(GATE_KEYS) == {k: pytest.approx(0.03) for k in GATE_KEYS}
+    assert store.get_many(GATE_KEYS)[GATE_KEYS[0]] == pytest.approx(55 * 0.011)  # 50 warm-up + 5 timed
+    store.close()
+
+
 def test_in_flight_counts_toward_hard_and_soft_caps():
     rules = [B.BudgetRule(scope="policy", period="day", usd=1.0)]
     spent = {"policy:p:day:2026-12-31": 0.6}
