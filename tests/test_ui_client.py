@@ -103,6 +103,9 @@ def test_unknown_query_errors_are_readable(app_url):
 
 def test_sweep_samples_and_upload(app_url, tmp_path):
     c = _client(app_url)
+    params = c.view_api(print_info=False, return_format="dict")["named_endpoints"]["/sweep"]["parameters"]
+    assert all(p["parameter_has_default"] for p in params), params  # the upload too: without it, the samples
+    assert "11 tolerances" in c.predict(policy="default", enabled=ALL, api_name="/sweep")[0]
     out = c.predict("default", ALL, None, 0.0, 0.5, 0.05, api_name="/sweep")
     summary, _mix, _curve, table = out
     assert "× 11 tolerances" in summary and len(table["data"]) == 11

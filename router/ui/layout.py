@@ -265,7 +265,9 @@ def _wire(registry: RouterRegistry, w, samples, governance=None, audit=None, acc
         html, dist, audit = _session_outputs(session, _router(registry, session, policy).pool)
         return session, html, html, dist, audit
 
-    def on_sweep(session, policy, enabled, upload, start, stop, step, progress=gr.Progress(track_tqdm=True)):
+    # upload=None: the API lists the upload as optional (Gradio reads the default), as it is on the page.
+    def on_sweep(session, policy, enabled, upload=None, start=0.0, stop=0.5, step=0.05,
+                 progress=gr.Progress(track_tqdm=True)):
         router = _router(registry, session, policy)
         texts = (_call(read_upload, playground.load_questions, upload) if upload
                  else [s["question"] for s in samples])
