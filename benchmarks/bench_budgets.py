@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -49,14 +48,6 @@ def time_store(store, requests: int, others: int) -> dict:
     return {"p50_ms": statistics.median(ms), "p90_ms": ms[int(0.9 * len(ms))]}
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> int:
     from router.serving.state import RedisLink, RedisSpend, SqliteSpend
 
@@ -72,24 +63,14 @@ def main() -> int:
         rows["sqlite, file (WAL)"] = time_store(store, a.requests, a.others)
         store.close()
     if not a.no_redis and shutil.which("redis-server"):
-        import redis
+        from tests.serving import RedisServer
 
-        port = free_port()
-        proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = RedisServer().start()
         try:
-            url = f"redis://127.0.0.1:{port}/0"
-            for _ in range(200):
-                try:
-                    redis.Redis.from_url(url).ping()
-                    break
-                except redis.ConnectionError:
-                    time.sleep(0.05)
-            rows["redis (+ its local SQLite mirror)"] = time_store(RedisSpend(RedisLink(url), SqliteSpend()),
+            rows["redis (+ its local SQLite mirror)"] = time_store(RedisSpend(RedisLink(server.url), SqliteSpend()),
                                                                    a.requests, a.others)
         finally:
-            proc.terminate()
-            proc.wait(10)
+            server.stop()
     print(f"{a.requests} requests, {a.others} other holds in flight; per request: hold, read, narrow, settle, release")
     for name, r in rows.items():
         print(f"  {name:<36} p50 {r['p50_ms']:.3f} ms   p90 {r['p90_ms']:.3f} ms")

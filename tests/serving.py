@@ -1,8 +1,9 @@
-"""Run an ASGI app with uvicorn in a background thread on a free 127.0.0.1 port."""
+"""Run an ASGI app with uvicorn in a background thread on a free 127.0.0.1 port; a redis-server likewise."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 
@@ -65,3 +66,36 @@ def wait_http(url: str, proc, timeout: float = 180.0, logs=lambda: "") -> None:
             pass  # not listening yet: poll again; the deadline below turns a server that never comes up into a failure
         time.sleep(0.3)
     raise AssertionError(f"{url} not up after {timeout} s:\n{logs()}")
+
+
+class RedisServer:
+    """A real redis-server on 127.0.0.1 (no persistence), started and stopped by the caller."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        deadline = time.time() + 10
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_timeout=0.5).ping()
+                return self
+            except redis.ConnectionError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None

@@ -15,44 +15,13 @@ import pytest
 from router.serving.state import RedisLink, RedisSpend, SqliteSpend
 
 from .governance_env import CLOUD_KEY_ENV, LOCAL, POLICY, SLOTS, SSN, dest, write_pool
-from .serving import free_port, wait_http
+from .serving import RedisServer, free_port, wait_http
 from .upstream_stub import UpstreamStub
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USAGE = {"prompt_tokens": 1000, "completion_tokens": 1000, "total_tokens": 2000}  # $0.002 on cloud-mid
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
-
-
-class RedisServer:
-    def __init__(self, port: int | None = None):
-        self.port = port or free_port()
-        self.proc = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        import redis
-
-        deadline = time.time() + 10
-        while True:
-            try:
-                redis.Redis(port=self.port, socket_timeout=0.5).ping()
-                return self
-            except redis.ConnectionError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
 
 
 @pytest.fixture
