@@ -222,16 +222,8 @@ for i = 2 + n_old, #KEYS do
   redis.call('ZADD', KEYS[i], ARGV[3], member)
   redis.call('EXPIREAT', KEYS[i], ARGV[5])
 end
-return seq
+return member
 """
-
-
-def _reserve(client, keys, args):
-    return client.eval(_RESERVE_LUA, len(keys), *keys, *args)
-
-
-def _member(rid: str, seq, usd: float) -> str:
-    return f"{rid}|{int(seq)}|{float(usd)!r}"
 
 
 def _parse_member(m: str) -> tuple[str, int, float] | None:
@@ -267,20 +259,19 @@ class RedisSpend:
     def reserve(self, rid: str, keys: Sequence[str], usd: float, expires: float) -> None:
         self.local.reserve(rid, keys, usd, expires)  # this replica's view while Redis is away
         with self._lock:
-            before = self._held.get(rid)
-            self._held[rid] = (tuple(keys), None, None)  # what release drops if Redis never got it
-        old_keys, old_member, seq = before if before is not None else ((), None, None)
-        zkeys = [self._zkey(k) for k in keys]
+            before = self._held.get(rid) or ((), None, None)
+        old_keys, old_member, seq = before
+        zkeys = [self._zkey(k) for k in (*(old_keys if old_member else ()), *keys)]
         args = [rid, repr(float(usd)), float(expires), self.local.clock(), int(expires) + 1,
                 len(old_keys) if old_member else 0, old_member or "", "" if seq is None else seq]
         try:
-            seq = self.link.call(lambda c: _reserve(c, [SEQ_KEY, *(self._zkey(k) for k in old_keys if old_member),
-                                                       *zkeys], args))
+            member = self.link.call(lambda c: c.eval(_RESERVE_LUA, 1 + len(zkeys), SEQ_KEY, *zkeys, *args))
         except ConnectionError:
-            return
+            held = before if old_member else (tuple(keys), None, None)  # what Redis still holds, for release
+        else:
+            held = (tuple(keys), member, _parse_member(member)[1])
         with self._lock:
-            if rid in self._held:  # not released meanwhile
-                self._held[rid] = (tuple(keys), _member(rid, seq, usd), int(seq))
+            self._held[rid] = held
 
     def release(self, rid: str) -> None:
         self.local.release(rid)
