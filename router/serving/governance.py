@@ -237,16 +237,24 @@ def _gate(g: Gate, gov, pool: Pool, res, scan_messages, pinned, models, client, 
     return g
 
 
+def hold_on(gov: Governance, pool: Pool, client: str | None, rid: str, slot: Slot,
+            usd: float) -> tuple[budgets.BudgetPlan, str | None]:
+    """Hold (or move) request `rid`'s estimate on `slot`, then read the caps again for that slot: the
+    plan and why a hard cap or the slot's own cap forbids the call now (None: it may go)."""
+    gov.reserve(pool, client, rid, usd, slot=slot.name)
+    bp = gov.budget_plan(pool, client, [slot], asker=rid)
+    why = (f"{bp.refused.rule.label()} ({bp.refused.spent_text()} spent)" if bp.refused is not None
+           else bp.removed.get(slot.name))
+    return bp, why
+
+
 def hold(gov: Governance | None, pool: Pool, client: str | None, rid: str, slot: Slot, usd: float) -> bool:
     """Reserve one call on `slot` that was decided earlier (the playground sends a decision minutes
     after routing it): the caps are read again, with what is in flight, and a cap reached since
     refuses the call (429) and releases the hold. True when something is held (`settle` releases it)."""
     if gov is None or not pool.budgets:
         return False
-    gov.reserve(pool, client, rid, usd, slot=slot.name)
-    bp = gov.budget_plan(pool, client, [slot], asker=rid)
-    why = (f"{bp.refused.rule.label()} ({bp.refused.spent_text()} spent)" if bp.refused is not None
-           else bp.removed.get(slot.name))
+    bp, why = hold_on(gov, pool, client, rid, slot, usd)
     if why:
         gov.release(rid)
         wait = bp.retry_after_s or bp.first_reset_s

@@ -210,20 +210,16 @@ def hold_mover(state: ProxyState, d: Decision):
     None: nothing held."""
     if d.gate is None or d.gate.reservation is None or d.result is None or not d.plan:
         return None
-    gov, rid = state.governance, d.gate.reservation
     held = {"slot": d.plan[0].name}
 
     def move(slot: Slot) -> None:
         if slot.name == held["slot"]:
             return
-        gov.reserve(d.pool, d.budget_client, rid, held_cost(d.result.score(slot.name), d.max_output), slot=slot.name)
+        _, why = gov_hooks.hold_on(state.governance, d.pool, d.budget_client, d.gate.reservation, slot,
+                                   held_cost(d.result.score(slot.name), d.max_output))
         held["slot"] = slot.name
-        bp = gov.budget_plan(d.pool, d.budget_client, [slot], asker=rid)
-        if bp.refused is not None:
-            raise SlotSkipped(f"budget cap {bp.refused.rule.label()} reached since routing "
-                              f"({bp.refused.spent_text()} spent)")
-        if slot.name in bp.removed:
-            raise SlotSkipped(f"{bp.removed[slot.name]}, since routing")
+        if why:
+            raise SlotSkipped(f"budget cap reached since routing: {why}")
 
     return move
 

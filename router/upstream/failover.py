@@ -28,10 +28,6 @@ class SlotSkipped(UpstreamError):
     routing): the slot is recorded as not tried, with this message, and the plan goes on."""
 
 
-def _skipped(slot: Slot, exc: SlotSkipped) -> Attempt:
-    return Attempt(slot.name, slot.model, None, 0.0, f"not tried: {exc}")
-
-
 def ready_to_try(slot: Slot, before_try: BeforeTry | None, attempts: list[Attempt],
                  errors: list[UpstreamError]) -> bool:
     """Run `before_try(slot)`; False (the skip recorded in `attempts` and `errors`) for a skipped slot."""
@@ -40,7 +36,7 @@ def ready_to_try(slot: Slot, before_try: BeforeTry | None, attempts: list[Attemp
     try:
         before_try(slot)
     except SlotSkipped as exc:
-        attempts.append(_skipped(slot, exc))
+        attempts.append(Attempt(slot.name, slot.model, None, 0.0, f"not tried: {exc}"))
         errors.append(exc)
         return False
     return True
