@@ -201,12 +201,13 @@ class PrefillRouter:
     def score(self, query_or_messages: Any) -> Scores:
         return self.score_texts([self.query_text(query_or_messages)])[0]
 
-    def score_texts(self, texts: Sequence[str]) -> list[Scores]:
-        """One encoder forward for already-validated texts; each Scores carries the batch's timings."""
+    def score_texts(self, texts: Sequence[str], cached: bool = True) -> list[Scores]:
+        """One encoder forward for already-validated texts; each Scores carries the batch's timings.
+        `cached`: through this process's embedding cache (off: neither read nor filled nor counted)."""
         t0 = time.perf_counter()
         from router.model.embed_cache import encode_cached
 
-        X, counts = encode_cached(self.encoder, texts, self._cache)
+        X, counts = encode_cached(self.encoder, texts, self._cache if cached else None)
         t1 = time.perf_counter()
         with blas_one_thread():
             P = self.checkpoint.head.predict(X)[:, self._cols].astype(float)
@@ -221,14 +222,7 @@ class PrefillRouter:
         threadpoolctl's scan of the loaded BLAS libraries, the first pass over the head's stored
         rows. Measured on 2 cores (default pool): the first route after load took 15-21 ms, its head
         6-9 ms; after this 11-13 ms and 1 ms."""
-        from router.model.embed_cache import encode_cached
-
-        X, counts = encode_cached(self.encoder, [text], None)
-        with blas_one_thread():
-            P = self.checkpoint.head.predict(X)[:, self._cols].astype(float)
-        outs = self.predicted_output_tokens([text])
-        self.decide_checked(Scores(P[0], int(counts[0]), 0.0, 0.0, None if outs is None else outs[0]),
-                            self.check_args())
+        self.decide_checked(self.score_texts([text], cached=False)[0], self.check_args())
 
     def predicted_output_tokens(self, texts: Sequence[str]) -> np.ndarray | None:
         """[texts, slots] expected output tokens, per query where the pool predicts them (else None)."""
