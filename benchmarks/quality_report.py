@@ -408,7 +408,7 @@ def main() -> int:
             results["sets"].update(r["sets"])
             if r.get("crosslingual"):
                 results["crosslingual"] = r["crosslingual"]
-            results.setdefault("machine_start", r.get("machine_start"))  # the earliest run's start, the last one's end
+            results["machine_start"] = results.get("machine_start") or r.get("machine_start")  # the first recorded start
             for key in ("machine_end", "timing_note"):
                 results[key] = r.get(key) or results.get(key)
         results.update(studies(args))
